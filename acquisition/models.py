@@ -1,0 +1,77 @@
+"""Images of galaxies (from SDSS, synthetic renders or uploads) and the jobs that fetch them."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from labeling.models import Galaxy
+
+
+def image_upload_to(instance: "GalaxyImage", filename: str) -> str:
+    # Shard by PGC so no folder holds a million files.
+    pgc = instance.galaxy.pgc
+    return f"images/{pgc % 1000:03d}/{pgc}/{filename}"
+
+
+class GalaxyImage(models.Model):
+    class Band(models.TextChoices):
+        COLOR = "color", "gri colour composite"
+        G = "g", "g band"
+        R = "r", "r band"
+        I = "i", "i band"  # noqa: E741
+        GRI = "gri", "g, r and i bands in one file"
+
+    class Format(models.TextChoices):
+        JPEG = "jpeg", "JPEG"
+        PNG = "png", "PNG"
+        FITS = "fits", "FITS"
+
+    galaxy = models.ForeignKey(Galaxy, on_delete=models.CASCADE, related_name="images")
+    band = models.CharField(max_length=8, choices=Band.choices)
+    format = models.CharField(max_length=8, choices=Format.choices)
+    file = models.FileField(upload_to=image_upload_to, max_length=255)
+    source = models.CharField(max_length=16, choices=Galaxy.Source.choices)
+    pixel_scale = models.FloatField("arcsec/pixel", null=True, blank=True)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    checksum = models.CharField(max_length=64, help_text="SHA-256 of the stored bytes.")
+    acquired_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["galaxy", "band", "format"], name="one_image_per_galaxy_band_format"),
+            models.CheckConstraint(condition=Q(width__gt=0) & Q(height__gt=0), name="image_size_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.galaxy} {self.band} {self.format}"
+
+
+class AcquisitionJob(models.Model):
+    """A batch of galaxies whose images are being fetched; progress is shown in the admin."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    description = models.CharField(max_length=255, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Acquisition job {self.pk} ({self.status})"
+
+    @property
+    def progress(self) -> float:
+        return (self.succeeded + self.failed) / self.total if self.total else 0.0

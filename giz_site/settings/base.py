@@ -1,0 +1,225 @@
+"""Settings shared by every environment, read from environment variables (see docs/CONFIGURATION.md)."""
+
+from pathlib import Path
+
+from giz_site.env import (
+    env_bool,
+    env_database,
+    env_float,
+    env_int,
+    env_list,
+    env_secret,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+# The data folder is the design's "shared storage": database, media (images, model files), broker, logs.
+DATA_DIR = Path(env_str("GIZ_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+
+# ------------------------------------------------------------------------------ Django core
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = env_secret("DJANGO_SECRET_KEY", fallback_file=DATA_DIR / "secret_key")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_celery_beat",
+    "corsheaders",
+    "giz_site.apps.SiteConfig",
+    "labeling",
+    "inference",
+    "acquisition",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "giz_site.urls"
+WSGI_APPLICATION = "giz_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# ------------------------------------------------------------------------------ Database
+# SQLite in the data folder needs no server; DATABASE_URL=postgres://... for real deployments.
+DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{DATA_DIR / 'giz.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web server, worker and beat share one file: wait for locks and take them up front.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# ------------------------------------------------------------------------------ Auth
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# ------------------------------------------------------------------------------ E-mail
+# Console by default so password resets and alarm mails are visible without a mail server.
+EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("DJANGO_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("DJANGO_EMAIL_PORT", 25, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "Galaxy Inclination Zoo <noreply@localhost>")
+
+# ------------------------------------------------------------------------------ Static and media storage
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_URL = "media/"
+MEDIA_ROOT = DATA_DIR / "media"
+GIZ_STORAGE_BACKEND = env_str("GIZ_STORAGE_BACKEND", "local")
+if GIZ_STORAGE_BACKEND == "local":
+    _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+elif GIZ_STORAGE_BACKEND == "s3":
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("GIZ_S3_BUCKET"),
+            "endpoint_url": env_str("GIZ_S3_ENDPOINT_URL", "") or None,
+            "region_name": env_str("GIZ_S3_REGION", "") or None,
+            "file_overwrite": False,
+        },
+    }
+else:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"GIZ_STORAGE_BACKEND={GIZ_STORAGE_BACKEND!r}: use 'local' or 's3'.")
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("GIZ_UPLOAD_MAX_BYTES", 20 * 2**20, minimum=1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+
+# ------------------------------------------------------------------------------ Celery
+# The filesystem transport keeps the embedded default server-free; redis:// or amqp:// in production.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS = {}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = DATA_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or None
+CELERY_TASK_IGNORE_RESULT = CELERY_RESULT_BACKEND is None
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_ACKS_LATE = True  # a killed worker's task goes back to the queue
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Backstops: beat copies these into django-celery-beat's tables, where staff can edit them.
+CELERY_BEAT_SCHEDULE = {
+    "worker-heartbeat": {"task": "giz_site.tasks.worker_heartbeat", "schedule": 60.0},
+}
+
+# ------------------------------------------------------------------------------ REST framework
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "giz_site.exceptions.api_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_str("GIZ_THROTTLE_ANON", "60/min"),
+        "user": env_str("GIZ_THROTTLE_USER", "600/min"),
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Galaxy Inclination Zoo API",
+    "DESCRIPTION": "Galaxies, volunteer votes, CNN inclination predictions and alarms.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+CORS_ALLOWED_ORIGINS = env_list("GIZ_CORS_ALLOWED_ORIGINS", [])  # closed unless listed
+
+# ------------------------------------------------------------------------------ Domain: images
+GIZ_IMAGE_MAX_BYTES = env_int("GIZ_IMAGE_MAX_BYTES", 20 * 2**20, minimum=1024)
+GIZ_IMAGE_MAX_PIXELS = env_int("GIZ_IMAGE_MAX_PIXELS", 40_000_000, minimum=64 * 64)
+GIZ_MODEL_INPUT_SIZE = env_int("GIZ_MODEL_INPUT_SIZE", 128, minimum=16)
+
+# ------------------------------------------------------------------------------ Domain: labeling
+GIZ_VOTES_TO_RETIRE = env_int("GIZ_VOTES_TO_RETIRE", 3, minimum=1)
+
+# ------------------------------------------------------------------------------ Domain: models and alarms
+GIZ_MODELS_DIR = "models"  # inside default storage
+GIZ_RETRAIN_AFTER_LABELS = env_int("GIZ_RETRAIN_AFTER_LABELS", 1000, minimum=1)
+GIZ_ALARM_SPREAD_DEG = env_float("GIZ_ALARM_SPREAD_DEG", 5.0, minimum=0.0)
+GIZ_ALARM_HUMAN_DIFF_DEG = env_float("GIZ_ALARM_HUMAN_DIFF_DEG", 8.0, minimum=0.0)
+GIZ_ALARM_EMAILS = env_list("GIZ_ALARM_EMAILS", [])
+
+# ------------------------------------------------------------------------------ Domain: SDSS acquisition
+GIZ_SDSS_CUTOUT_BASE_URL = env_str("GIZ_SDSS_CUTOUT_BASE_URL", "https://skyserver.sdss.org")
+GIZ_SDSS_FRAMES_BASE_URL = env_str("GIZ_SDSS_FRAMES_BASE_URL", "https://data.sdss.org/sas")
+GIZ_SDSS_DATA_RELEASE = env_str("GIZ_SDSS_DATA_RELEASE", "dr16")
+GIZ_SDSS_TIMEOUT_S = env_float("GIZ_SDSS_TIMEOUT_S", 20.0, minimum=0.1)
+GIZ_SDSS_RATE_LIMIT = env_str("GIZ_SDSS_RATE_LIMIT", "10/s")
+
+# ------------------------------------------------------------------------------ Logging
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("GIZ_LOG_LEVEL", "INFO")},
+}

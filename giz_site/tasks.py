@@ -1,0 +1,9 @@
+from celery import shared_task
+
+from giz_site.services import worker_heartbeat_record
+
+
+@shared_task(name="giz_site.tasks.worker_heartbeat", ignore_result=True)
+def worker_heartbeat() -> None:
+    """Beat sends this every minute; the worker that takes it records that it is alive."""
+    worker_heartbeat_record(hostname=worker_heartbeat.request.hostname or "unknown")

@@ -1,0 +1,174 @@
+"""Model versions, training runs, predictions and discrepancy alarms."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from acquisition.models import GalaxyImage
+from labeling.models import Galaxy
+
+
+class TrainingRun(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        NEW_LABELS = "new_labels", "New consensus labels"
+        SCHEDULE = "schedule", "Scheduled backstop"
+        PRETRAIN = "pretrain", "Pretraining on synthetic galaxies"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    # NULL for finished runs and True for a live one: the unique index allows one live run at a time.
+    live = models.BooleanField(null=True, default=True, unique=True, editable=False)
+    config = models.JSONField(default=dict, blank=True)
+    progress = models.FloatField(default=0.0)
+    message = models.CharField(max_length=255, blank=True)
+    n_labels = models.PositiveIntegerField(default=0, help_text="Consensus labels trained on.")
+    n_synthetic = models.PositiveIntegerField(default=0, help_text="Synthetic galaxies trained on.")
+    labels_cutoff = models.DateTimeField(null=True, blank=True, help_text="Consensus labels up to here were used.")
+    history = models.JSONField(default=dict, blank=True, help_text="Loss per epoch.")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(live__isnull=True) | Q(live=True), name="training_live_true_or_null"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Training run {self.pk} ({self.status})"
+
+
+class ModelVersion(models.Model):
+    class Kind(models.TextChoices):
+        REGRESSION = "regression", "Inclination regression"
+        REJECTION = "rejection", "Rejection classifier"
+
+    class Status(models.TextChoices):
+        CANDIDATE = "candidate", "Candidate"
+        ACTIVE = "active", "Active"
+        RETIRED = "retired", "Retired"
+
+    class Format(models.TextChoices):
+        KERAS = "keras", ".keras"
+        H5 = "h5", ".h5 (legacy)"
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.REGRESSION)
+    architecture = models.CharField(max_length=64)
+    file = models.FileField(upload_to="models/", max_length=255)
+    format = models.CharField(max_length=8, choices=Format.choices, default=Format.KERAS)
+    input_size = models.PositiveIntegerField(default=128)
+    input_mode = models.CharField(max_length=16, default="color", help_text="color or bands")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CANDIDATE, db_index=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    n_labels = models.PositiveIntegerField(default=0)
+    n_synthetic = models.PositiveIntegerField(default=0)
+    training_run = models.ForeignKey(
+        TrainingRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="model_versions"
+    )
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind}, {self.status})"
+
+
+class Prediction(models.Model):
+    """One model version's answer for one image of a galaxy."""
+
+    galaxy = models.ForeignKey(Galaxy, on_delete=models.CASCADE, related_name="predictions")
+    image = models.ForeignKey(GalaxyImage, on_delete=models.CASCADE, null=True, blank=True, related_name="predictions")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="predictions")
+    inclination = models.FloatField(null=True, blank=True)
+    rejection_likelihood = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image", "model_version"], name="one_prediction_per_image_model"),
+            models.CheckConstraint(
+                condition=Q(rejection_likelihood__isnull=True)
+                | (Q(rejection_likelihood__gte=0) & Q(rejection_likelihood__lte=1)),
+                name="prediction_likelihood_range",
+            ),
+        ]
+        indexes = [models.Index(fields=["galaxy", "-created_at"], name="prediction_galaxy_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.model_version.name} on {self.galaxy}"
+
+
+class EnsemblePrediction(models.Model):
+    """The active ensemble's summary for one image: what users and alarms look at."""
+
+    galaxy = models.ForeignKey(Galaxy, on_delete=models.CASCADE, related_name="ensemble_predictions")
+    image = models.ForeignKey(GalaxyImage, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    median = models.FloatField()
+    mean = models.FloatField()
+    spread = models.FloatField(help_text="Standard deviation of the members' inclinations (deg).")
+    rejection_likelihood = models.FloatField(null=True, blank=True)
+    n_models = models.PositiveIntegerField()
+    members = models.JSONField(default=dict, help_text="Model name -> inclination.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["galaxy", "-created_at"], name="ensemble_galaxy_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.galaxy}: {self.median:.1f} +- {self.spread:.1f} deg"
+
+
+class DiscrepancyAlarm(models.Model):
+    """Asks staff for a manual look when models disagree with each other or with the volunteers."""
+
+    class Kind(models.TextChoices):
+        ENSEMBLE_SPREAD = "ensemble_spread", "Models disagree"
+        HUMAN_DISAGREEMENT = "human_disagreement", "Models disagree with volunteers"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved"
+
+    galaxy = models.ForeignKey(Galaxy, on_delete=models.CASCADE, related_name="alarms")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN, db_index=True)
+    ensemble_prediction = models.ForeignKey(
+        EnsemblePrediction, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    ensemble_median = models.FloatField(null=True, blank=True)
+    ensemble_spread = models.FloatField(null=True, blank=True)
+    consensus_inclination = models.FloatField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    resolution_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["galaxy", "kind"], condition=Q(status="open"), name="one_open_alarm_per_galaxy_kind"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {self.galaxy} ({self.status})"

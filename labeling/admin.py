@@ -1,0 +1,145 @@
+from django.contrib import admin
+from django.db.models import Prefetch
+from django.utils.html import format_html
+
+from acquisition.models import GalaxyImage
+from giz_site.pagination import LargeTablePaginator
+from labeling.models import ConsensusLabel, Galaxy, StandardGalaxy, VolunteerProfile, Vote
+
+
+def image_thumbnail(image: GalaxyImage | None, size: int = 64) -> str:
+    if image is None or not image.file:
+        return "-"
+    return format_html(
+        '<img src="{}" width="{}" height="{}" alt="{}" loading="lazy">', image.file.url, size, size, image
+    )
+
+
+class LargeTableAdmin(admin.ModelAdmin):
+    """Admin defaults for tables that grow to millions of rows: no full counts, no N+1."""
+
+    paginator = LargeTablePaginator
+    show_full_result_count = False
+    list_per_page = 50
+
+
+class VoteInline(admin.TabularInline):
+    model = Vote
+    extra = 0
+    fields = ["volunteer", "inclination", "flag", "not_sure", "seconds_taken", "created_at"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("volunteer")
+
+
+def color_images_prefetch(lookup: str = "images") -> Prefetch:
+    """Prefetch only the colour composites, as `color_images`, for list thumbnails."""
+    return Prefetch(lookup, queryset=GalaxyImage.objects.filter(band=GalaxyImage.Band.COLOR), to_attr="color_images")
+
+
+@admin.register(Galaxy)
+class GalaxyAdmin(LargeTableAdmin):
+    list_display = [
+        "pgc",
+        "thumbnail",
+        "name",
+        "ra",
+        "dec",
+        "d25_arcmin",
+        "source",
+        "state",
+        "votes_count",
+        "is_gold",
+        "retired_at",
+    ]
+    list_filter = ["state", "source", "is_gold"]
+    search_fields = ["=pgc", "^name"]
+    readonly_fields = ["votes_count", "created_at", "updated_at", "large_image"]
+    inlines = [VoteInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related(color_images_prefetch())
+
+    def get_search_results(self, request, queryset, search_term):
+        # The whole term is one PGC number or the start of one name: both are index lookups.
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        number = term.upper().removeprefix("PGC").strip()
+        if number.isdigit():
+            return queryset.filter(pgc=int(number)) | queryset.filter(name__istartswith=term), False
+        return queryset.filter(name__istartswith=term), False
+
+    @admin.display(description="image")
+    def thumbnail(self, galaxy: Galaxy) -> str:
+        images = getattr(galaxy, "color_images", [])
+        return image_thumbnail(images[0] if images else None)
+
+    @admin.display(description="colour image")
+    def large_image(self, galaxy: Galaxy) -> str:
+        image = galaxy.images.filter(band=GalaxyImage.Band.COLOR).first()
+        return image_thumbnail(image, size=256)
+
+
+@admin.register(StandardGalaxy)
+class StandardGalaxyAdmin(LargeTableAdmin):
+    list_display = ["galaxy", "thumbnail", "inclination", "inclination_source", "active"]
+    list_filter = ["active"]
+    search_fields = ["=galaxy__pgc", "^galaxy__name"]
+    raw_id_fields = ["galaxy"]
+    list_select_related = ["galaxy"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related(color_images_prefetch("galaxy__images"))
+
+    @admin.display(description="image")
+    def thumbnail(self, standard: StandardGalaxy) -> str:
+        images = getattr(standard.galaxy, "color_images", [])
+        return image_thumbnail(images[0] if images else None)
+
+
+@admin.register(Vote)
+class VoteAdmin(LargeTableAdmin):
+    list_display = [
+        "id",
+        "galaxy",
+        "volunteer",
+        "inclination",
+        "flag",
+        "not_sure",
+        "seconds_taken",
+        "was_gold",
+        "created_at",
+    ]
+    list_filter = ["flag", "not_sure", "was_gold"]
+    search_fields = ["=galaxy__pgc", "=volunteer__username"]
+    list_select_related = ["galaxy", "volunteer"]
+    raw_id_fields = ["galaxy", "volunteer", "left_standard", "right_standard"]
+
+
+@admin.register(ConsensusLabel)
+class ConsensusLabelAdmin(LargeTableAdmin):
+    list_display = ["galaxy", "status", "inclination", "uncertainty", "n_votes", "updated_at"]
+    list_filter = ["status"]
+    search_fields = ["=galaxy__pgc", "^galaxy__name"]
+    list_select_related = ["galaxy"]
+    raw_id_fields = ["galaxy"]
+
+
+@admin.register(VolunteerProfile)
+class VolunteerProfileAdmin(LargeTableAdmin):
+    list_display = [
+        "user",
+        "display_name",
+        "votes_count",
+        "gold_votes_count",
+        "weight",
+        "calibration_slope",
+        "calibration_intercept",
+    ]
+    search_fields = ["=user__username", "display_name"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]

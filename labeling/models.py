@@ -1,0 +1,202 @@
+"""Galaxies as volunteers see them, standard galaxies, votes and consensus labels."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Galaxy(models.Model):
+    class Source(models.TextChoices):
+        SDSS = "sdss", "SDSS"
+        SYNTHETIC = "synthetic", "Synthetic"
+        UPLOAD = "upload", "Upload"
+
+    class State(models.TextChoices):
+        NEW = "new", "Catalogued, no image yet"
+        ACQUIRING = "acquiring", "Acquiring images"
+        READY = "ready", "Images stored"
+        FAILED = "failed", "Acquisition failed"
+
+    pgc = models.PositiveBigIntegerField("PGC", unique=True)
+    name = models.CharField(max_length=64, blank=True, db_index=True)
+    ra = models.FloatField("RA (deg)")
+    dec = models.FloatField("Dec (deg)")
+    d25_arcmin = models.FloatField("D25 (arcmin)", null=True, blank=True)
+    position_angle = models.FloatField("PA (deg)", null=True, blank=True)
+    axial_ratio = models.FloatField("b/a", null=True, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.SDSS)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.NEW, db_index=True)
+    failure_reason = models.TextField(blank=True)
+    # Known inclination: the truth of a synthetic galaxy, or the reference value of a gold galaxy.
+    known_inclination = models.FloatField(null=True, blank=True)
+    truth = models.JSONField(null=True, blank=True, help_text="Render parameters of a synthetic galaxy.")
+    is_gold = models.BooleanField(default=False, help_text="Shown to volunteers to measure their accuracy.")
+    # Denormalised so that choosing the next galaxy is an index scan, not a count per galaxy.
+    votes_count = models.PositiveIntegerField(default=0)
+    retired_at = models.DateTimeField(null=True, blank=True)
+    label_priority = models.FloatField(default=0.0, help_text="Higher is shown first (active learning, alarms).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "galaxies"
+        ordering = ["pgc"]
+        constraints = [
+            models.CheckConstraint(condition=Q(ra__gte=0) & Q(ra__lt=360), name="galaxy_ra_range"),
+            models.CheckConstraint(condition=Q(dec__gte=-90) & Q(dec__lte=90), name="galaxy_dec_range"),
+            models.CheckConstraint(
+                condition=Q(d25_arcmin__isnull=True) | Q(d25_arcmin__gt=0), name="galaxy_d25_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(position_angle__isnull=True) | (Q(position_angle__gte=0) & Q(position_angle__lt=180)),
+                name="galaxy_pa_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(axial_ratio__isnull=True) | (Q(axial_ratio__gt=0) & Q(axial_ratio__lte=1)),
+                name="galaxy_axial_ratio_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(known_inclination__isnull=True)
+                | (Q(known_inclination__gte=0) & Q(known_inclination__lte=90)),
+                name="galaxy_known_inclination_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_gold=False) | Q(known_inclination__isnull=False), name="galaxy_gold_has_truth"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["ra", "dec"], name="galaxy_sky_idx"),
+            models.Index(
+                fields=["-label_priority", "votes_count", "id"],
+                condition=Q(retired_at__isnull=True, state="ready"),
+                name="galaxy_to_label_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"PGC {self.pgc}" + (f" ({self.name})" if self.name else "")
+
+
+class StandardGalaxy(models.Model):
+    """A galaxy of well-known inclination that volunteers compare targets against."""
+
+    galaxy = models.OneToOneField(Galaxy, on_delete=models.CASCADE, related_name="standard")
+    inclination = models.FloatField()
+    inclination_source = models.CharField(max_length=128, help_text="Where the inclination comes from.")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "standard galaxies"
+        ordering = ["inclination"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(inclination__gte=0) & Q(inclination__lte=90), name="standard_inclination_range"
+            ),
+        ]
+        indexes = [models.Index(fields=["active", "inclination"], name="standard_active_incl_idx")]
+
+    def __str__(self) -> str:
+        return f"Standard {self.galaxy} at {self.inclination:.1f} deg"
+
+
+class VolunteerProfile(models.Model):
+    """A volunteer's display preferences and the reliability figures the consensus uses."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="volunteer")
+    display_name = models.CharField(max_length=64, blank=True)
+    show_on_leaderboard = models.BooleanField(default=False)
+    tutorial_done = models.BooleanField(default=False)
+    votes_count = models.PositiveIntegerField(default=0)
+    gold_votes_count = models.PositiveIntegerField(default=0)
+    gold_abs_error_sum = models.FloatField(default=0.0)
+    # Linear calibration against the consensus (corrected = slope * raw + intercept) and a weight 0-4.
+    calibration_slope = models.FloatField(default=1.0)
+    calibration_intercept = models.FloatField(default=0.0)
+    weight = models.FloatField(default=1.0)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(weight__gte=0) & Q(weight__lte=4), name="volunteer_weight_range"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name or self.user.get_username()
+
+
+class Vote(models.Model):
+    """One volunteer's answer for one galaxy: an inclination in 45-90 deg, or a flag."""
+
+    class Flag(models.TextChoices):
+        NONE = "", "None (inclination given)"
+        FACE_ON = "face_on", "Face-on (below 45 deg)"
+        NOT_SPIRAL = "not_spiral", "Not a spiral"
+        BAD_IMAGE = "bad_image", "Bad image"
+        MULTIPLE_OBJECTS = "multiple_objects", "Multiple objects"
+        DISTURBED = "disturbed", "Disturbed"
+        AMBIGUOUS = "ambiguous", "Ambiguous"
+
+    volunteer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="votes")
+    galaxy = models.ForeignKey(Galaxy, on_delete=models.CASCADE, related_name="votes")
+    inclination = models.FloatField(null=True, blank=True)
+    flag = models.CharField(max_length=32, choices=Flag.choices, blank=True, default=Flag.NONE)
+    not_sure = models.BooleanField(default=False)
+    note = models.TextField(blank=True, max_length=2000)
+    left_standard = models.ForeignKey(
+        StandardGalaxy, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    right_standard = models.ForeignKey(
+        StandardGalaxy, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    seconds_taken = models.FloatField(null=True, blank=True)
+    was_gold = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["volunteer", "galaxy"], name="one_vote_per_volunteer_per_galaxy"),
+            models.CheckConstraint(
+                condition=(Q(flag="") & Q(inclination__gte=45) & Q(inclination__lte=90))
+                | (~Q(flag="") & Q(inclination__isnull=True)),
+                name="vote_inclination_or_flag",
+            ),
+            models.CheckConstraint(
+                condition=Q(seconds_taken__isnull=True) | Q(seconds_taken__gte=0), name="vote_seconds_positive"
+            ),
+        ]
+        indexes = [models.Index(fields=["galaxy", "created_at"], name="vote_galaxy_idx")]
+
+    def __str__(self) -> str:
+        answer = f"{self.inclination:.1f} deg" if self.inclination is not None else self.get_flag_display()
+        return f"{self.volunteer} on {self.galaxy}: {answer}"
+
+
+class ConsensusLabel(models.Model):
+    class Status(models.TextChoices):
+        ACCEPTED = "accepted", "Accepted"
+        FACE_ON = "face_on", "Face-on"
+        REJECTED = "rejected", "Rejected"
+
+    galaxy = models.OneToOneField(Galaxy, on_delete=models.CASCADE, related_name="consensus")
+    status = models.CharField(max_length=16, choices=Status.choices, db_index=True)
+    inclination = models.FloatField(null=True, blank=True)
+    uncertainty = models.FloatField(null=True, blank=True)
+    n_votes = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(inclination__isnull=True) | (Q(inclination__gte=45) & Q(inclination__lte=90)),
+                name="consensus_inclination_range",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="accepted") | Q(inclination__isnull=False), name="consensus_accepted_has_value"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        value = f"{self.inclination:.1f} deg" if self.inclination is not None else self.get_status_display()
+        return f"{self.galaxy}: {value} from {self.n_votes} votes"
