@@ -1,0 +1,555 @@
+"""The image processing unit: untrusted bytes in, model-ready arrays out.
+
+Training, the API and the website all call `prepare_for_model`; there is no second copy of this
+logic anywhere. The module imports no Django so it can be tested and benchmarked alone.
+
+Pipeline: `decode_image` (JPEG/PNG/GIF/TIFF via Pillow, FITS via astropy, with size and pixel
+limits checked *before* any pixel is decoded) -> colour composite or per-band asinh stretch to
+[0, 1] -> `pad_to_square` with sky-like padding -> optional `rotate_major_axis_horizontal` ->
+resize to the model input.
+
+Conventions:
+- Arrays are row-major with row 0 at the *top* of the picture, as JPEGs are shown. FITS data,
+  whose first row is the *bottom* (FITS origin is lower left), are flipped on decoding so a
+  FITS file and the JPEG of the same field come out the same way up.
+- Images are assumed north up, east left (as SDSS cutouts are). The astronomical position angle
+  (PA) is measured from north through east, i.e. from "up" counter-clockwise towards "left".
+- Every failure the caller can be blamed for is an `ImageError` with a short `.code` and a
+  `.reason` the user can act on; nothing from Pillow or astropy leaks out.
+- Animated images (GIF, APNG) and multi-page TIFFs are refused (code "animated"): which frame
+  holds the galaxy is a guess we should not make silently.
+- 16-bit, CMYK, palette and greyscale-with-alpha images are valid and are converted: 16-bit to
+  [0, 1] keeping the precision, CMYK and palette to RGB, transparency composited on black sky.
+"""
+
+from __future__ import annotations
+
+import bz2
+import io
+import warnings
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+from scipy import ndimage
+
+__all__ = [
+    "DecodedImage",
+    "ImageError",
+    "Limits",
+    "asinh_stretch",
+    "bands_to_rgb",
+    "decode_image",
+    "pad_to_square",
+    "prepare_batch",
+    "prepare_for_model",
+    "resize",
+    "rotate_major_axis_horizontal",
+]
+
+PILLOW_FORMATS = ("JPEG", "PNG", "GIF", "TIFF")
+FITS_MAGIC = b"SIMPLE  ="
+# The g, r, i scales that make nanomaggy images look like SDSS colour JPEGs (tuned by eye
+# against SkyServer cutouts); i goes to red, r to green, g to blue.
+SDSS_BAND_SCALES = (1.9, 1.25, 1.0)  # g, r, i
+SDSS_STRETCH = 0.45
+SDSS_Q = 8.0
+
+
+class ImageError(ValueError):
+    """An image we cannot use, with a reason a user can act on and a short machine code."""
+
+    def __init__(self, code: str, reason: str):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"ImageError(code={self.code!r}, reason={self.reason!r})"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for untrusted images; settings override the defaults."""
+
+    max_bytes: int = 20 * 2**20
+    max_pixels: int = 40_000_000
+    # A postage stamp is roughly square; a 1 x 40,000,000 strip would become a huge square.
+    max_aspect: float = 8.0
+
+
+@dataclass
+class DecodedImage:
+    """Decoded pixels, float32 H x W x C.
+
+    kind "rgb": C = 3, values in [0, 1]; "grey": C = 1, values in [0, 1];
+    "bands": C = number of planes, physical values (e.g. nanomaggies) kept unclipped.
+    """
+
+    pixels: np.ndarray
+    kind: Literal["rgb", "grey", "bands"]
+    format: str
+    bands: tuple[str, ...] = field(default=())
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.pixels.shape[0], self.pixels.shape[1]
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding
+
+
+def decode_image(data: bytes, *, limits: Limits = Limits()) -> DecodedImage:
+    """Decode untrusted bytes (JPEG, PNG, GIF, TIFF, FITS, or FITS compressed with gzip/bzip2)."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"decode_image takes the file's bytes, not {type(data).__name__}")
+    data = bytes(data)
+    if len(data) == 0:
+        raise ImageError("empty", "The file is empty (0 bytes); upload the image again.")
+    if len(data) > limits.max_bytes:
+        raise ImageError(
+            "too_large",
+            f"The file is {len(data) / 2**20:.1f} MB; the limit is "
+            f"{limits.max_bytes / 2**20:.1f} MB. Upload a smaller cutout.",
+        )
+    if data[:3] == b"BZh" or data[:2] == b"\x1f\x8b":
+        data = _decompress_fits(data, limits)
+    if data.startswith(FITS_MAGIC):
+        return _decode_fits(data, limits)
+    return _decode_pillow(data, limits)
+
+
+def _check_dimensions(width: int, height: int, planes: int, limits: Limits) -> None:
+    if width <= 0 or height <= 0:
+        raise ImageError("empty", f"The image has no pixels ({width} x {height}).")
+    if width * height * planes > limits.max_pixels:
+        raise ImageError(
+            "too_many_pixels",
+            f"The image is {width} x {height} pixels"
+            + (f" x {planes} planes" if planes > 1 else "")
+            + f", more than the limit of {limits.max_pixels:,} pixels. "
+            "Upload a smaller cutout (a 512 x 512 stamp is plenty).",
+        )
+    if max(width, height) > limits.max_aspect * min(width, height):
+        raise ImageError(
+            "bad_shape",
+            f"The image is {width} x {height} pixels; a galaxy stamp should be roughly square "
+            f"(aspect ratio at most {limits.max_aspect:g}). Crop it around the galaxy.",
+        )
+
+
+def _decode_pillow(data: bytes, limits: Limits) -> DecodedImage:
+    if ImageFile.LOAD_TRUNCATED_IMAGES:  # someone flipped the process-wide switch; don't trust it
+        raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES must stay False")
+    try:
+        # Image.open reads only the header. Pillow's own MAX_IMAGE_PIXELS guard is process-wide
+        # (not per call), so it stays as a backstop and our limit is checked below before load().
+        image = Image.open(io.BytesIO(data), formats=PILLOW_FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(
+            "too_many_pixels",
+            f"The image header claims an enormous size ({exc}). Upload a normal-size cutout.",
+        ) from exc
+    except UnidentifiedImageError as exc:
+        sniffed = _sniff(data)
+        if sniffed:
+            raise ImageError(
+                "corrupt", f"This looks like a {sniffed} but its header is damaged; export it again."
+            ) from exc
+        raise ImageError(
+            "unsupported_type",
+            "This is not a JPEG, PNG, GIF, TIFF or FITS image. Upload one of those formats.",
+        ) from exc
+    except Exception as exc:  # Pillow raises many types on damaged headers
+        reason = str(exc) or type(exc).__name__
+        code = "truncated" if "truncat" in reason.lower() else "corrupt"
+        raise ImageError(code, f"The image file is damaged or incomplete ({reason}); export it again.") from exc
+
+    with image:
+        fmt = image.format or "unknown"
+        _check_dimensions(image.width, image.height, 1, limits)
+        if getattr(image, "is_animated", False):
+            raise ImageError(
+                "animated",
+                f"This {fmt} has several frames (animated or multi-page); upload a single still image of the galaxy.",
+            )
+        try:
+            image.load()
+            pixels, kind = _pillow_to_array(image)
+        except ImageError:
+            raise
+        except MemoryError as exc:
+            raise ImageError("too_many_pixels", "The image is too large to decode.") from exc
+        except Exception as exc:
+            reason = str(exc) or type(exc).__name__
+            code = "truncated" if "truncated" in reason.lower() else "corrupt"
+            raise ImageError(
+                code,
+                f"The {fmt} file is damaged or incomplete ({reason}). Download or export it again.",
+            ) from exc
+    return DecodedImage(pixels=pixels, kind=kind, format=fmt)
+
+
+def _sniff(data: bytes) -> str | None:
+    """The format a file's magic number claims, for a better message when Pillow gives up."""
+    for magic, name in (
+        (b"\x89PNG\r\n\x1a\n", "PNG"),
+        (b"\xff\xd8\xff", "JPEG"),
+        (b"GIF8", "GIF"),
+        (b"II*\x00", "TIFF"),
+        (b"MM\x00*", "TIFF"),
+    ):
+        if data.startswith(magic):
+            return name
+    return None
+
+
+def _pillow_to_array(image: Image.Image) -> tuple[np.ndarray, Literal["rgb", "grey", "bands"]]:
+    mode = image.mode
+    if mode in ("1", "L"):
+        return _as_hwc(np.asarray(image.convert("L"), dtype=np.float32) / 255.0), "grey"
+    if mode.startswith("I"):  # 16- or 32-bit integer greyscale: keep the precision
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if values.max(initial=0) <= 65535 else float(values.max())
+        return _as_hwc((np.clip(values, 0, None) / top).astype(np.float32)), "grey"
+    if mode == "F":  # float TIFF: scientific data, keep the values like FITS
+        values = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        return _as_hwc(values), "bands"
+    if mode == "LA" or mode == "La":
+        grey_alpha = np.asarray(image.convert("LA"), dtype=np.float32) / 255.0
+        return _as_hwc(grey_alpha[..., 0] * grey_alpha[..., 1]), "grey"
+    # Palette, CMYK, YCbCr, RGBA ...: RGBA, then transparency composited on a black sky.
+    rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
+    return np.ascontiguousarray(rgba[..., :3] * rgba[..., 3:4]), "rgb"
+
+
+def _as_hwc(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array[..., np.newaxis] if array.ndim == 2 else array)
+
+
+def _decompress_fits(data: bytes, limits: Limits) -> bytes:
+    # Bound the output: a few MB of bzip2 can expand to gigabytes.
+    cap = limits.max_pixels * 8 + 2**20
+    try:
+        if data[:3] == b"BZh":
+            decompressor = bz2.BZ2Decompressor()
+            raw = decompressor.decompress(data, max_length=cap + 1)
+            complete = decompressor.eof
+        else:
+            decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            raw = decompressor.decompress(data, cap + 1)
+            complete = decompressor.eof
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
+        raise ImageError("corrupt", f"The compressed file is damaged ({exc}).") from exc
+    if len(raw) > cap:
+        raise ImageError(
+            "too_many_pixels",
+            "The compressed file expands beyond the pixel limit; upload a smaller cutout.",
+        )
+    if not raw.startswith(FITS_MAGIC):
+        raise ImageError("unsupported_type", "Only FITS files may be uploaded gzip- or bzip2-compressed.")
+    if not complete:
+        raise ImageError("truncated", "The compressed FITS file is incomplete; download it again.")
+    return raw
+
+
+def _decode_fits(data: bytes, limits: Limits) -> DecodedImage:
+    from astropy.io import fits  # astropy is slow to import; only FITS uploads pay for it
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    planes: list[np.ndarray] = []
+    names: list[str] = []
+    try:
+        # astropy warns (rather than raises) on short files; the size check below reports it.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyUserWarning)
+            hdul = fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=False)
+        with hdul:
+            total_pixels = 0
+            for hdu in hdul:
+                if not isinstance(hdu, fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU):
+                    continue
+                header = hdu.header
+                naxis = int(header.get("NAXIS", 0))
+                if naxis == 0:
+                    continue
+                dims = [int(header.get(f"NAXIS{k}", 0)) for k in range(1, naxis + 1)]
+                if naxis not in (2, 3) or (naxis == 3 and not 1 <= dims[2] <= 16):
+                    raise ImageError(
+                        "unsupported_type",
+                        f"FITS image with axes {dims}: expected 2-D planes or a cube of at most "
+                        "16 planes (e.g. g, r, i).",
+                    )
+                n_planes = dims[2] if naxis == 3 else 1
+                total_pixels += dims[0] * dims[1] * n_planes
+                _check_dimensions(dims[0], dims[1], 1, limits)
+                if total_pixels > limits.max_pixels:
+                    _check_dimensions(dims[0], dims[1], total_pixels // (dims[0] * dims[1]), limits)
+                if not isinstance(hdu, fits.CompImageHDU):
+                    needed = abs(int(header.get("BITPIX", 8))) // 8 * dims[0] * dims[1] * n_planes
+                    if needed > len(data):
+                        raise ImageError(
+                            "truncated",
+                            f"The FITS header promises {needed:,} bytes of pixels but the file "
+                            f"has {len(data):,}; download it again.",
+                        )
+                cube = np.asarray(hdu.data, dtype=np.float32)
+                name = str(header.get("BAND", header.get("FILTER", ""))).strip().lower()
+                if naxis == 2:
+                    cube = cube[np.newaxis]
+                    names.append(name)
+                else:
+                    band_names = header.get("BANDS", "")
+                    split = [b.strip().lower() for b in str(band_names).split(",") if b.strip()]
+                    names.extend(split if len(split) == n_planes else [""] * n_planes)
+                if planes and cube.shape[1:] != planes[0].shape:
+                    raise ImageError(
+                        "corrupt",
+                        f"The FITS image planes have different shapes ({planes[0].shape} and "
+                        f"{cube.shape[1:]}); all bands must be on the same pixel grid.",
+                    )
+                planes.extend(cube)
+    except ImageError:
+        raise
+    except MemoryError as exc:
+        raise ImageError("too_many_pixels", "The FITS image is too large to decode.") from exc
+    except Exception as exc:  # astropy raises OSError, VerifyError, ValueError, TypeError ...
+        raise ImageError("corrupt", f"The FITS file is damaged or incomplete ({exc}); download it again.") from exc
+    if not planes:
+        raise ImageError("empty", "The FITS file contains no image data.")
+    # FITS rows run bottom to top; flip so row 0 is the top, as in a JPEG of the same field.
+    cube = np.stack(planes, axis=-1)[::-1]
+    finite = np.isfinite(cube)
+    if not finite.any():
+        raise ImageError("empty", "The FITS image has no finite pixel values.")
+    if not finite.all():  # masked pixels (NaN) become the band's median, i.e. sky
+        for c in range(cube.shape[-1]):
+            plane = cube[..., c]
+            good = finite[..., c]
+            plane[~good] = np.median(plane[good]) if good.any() else 0.0
+    return DecodedImage(pixels=np.ascontiguousarray(cube), kind="bands", format="FITS", bands=tuple(names))
+
+
+# --------------------------------------------------------------------------------------------
+# Stretches and composites
+
+
+def bands_to_rgb(
+    bands: np.ndarray,
+    *,
+    stretch: float | None = SDSS_STRETCH,
+    Q: float = SDSS_Q,
+    scales: Sequence[float] = SDSS_BAND_SCALES,
+) -> np.ndarray:
+    """Lupton et al. (2004) asinh colour composite of g, r, i bands (H x W x 3) -> uint8 RGB.
+
+    Like SDSS: i -> red, r -> green, g -> blue. The default stretch suits sky-subtracted
+    nanomaggies per 0.396" pixel; `stretch=None` picks one from the image's own noise and
+    brightness, for data in unknown units.
+    """
+    from astropy.visualization import make_lupton_rgb
+
+    bands = np.asarray(bands, dtype=np.float32)
+    if bands.ndim == 2:
+        bands = bands[..., np.newaxis]
+    if bands.shape[-1] == 1:
+        bands = np.repeat(bands, 3, axis=-1)
+    if bands.shape[-1] < 3:
+        bands = np.concatenate([bands, bands[..., -1:]], axis=-1)
+    g, r, i = (bands[..., k] * scale for k, scale in zip((0, 1, 2), scales, strict=True))
+    if stretch is None:
+        # Sky level and noise from the stamp's outer frame, where the sky is.
+        intensity = (g + r + i) / 3.0
+        frame = _border(intensity[..., np.newaxis], max(1, min(intensity.shape) // 20))
+        sky = float(np.median(frame))
+        g, r, i = g - sky, r - sky, i - sky
+        noise = _robust_sigma(frame)
+        bright = float(np.percentile(intensity - sky, 99.9))
+        stretch = max(12.0 * noise, bright / 40.0, 1e-12)
+    with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 where the intensity is 0: black
+        return make_lupton_rgb(i, r, g, minimum=0.0, stretch=stretch, Q=Q)
+
+
+def asinh_stretch(band: np.ndarray, *, softening: float = 0.05) -> np.ndarray:
+    """Map one float band to [0, 1]: sky (median) -> 0, bright core (99.95th pct) -> 1, asinh between."""
+    from astropy.visualization import AsinhStretch
+
+    band = np.asarray(band, dtype=np.float32)
+    sky = float(np.median(band))
+    top = float(np.percentile(band, 99.95))
+    scale = max(top - sky, 8.0 * _robust_sigma(band), 1e-12)
+    normalised = np.clip((band - sky) / scale, 0.0, 1.0)
+    return np.asarray(AsinhStretch(a=softening)(normalised, clip=True), dtype=np.float32)
+
+
+def _robust_sigma(values: np.ndarray) -> float:
+    values = np.asarray(values, dtype=np.float32).ravel()
+    if values.size > 200_000:  # a strided sample is plenty for a median
+        values = values[:: values.size // 100_000]
+    median = np.median(values)
+    return float(1.4826 * np.median(np.abs(values - median)))
+
+
+# --------------------------------------------------------------------------------------------
+# Geometry
+
+
+def _border(pixels: np.ndarray, width: int) -> np.ndarray:
+    """The outer frame of an H x W x C image as N x C (where the sky is, in a stamp)."""
+    return np.concatenate(
+        [
+            pixels[:width].reshape(-1, pixels.shape[-1]),
+            pixels[-width:].reshape(-1, pixels.shape[-1]),
+            pixels[:, :width].reshape(-1, pixels.shape[-1]),
+            pixels[:, -width:].reshape(-1, pixels.shape[-1]),
+        ]
+    )
+
+
+def _sky_fill(pixels: np.ndarray, mask: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Fill `mask`ed pixels with sky: the reference border's median plus noise of its spread.
+
+    Hard black edges would be a feature a CNN can learn; sky-like padding is not. The noise is
+    seeded from the image shape so the same input always gives the same output.
+    """
+    if not mask.any():
+        return pixels
+    width = max(1, min(reference.shape[0], reference.shape[1]) // 20)
+    border = _border(reference, width)
+    sky = np.median(border, axis=0)
+    sigma = 1.4826 * np.median(np.abs(border - sky), axis=0)
+    rng = np.random.default_rng(reference.shape[0] * 100_003 + reference.shape[1])
+    noise = rng.standard_normal((int(mask.sum()), pixels.shape[-1])).astype(np.float32)
+    fill = sky + noise * sigma
+    low, high = reference.min(axis=(0, 1)), reference.max(axis=(0, 1))
+    pixels[mask] = np.clip(fill, low, high)
+    return pixels
+
+
+def pad_to_square(pixels: np.ndarray) -> np.ndarray:
+    """Pad an H x W (x C) image to square, centred, with sky-like padding (not black edges)."""
+    array = np.asarray(pixels, dtype=np.float32)
+    squeeze = array.ndim == 2
+    if squeeze:
+        array = array[..., np.newaxis]
+    height, width = array.shape[:2]
+    side = max(height, width)
+    if height == width:
+        return array[..., 0].copy() if squeeze else array.copy()
+    top, left = (side - height) // 2, (side - width) // 2
+    out = np.zeros((side, side, array.shape[-1]), dtype=np.float32)
+    out[top : top + height, left : left + width] = array
+    mask = np.ones((side, side), dtype=bool)
+    mask[top : top + height, left : left + width] = False
+    out = _sky_fill(out, mask, array)
+    return out[..., 0] if squeeze else out
+
+
+def rotate_major_axis_horizontal(pixels: np.ndarray, position_angle_deg: float) -> np.ndarray:
+    """Rotate so a major axis at astronomical PA `position_angle_deg` becomes horizontal.
+
+    PA is measured from north (up) through east (left), so PA 90 is already horizontal and
+    PA 0 (vertical) is turned by 90 degrees. The image keeps its size; corners uncovered by the
+    rotation are filled with sky.
+    """
+    array = np.asarray(pixels, dtype=np.float32)
+    squeeze = array.ndim == 2
+    if squeeze:
+        array = array[..., np.newaxis]
+    # The major axis lies at (90 + PA) degrees counter-clockwise from +x; turn it back to 0.
+    # ndimage.rotate turns counter-clockwise as displayed (row 0 at top) for positive angles.
+    angle = float((90.0 - position_angle_deg) % 180.0)
+    if angle == 0.0:
+        return array[..., 0].copy() if squeeze else array.copy()
+    rotated = ndimage.rotate(array, angle, axes=(1, 0), reshape=False, order=1, mode="constant", cval=np.nan)
+    mask = np.isnan(rotated).any(axis=-1)
+    rotated = _sky_fill(np.nan_to_num(rotated, nan=0.0), mask, array)
+    return rotated[..., 0] if squeeze else rotated
+
+
+def resize(pixels: np.ndarray, size: int) -> np.ndarray:
+    """Resize a square H x W x C float image to size x size (antialiased when shrinking)."""
+    array = np.asarray(pixels, dtype=np.float32)
+    if array.shape[0] == size and array.shape[1] == size:
+        return array.copy()
+    channels = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(array[..., c]), mode="F").resize(
+                (size, size), Image.Resampling.LANCZOS
+            ),
+            dtype=np.float32,
+        )
+        for c in range(array.shape[-1])
+    ]
+    return np.stack(channels, axis=-1)
+
+
+# --------------------------------------------------------------------------------------------
+# The one entry point for the models
+
+
+def _three_channels(decoded: DecodedImage, mode: str) -> np.ndarray:
+    """Turn any decoded image into H x W x 3 in [0, 1] for the requested mode."""
+    pixels = decoded.pixels
+    if decoded.kind in ("rgb", "grey"):
+        # A JPEG/PNG is already a composite; in "bands" mode its channels stand in for bands.
+        return np.repeat(pixels, 3, axis=-1) if pixels.shape[-1] == 1 else pixels
+    n_planes = pixels.shape[-1]
+    if mode == "color" and n_planes >= 3:
+        return bands_to_rgb(pixels[..., :3], stretch=None).astype(np.float32) / 255.0
+    stretched = [asinh_stretch(pixels[..., c]) for c in range(min(n_planes, 3))]
+    while len(stretched) < 3:  # one plane (or two): repeat the last, as IncliNET copies grey
+        stretched.append(stretched[-1])
+    return np.stack(stretched, axis=-1)
+
+
+def prepare_for_model(
+    data_or_decoded: bytes | DecodedImage,
+    *,
+    size: int = 128,
+    mode: Literal["color", "bands"] = "color",
+    position_angle: float | None = None,
+    limits: Limits = Limits(),
+) -> np.ndarray:
+    """Bytes or a decoded image -> float32 size x size x 3 in [0, 1], ready for the CNN.
+
+    mode "color": an RGB composite (FITS g, r, i through the Lupton stretch);
+    mode "bands": g, r, i each asinh-stretched (FITS), or an RGB image's channels as they are.
+    Steps: pad to square with sky, rotate the major axis horizontal if `position_angle` (PA,
+    north through east, degrees) is given, resize.
+    """
+    if mode not in ("color", "bands"):
+        raise ValueError(f"mode must be 'color' or 'bands', not {mode!r}")
+    decoded = (
+        data_or_decoded if isinstance(data_or_decoded, DecodedImage) else decode_image(data_or_decoded, limits=limits)
+    )
+    image = pad_to_square(_three_channels(decoded, mode))
+    if position_angle is not None:
+        image = rotate_major_axis_horizontal(image, position_angle)
+    return np.clip(resize(image, size), 0.0, 1.0).astype(np.float32)
+
+
+def prepare_batch(
+    items: Sequence[bytes | DecodedImage],
+    *,
+    size: int = 128,
+    mode: Literal["color", "bands"] = "color",
+    position_angles: Sequence[float | None] | None = None,
+    limits: Limits = Limits(),
+) -> np.ndarray:
+    """`prepare_for_model` over a list -> N x size x size x 3 float32 (raises on the first bad one)."""
+    angles = list(position_angles) if position_angles is not None else [None] * len(items)
+    if len(angles) != len(items):
+        raise ValueError("position_angles must match items in length")
+    if not items:
+        return np.zeros((0, size, size, 3), dtype=np.float32)
+    return np.stack(
+        [
+            prepare_for_model(item, size=size, mode=mode, position_angle=angle, limits=limits)
+            for item, angle in zip(items, angles, strict=True)
+        ]
+    )
