@@ -75,3 +75,24 @@ class AcquisitionJob(models.Model):
     @property
     def progress(self) -> float:
         return (self.succeeded + self.failed) / self.total if self.total else 0.0
+
+
+class AcquisitionJobItem(models.Model):
+    """One galaxy of a job. Its outcome is set once, so a redelivered task never counts twice."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    job = models.ForeignKey(AcquisitionJob, on_delete=models.CASCADE, related_name="items")
+    galaxy = models.ForeignKey(Galaxy, on_delete=models.CASCADE, related_name="acquisition_items")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "galaxy"], name="one_item_per_job_galaxy")]
+        indexes = [models.Index(fields=["job", "outcome"], name="acq_item_job_outcome_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.job} / {self.galaxy}: {self.outcome}"

@@ -1,0 +1,478 @@
+"""Writes of the acquisition area: catalog import, storing images, acquiring galaxies, jobs."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import random
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Max, Q, Value, When
+from django.utils import timezone
+
+from acquisition.catalog import CatalogError, CatalogRow, RowError, catalog_parse
+from acquisition.models import AcquisitionJob, AcquisitionJobItem, GalaxyImage, image_upload_to
+from acquisition.sdss import SdssClient, SdssError, check_position, parse_rate
+from giz_site.exceptions import ApplicationError
+from labeling.models import Galaxy
+
+logger = logging.getLogger(__name__)
+
+POSITION_PGC_BASE = 800_000_000  # ad-hoc positions; synthetic galaxies start at 900,000,000
+EXTENSIONS = {GalaxyImage.Format.JPEG: "jpg", GalaxyImage.Format.PNG: "png", GalaxyImage.Format.FITS: "fits"}
+OPEN_JOB_STATES = [AcquisitionJob.Status.QUEUED, AcquisitionJob.Status.RUNNING]
+PARTIAL_DIR = ".partial"  # inside MEDIA_ROOT: half-written files live here, never under their final name
+
+
+# ------------------------------------------------------------------------------------ storing images
+
+
+def _image_size(data: bytes, format: str) -> tuple[int, int]:
+    if format == GalaxyImage.Format.FITS:
+        from astropy.io import fits
+
+        with fits.open(io.BytesIO(data)) as hdus:
+            header = hdus[0].header
+            return int(header["NAXIS1"]), int(header["NAXIS2"])
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
+def _write_aside_then_move(name: str, data: bytes) -> str:
+    """Write `data` under `name` so that readers see either nothing or the whole file."""
+    try:
+        final = Path(default_storage.path(name))
+    except NotImplementedError:
+        # Object stores (S3) publish an object only once its upload completes: already atomic.
+        if default_storage.exists(name):  # content-addressed name: the same bytes are already there
+            return name
+        return default_storage.save(name, ContentFile(data))
+    partial_dir = Path(settings.MEDIA_ROOT) / PARTIAL_DIR
+    partial_dir.mkdir(parents=True, exist_ok=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    partial = partial_dir / f"{final.name}.{uuid.uuid4().hex}.part"
+    try:
+        with partial.open("wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        partial.chmod(0o644)
+        os.replace(partial, final)  # atomic on one filesystem
+    finally:
+        partial.unlink(missing_ok=True)
+    return name
+
+
+def image_is_intact(image: GalaxyImage) -> bool:
+    """True when the stored file exists and its bytes still have the recorded SHA-256."""
+    if not image.file or not default_storage.exists(image.file.name):
+        return False
+    digest = hashlib.sha256()
+    with default_storage.open(image.file.name, "rb") as stored:
+        for chunk in iter(lambda: stored.read(2**20), b""):
+            digest.update(chunk)
+    return digest.hexdigest() == image.checksum
+
+
+def _queue_prediction(galaxy_id: int) -> None:
+    # Imported here: inference's modules load the model stack, which acquisition-only processes never need.
+    from inference.tasks import predict_galaxy_task
+
+    predict_galaxy_task.delay(galaxy_id)
+
+
+def image_store(
+    *,
+    galaxy: Galaxy,
+    band: str,
+    format: str,
+    data: bytes,
+    source: str,
+    pixel_scale: float | None,
+    predict: bool = True,
+) -> GalaxyImage:
+    """The one place that writes image files: write aside then move, SHA-256 recorded, idempotent.
+
+    Storing the same bytes again changes nothing; different bytes replace the file (the old one is
+    deleted after commit). A new colour image hands the galaxy to inference after commit.
+    """
+    checksum = hashlib.sha256(data).hexdigest()
+    width, height = _image_size(data, format)
+    with transaction.atomic():
+        # One writer per galaxy at a time, so two workers never race on the same image row.
+        Galaxy.objects.select_for_update().filter(pk=galaxy.pk).values_list("pk", flat=True).first()
+        image = GalaxyImage.objects.filter(galaxy=galaxy, band=band, format=format).first()
+        if image is not None and image.checksum == checksum and image_is_intact(image):
+            return image
+        filename = f"{galaxy.pgc}_{band}_{checksum[:16]}.{EXTENSIONS[format]}"
+        placeholder = GalaxyImage(galaxy=galaxy)
+        name = _write_aside_then_move(image_upload_to(placeholder, filename), data)
+        old_name = image.file.name if image is not None and image.file else None
+        if image is None:
+            image = GalaxyImage(galaxy=galaxy, band=band, format=format)
+        image.file.name = name
+        image.source, image.pixel_scale, image.checksum = source, pixel_scale, checksum
+        image.width, image.height = width, height
+        if image.pk is None:
+            image.save()
+        else:
+            image.save(update_fields=["file", "source", "pixel_scale", "checksum", "width", "height"])
+        if old_name and old_name != name:
+            transaction.on_commit(lambda: default_storage.delete(old_name))
+        if predict and band == GalaxyImage.Band.COLOR:
+            galaxy_id = galaxy.pk
+            # robust: a broker hiccup here is logged, never turns a stored image into a failed task.
+            transaction.on_commit(lambda: _queue_prediction(galaxy_id), robust=True)
+    return image
+
+
+# ------------------------------------------------------------------------------------ acquiring
+
+
+def sdss_client() -> SdssClient:
+    """The process's client, reused so its HTTP connections stay open between galaxies."""
+    return _client(
+        settings.GIZ_SDSS_CUTOUT_BASE_URL,
+        settings.GIZ_SDSS_FRAMES_BASE_URL,
+        settings.GIZ_SDSS_DATA_RELEASE,
+        settings.GIZ_SDSS_TIMEOUT_S,
+        settings.GIZ_SDSS_FOV_FACTOR,
+        settings.GIZ_SDSS_RATE_LIMIT,
+    )
+
+
+@lru_cache(maxsize=4)
+def _client(
+    cutout_base_url: str, frames_base_url: str, data_release: str, timeout_s: float, fov: float, rate: str
+) -> SdssClient:
+    # One client per process and configuration: its rate limiter is the per-worker-process limit.
+    return SdssClient(
+        cutout_base_url=cutout_base_url,
+        frames_base_url=frames_base_url,
+        data_release=data_release,
+        timeout_s=timeout_s,
+        fov_factor=fov,
+        rate_limit_per_s=parse_rate(rate),
+    )
+
+
+def _intact(galaxy: Galaxy, band: str, format: str) -> GalaxyImage | None:
+    image = GalaxyImage.objects.filter(galaxy=galaxy, band=band, format=format).first()
+    return image if image is not None and image_is_intact(image) else None
+
+
+def galaxy_acquire(*, galaxy: Galaxy, client: SdssClient | None = None) -> list[GalaxyImage]:
+    """Fetch and store what a galaxy still lacks; mark it ready. Raises SdssError (state untouched).
+
+    Resumable: an image already stored with a matching checksum is not fetched again, so a task
+    killed half-way, or redelivered, only fetches the rest.
+    """
+    client = client or sdss_client()
+    images = []
+    color = _intact(galaxy, GalaxyImage.Band.COLOR, GalaxyImage.Format.JPEG)
+    if galaxy.source == Galaxy.Source.SYNTHETIC:
+        # Synthetic galaxies are rendered (manage.py render_synthetic); their positions are made up.
+        if color is None:
+            raise SdssError("a synthetic galaxy is rendered, not fetched from SDSS", permanent=True)
+        return [color]
+    if color is None:
+        cutout = client.fetch_cutout(ra=galaxy.ra, dec=galaxy.dec, d25_arcmin=galaxy.d25_arcmin)
+        color = image_store(
+            galaxy=galaxy,
+            band=GalaxyImage.Band.COLOR,
+            format=GalaxyImage.Format.JPEG,
+            data=cutout.data,
+            source=Galaxy.Source.SDSS,
+            pixel_scale=cutout.pixel_scale,
+        )
+    images.append(color)
+    if settings.GIZ_SDSS_FETCH_FITS:
+        field_id = None
+        for band in ("g", "r", "i"):
+            stored = _intact(galaxy, band, GalaxyImage.Format.FITS)
+            if stored is None:
+                field_id = field_id or client.find_field(ra=galaxy.ra, dec=galaxy.dec)
+                stamp = client.fetch_fits_stamp(
+                    ra=galaxy.ra, dec=galaxy.dec, d25_arcmin=galaxy.d25_arcmin, band=band, field=field_id
+                )
+                stored = image_store(
+                    galaxy=galaxy,
+                    band=band,
+                    format=GalaxyImage.Format.FITS,
+                    data=stamp.data,
+                    source=Galaxy.Source.SDSS,
+                    pixel_scale=stamp.pixel_scale,
+                )
+            images.append(stored)
+    Galaxy.objects.filter(pk=galaxy.pk).update(state=Galaxy.State.READY, failure_reason="", updated_at=timezone.now())
+    galaxy.state, galaxy.failure_reason = Galaxy.State.READY, ""
+    return images
+
+
+def galaxy_acquisition_failed(*, galaxy_id: int, reason: str) -> None:
+    """Record why a galaxy has no images (a permanent failure, or transient ones past the retry limit)."""
+    Galaxy.objects.filter(pk=galaxy_id).exclude(state=Galaxy.State.READY).update(
+        state=Galaxy.State.FAILED, failure_reason=reason[:2000], updated_at=timezone.now()
+    )
+
+
+def galaxy_acquire_now(*, galaxy: Galaxy) -> list[GalaxyImage]:
+    """Synchronous fetch and store, for requests that wait for the answer; ApplicationError on failure."""
+    try:
+        return galaxy_acquire(galaxy=galaxy)
+    except SdssError as exc:
+        details = {"permanent": exc.permanent, "reason": exc.reason, "pgc": galaxy.pgc}
+        if exc.permanent:
+            galaxy_acquisition_failed(galaxy_id=galaxy.pk, reason=str(exc))
+            raise ApplicationError(
+                f"No SDSS image for {galaxy}: {exc.reason}", code="image_unavailable", details=details, status_code=422
+            ) from exc
+        if exc.retry_after is not None:
+            details["retry_after_s"] = exc.retry_after
+        raise ApplicationError(
+            f"The SDSS image service failed for {galaxy} ({exc.reason}); try again later.",
+            code="sdss_unavailable",
+            details=details,
+            status_code=503,
+        ) from exc
+
+
+def galaxy_from_position(*, ra: float, dec: float, fov_arcmin: float) -> Galaxy:
+    """The 'upload'-source galaxy at a sky position (within 1 arcsec), created on first request."""
+    try:
+        ra, dec = float(ra), float(dec)
+        check_position(ra, dec)
+    except (SdssError, TypeError, ValueError) as exc:
+        raise ApplicationError(str(getattr(exc, "reason", exc)), code="invalid_position") from exc
+    if not (isinstance(fov_arcmin, int | float) and 0.1 <= fov_arcmin <= 120):
+        raise ApplicationError("fov_arcmin must be between 0.1 and 120.", code="invalid_position")
+    tolerance = 1.0 / 3600
+    d25 = fov_arcmin / settings.GIZ_SDSS_FOV_FACTOR
+    nearby = Galaxy.objects.filter(
+        source=Galaxy.Source.UPLOAD,
+        pgc__gte=POSITION_PGC_BASE,
+        pgc__lt=POSITION_PGC_BASE + 100_000_000,
+        ra__range=(ra - tolerance, ra + tolerance),
+        dec__range=(dec - tolerance, dec + tolerance),
+        d25_arcmin=d25,
+    ).first()
+    if nearby is not None:
+        return nearby
+    for _ in range(5):
+        top = Galaxy.objects.filter(pgc__gte=POSITION_PGC_BASE, pgc__lt=POSITION_PGC_BASE + 100_000_000).aggregate(
+            top=Max("pgc")
+        )["top"]
+        try:
+            with transaction.atomic():
+                return Galaxy.objects.create(
+                    pgc=(top or POSITION_PGC_BASE) + 1,
+                    name=f"J{ra:08.4f}{dec:+08.4f}",
+                    ra=ra,
+                    dec=dec,
+                    d25_arcmin=d25,
+                    source=Galaxy.Source.UPLOAD,
+                )
+        except IntegrityError:
+            continue  # another request took that number: take the next
+    raise ApplicationError("Could not allocate a number for this position; try again.", code="busy", status_code=503)
+
+
+def retry_delay(*, retries: int, retry_after: float | None, rng: random.Random | None = None) -> float:
+    """Seconds before the next try: exponential backoff with full jitter, never sooner than Retry-After."""
+    base, cap = settings.GIZ_SDSS_BACKOFF_BASE_S, settings.GIZ_SDSS_BACKOFF_MAX_S
+    ceiling = min(cap, base * 2**retries)
+    delay = (rng or random).uniform(ceiling / 2, ceiling)  # half fixed, half jitter: spread, never zero
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, cap))
+    return delay
+
+
+# ------------------------------------------------------------------------------------ jobs
+
+
+def acquisition_job_create(
+    *, galaxy_ids: Iterable[int], description: str = "", user=None, queue: bool = True
+) -> AcquisitionJob:
+    """A job over these galaxies, fanned out by a task after commit."""
+    ids = sorted(set(galaxy_ids))
+    with transaction.atomic():
+        job = AcquisitionJob.objects.create(description=description[:255], total=len(ids), created_by=user)
+        for start in range(0, len(ids), 2000):
+            AcquisitionJobItem.objects.bulk_create(
+                [AcquisitionJobItem(job=job, galaxy_id=gid) for gid in ids[start : start + 2000]]
+            )
+        if not ids:
+            job.status, job.finished_at = AcquisitionJob.Status.DONE, timezone.now()
+            job.save(update_fields=["status", "finished_at"])
+        elif queue:
+            from acquisition.tasks import acquire_job
+
+            transaction.on_commit(lambda: acquire_job.delay(job.pk))
+    return job
+
+
+def acquisition_job_fan_out(*, job_id: int, enqueue: Callable[[int, int], None]) -> int:
+    """Mark the job's pending galaxies as acquiring and hand each to `enqueue(galaxy_id, job_id)`."""
+    AcquisitionJob.objects.filter(pk=job_id, status=AcquisitionJob.Status.QUEUED).update(
+        status=AcquisitionJob.Status.RUNNING
+    )
+    galaxy_ids = list(
+        AcquisitionJobItem.objects.filter(job_id=job_id, outcome=AcquisitionJobItem.Outcome.PENDING)
+        .order_by("galaxy_id")
+        .values_list("galaxy_id", flat=True)
+    )
+    Galaxy.objects.filter(pk__in=galaxy_ids).exclude(state=Galaxy.State.READY).update(
+        state=Galaxy.State.ACQUIRING, updated_at=timezone.now()
+    )
+    for galaxy_id in galaxy_ids:
+        enqueue(galaxy_id, job_id)
+    return len(galaxy_ids)
+
+
+def acquisition_job_record(*, job_id: int, galaxy_id: int, succeeded: bool, reason: str = "") -> None:
+    """Count one galaxy's outcome in its job exactly once, and close the job after the last one."""
+    outcome = AcquisitionJobItem.Outcome.SUCCEEDED if succeeded else AcquisitionJobItem.Outcome.FAILED
+    with transaction.atomic():
+        claimed = AcquisitionJobItem.objects.filter(
+            job_id=job_id, galaxy_id=galaxy_id, outcome=AcquisitionJobItem.Outcome.PENDING
+        ).update(outcome=outcome, reason=reason[:2000])
+        if not claimed:
+            return  # a redelivered task: already counted
+        counter = "succeeded" if succeeded else "failed"
+        # One statement moves the counter and closes the job when this was its last galaxy.
+        last = Q(total__lte=F("succeeded") + F("failed") + 1, status__in=OPEN_JOB_STATES)
+        AcquisitionJob.objects.filter(pk=job_id).update(
+            **{counter: F(counter) + 1},
+            status=Case(When(last, then=Value(AcquisitionJob.Status.DONE)), default=F("status")),
+            finished_at=Case(When(last, then=Value(timezone.now())), default=F("finished_at")),
+        )
+
+
+def galaxies_missing_images(*, limit: int) -> list[int]:
+    """Catalogued galaxies never acquired, and 'acquiring' ones whose worker vanished; claimed for a run."""
+    stale = timezone.now() - timedelta(seconds=settings.GIZ_ACQUIRE_STALE_S)
+    with transaction.atomic():
+        ids = list(
+            Galaxy.objects.filter(
+                Q(state=Galaxy.State.NEW) | Q(state=Galaxy.State.ACQUIRING, updated_at__lt=stale),
+                source=Galaxy.Source.SDSS,
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)[:limit]
+        )
+        # Claimed by stamping them, so the next beat does not queue them again while they wait.
+        Galaxy.objects.filter(pk__in=ids).update(state=Galaxy.State.ACQUIRING, updated_at=timezone.now())
+    return ids
+
+
+def pending_jobs_of(*, galaxy_ids: list[int]) -> dict[int, int]:
+    """For each galaxy still pending in a job, the latest such job's id."""
+    pending = AcquisitionJobItem.objects.filter(
+        galaxy_id__in=galaxy_ids, outcome=AcquisitionJobItem.Outcome.PENDING
+    ).order_by("job_id")
+    return dict(pending.values_list("galaxy_id", "job_id"))
+
+
+def partial_files_clean(*, older_than_s: float = 3600) -> int:
+    """Delete half-written files left by killed workers (never visible under a real name)."""
+    folder = Path(settings.MEDIA_ROOT) / PARTIAL_DIR
+    if not folder.is_dir():
+        return 0
+    cutoff = timezone.now().timestamp() - older_than_s
+    removed = 0
+    for path in folder.glob("*.part"):
+        if path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+# ------------------------------------------------------------------------------------ catalogs
+
+
+@dataclass
+class CatalogImportResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    galaxy_ids: list[int] = field(default_factory=list)
+
+    @property
+    def imported(self) -> int:
+        return self.created + self.updated + self.unchanged
+
+
+CATALOG_FIELDS = ["name", "ra", "dec", "d25_arcmin", "position_angle", "axial_ratio"]
+
+
+def _differs(galaxy: Galaxy, row: CatalogRow) -> bool:
+    return any(getattr(galaxy, name) != getattr(row, name) for name in CATALOG_FIELDS)
+
+
+def _images_forget(*, galaxy_ids: list[int]) -> None:
+    """Drop the stored images of galaxies whose position or size changed (their files after commit)."""
+    if not galaxy_ids:
+        return
+    images = GalaxyImage.objects.filter(galaxy_id__in=galaxy_ids)
+    names = [name for name in images.values_list("file", flat=True) if name]
+    images.delete()
+    transaction.on_commit(lambda: [default_storage.delete(name) for name in names])
+
+
+def catalog_import(
+    *, data: bytes, filename: str = "", progress: Callable[[int, int], None] | None = None, batch_size: int = 500
+) -> CatalogImportResult:
+    """Import a CSV/ECSV catalog: good rows created or updated by PGC, bad rows reported by line.
+
+    Raises ApplicationError only when the file as a whole cannot be read.
+    """
+    try:
+        rows, errors = catalog_parse(data, filename=filename)
+    except CatalogError as exc:
+        raise ApplicationError(f"Cannot read the catalog: {exc}", code="invalid_catalog") from exc
+    result = CatalogImportResult(errors=errors)
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        with transaction.atomic():
+            existing = Galaxy.objects.in_bulk([row.pgc for row in batch], field_name="pgc")
+            new, changed, moved_ids = [], [], []
+            for row in batch:
+                galaxy = existing.get(row.pgc)
+                if galaxy is None:
+                    new.append(Galaxy(pgc=row.pgc, **{name: getattr(row, name) for name in CATALOG_FIELDS}))
+                    continue
+                if not _differs(galaxy, row):
+                    result.unchanged += 1
+                    continue
+                moved = (galaxy.ra, galaxy.dec, galaxy.d25_arcmin) != (row.ra, row.dec, row.d25_arcmin)
+                for name in CATALOG_FIELDS:
+                    setattr(galaxy, name, getattr(row, name))
+                if moved and galaxy.source == Galaxy.Source.SDSS:
+                    # A new position or size needs a new stamp: the backstop fetches it again.
+                    galaxy.state, galaxy.failure_reason = Galaxy.State.NEW, ""
+                    moved_ids.append(galaxy.pk)
+                galaxy.updated_at = timezone.now()
+                changed.append(galaxy)
+            Galaxy.objects.bulk_create(new)
+            Galaxy.objects.bulk_update(changed, [*CATALOG_FIELDS, "state", "failure_reason", "updated_at"])
+            _images_forget(galaxy_ids=moved_ids)
+            result.created += len(new)
+            result.updated += len(changed)
+        result.galaxy_ids.extend(Galaxy.objects.filter(pgc__in=[row.pgc for row in batch]).values_list("pk", flat=True))
+        if progress is not None:
+            progress(len(batch), len(rows))
+    return result

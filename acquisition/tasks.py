@@ -1,0 +1,77 @@
+"""Celery tasks of the acquisition area: thin, taking ids; the work is in acquisition.services."""
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+
+from acquisition import services
+from acquisition.sdss import SdssError
+from labeling.models import Galaxy
+
+logger = logging.getLogger(__name__)
+
+
+# GIZ_SDSS_RATE_LIMIT is enforced by the process's SDSS client on every request (retries and FITS
+# frames included), so N worker processes make at most N x the limit requests per second. Celery's
+# task rate_limit is not used: it counts tasks, not requests, and its timer lags in a busy worker.
+@shared_task(
+    bind=True,
+    name="acquisition.tasks.acquire_galaxy",
+    max_retries=None,  # the limit is GIZ_SDSS_MAX_RETRIES, checked below so the reason gets recorded
+    ignore_result=True,
+)
+def acquire_galaxy(self, galaxy_id: int, job_id: int | None = None) -> str:
+    """Fetch and store a galaxy's images; retry transient failures, record permanent ones."""
+    galaxy = Galaxy.objects.filter(pk=galaxy_id).first()
+    if galaxy is None:
+        logger.warning("acquire_galaxy: galaxy %s no longer exists", galaxy_id)
+        return "missing"
+    attempt = self.request.retries + 1
+    try:
+        services.galaxy_acquire(galaxy=galaxy, client=services.sdss_client())
+    except SdssError as exc:
+        if not exc.permanent and self.request.retries < settings.GIZ_SDSS_MAX_RETRIES:
+            countdown = services.retry_delay(retries=self.request.retries, retry_after=exc.retry_after)
+            logger.info("PGC %s attempt %s: %s; retrying in %.2fs", galaxy.pgc, attempt, exc, countdown)
+            raise self.retry(countdown=countdown, exc=exc) from exc
+        reason = str(exc) if exc.permanent else f"gave up after {attempt} attempts: {exc}"
+    except Exception as exc:
+        # Our own outage (database, storage) or a bug: retried like a transient failure, then recorded,
+        # so that a job still finishes and the galaxy says what went wrong.
+        logger.exception("PGC %s attempt %s: unexpected error", galaxy.pgc, attempt)
+        if self.request.retries < settings.GIZ_SDSS_MAX_RETRIES:
+            countdown = services.retry_delay(retries=self.request.retries, retry_after=None)
+            raise self.retry(countdown=countdown, exc=exc) from exc
+        reason = f"gave up after {attempt} attempts: unexpected error: {exc!r}"[:2000]
+    else:
+        if job_id is not None:
+            services.acquisition_job_record(job_id=job_id, galaxy_id=galaxy_id, succeeded=True)
+        return "stored"
+    logger.warning("PGC %s: %s", galaxy.pgc, reason)
+    services.galaxy_acquisition_failed(galaxy_id=galaxy_id, reason=reason)
+    if job_id is not None:
+        services.acquisition_job_record(job_id=job_id, galaxy_id=galaxy_id, succeeded=False, reason=reason)
+    return "failed"
+
+
+@shared_task(name="acquisition.tasks.acquire_job", ignore_result=True)
+def acquire_job(job_id: int) -> int:
+    """Fan a job out: one acquire_galaxy task per galaxy still pending."""
+    return services.acquisition_job_fan_out(
+        job_id=job_id, enqueue=lambda galaxy_id, job: acquire_galaxy.delay(galaxy_id, job)
+    )
+
+
+@shared_task(name="acquisition.tasks.acquire_missing", ignore_result=True)
+def acquire_missing() -> int:
+    """Beat backstop: queue galaxies still without images (new, or stuck after a worker died)."""
+    services.partial_files_clean()
+    galaxy_ids = services.galaxies_missing_images(limit=settings.GIZ_ACQUIRE_BACKSTOP_BATCH)
+    # A galaxy still pending in a job is queued for that job, so the job can still finish.
+    jobs = services.pending_jobs_of(galaxy_ids=galaxy_ids)
+    for galaxy_id in galaxy_ids:
+        acquire_galaxy.delay(galaxy_id, jobs.get(galaxy_id))
+    if galaxy_ids:
+        logger.info("acquire_missing: queued %s galaxies", len(galaxy_ids))
+    return len(galaxy_ids)
