@@ -1,6 +1,6 @@
 """One error contract for the API: every 4xx is {"error": {"code", "message", "details"}}."""
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -23,9 +23,44 @@ def error_body(*, code: str, message: str, details=None) -> dict:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
+# Image failures that mean "too big" answer 413 so clients can tell them from unreadable files.
+IMAGE_TOO_LARGE_CODES = {"too_large", "too_many_pixels"}
+
+
+def _image_error_response(exc) -> Response:
+    code = getattr(exc, "code", "invalid_image")
+    http_status = (
+        status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if code in IMAGE_TOO_LARGE_CODES else status.HTTP_400_BAD_REQUEST
+    )
+    message = getattr(exc, "reason", str(exc))
+    return Response(error_body(code=code, message=message, details={"field": "file"}), status=http_status)
+
+
+def _is_image_error(exc) -> bool:
+    # Imported lazily: the imaging unit is Django-free and must not be needed to load the API.
+    try:
+        from inference.imaging import ImageError
+    except ImportError:  # pragma: no cover - the module is always there in a full checkout
+        return False
+    return isinstance(exc, ImageError)
+
+
 def api_exception_handler(exc, context):
     if isinstance(exc, ApplicationError):
         return Response(error_body(code=exc.code, message=exc.message, details=exc.details), status=exc.status_code)
+    if _is_image_error(exc):
+        return _image_error_response(exc)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(
+            error_body(code="too_large", message="The request body is larger than the server accepts."),
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    if isinstance(exc, SuspiciousOperation):
+        # Malformed multipart bodies, too many fields and the like: the client's fault, never a 500.
+        return Response(
+            error_body(code="bad_request", message="The request could not be read."),
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     elif isinstance(exc, Http404):
@@ -37,7 +72,8 @@ def api_exception_handler(exc, context):
     if response is None:
         return None  # a real bug: let Django log it and answer 500
     if isinstance(exc, exceptions.ValidationError):
-        body = error_body(code="invalid", message="The request is not valid.", details=response.data)
+        details = response.data if isinstance(response.data, dict) else {"non_field_errors": response.data}
+        body = error_body(code="invalid", message="The request is not valid.", details=details)
     else:
         detail = response.data.get("detail", "") if isinstance(response.data, dict) else response.data
         code = getattr(exc, "default_code", "error")

@@ -1,0 +1,70 @@
+"""All API URLs under /api/: the schema and its viewers, auth, galaxies, votes, inference, models, alarms,
+and the IncliNET compatibility layer (/api/pgc/<id>, /api/objname/<name>, /api/file)."""
+
+from django.urls import path, re_path, register_converter
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from acquisition import apis as acquisition_apis
+from giz_site import api_auth
+from inference import apis as inference_apis
+from labeling import apis as labeling_apis
+
+
+class PgcConverter:
+    """PGC numbers as path parts; at most 18 digits so they always fit the database's bigint."""
+
+    regex = "[0-9]{1,18}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+class IdConverter(PgcConverter):
+    """Row ids, bounded like PGC numbers (a 30-digit id must be a 404, not a database error)."""
+
+
+register_converter(PgcConverter, "pgc")
+register_converter(IdConverter, "id")
+
+app_name = "api"
+
+urlpatterns = [
+    # Schema and documentation
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="swagger-ui"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    # Auth
+    path("auth/token/", api_auth.TokenObtainApi.as_view(), name="token-obtain"),
+    path("auth/token/current/", api_auth.TokenRevokeApi.as_view(), name="token-revoke"),
+    # Galaxies and standards
+    path("galaxies/", labeling_apis.GalaxyListApi.as_view(), name="galaxy-list"),
+    path("galaxies/<pgc:pgc>/", labeling_apis.GalaxyDetailApi.as_view(), name="galaxy-detail"),
+    path("galaxies/<pgc:pgc>/acquire/", acquisition_apis.GalaxyAcquireApi.as_view(), name="galaxy-acquire"),
+    path("standards/", labeling_apis.StandardListApi.as_view(), name="standard-list"),
+    # Volunteering
+    path("assignments/next/", labeling_apis.AssignmentNextApi.as_view(), name="assignment-next"),
+    path("assignments/reshuffle/", labeling_apis.AssignmentReshuffleApi.as_view(), name="assignment-reshuffle"),
+    path("votes/", labeling_apis.VoteListApi.as_view(), name="vote-list"),
+    path("votes/<id:vote_id>/", labeling_apis.VoteDetailApi.as_view(), name="vote-detail"),
+    # Inference
+    path("inference/upload/", inference_apis.InferenceUploadApi.as_view(), name="inference-upload"),
+    path("inference/pgc/<pgc:pgc>/", inference_apis.InferenceByPgcApi.as_view(), name="inference-pgc"),
+    path("inference/position/", inference_apis.InferenceByPositionApi.as_view(), name="inference-position"),
+    path("jobs/", inference_apis.JobListApi.as_view(), name="job-list"),
+    path("jobs/<id:job_id>/", inference_apis.JobDetailApi.as_view(), name="job-detail"),
+    path("jobs/<id:job_id>/results/", inference_apis.JobResultsApi.as_view(), name="job-results"),
+    # Models and alarms
+    path("models/", inference_apis.ModelVersionListApi.as_view(), name="model-list"),
+    path("models/<id:model_id>/activate/", inference_apis.ModelVersionActivateApi.as_view(), name="model-activate"),
+    path("alarms/", inference_apis.AlarmListApi.as_view(), name="alarm-list"),
+    path("alarms/<id:alarm_id>/resolve/", inference_apis.AlarmResolveApi.as_view(), name="alarm-resolve"),
+    # The original IncliNET service's URLs (compatibility layer; no trailing slash, as there)
+    path("pgc/<pgc:pgc>", inference_apis.CompatPgcApi.as_view(), name="compat-pgc"),
+    path("objname/<str:objname>", inference_apis.CompatObjnameApi.as_view(), name="compat-objname"),
+    path("file", inference_apis.CompatFileApi.as_view(), name="compat-file"),
+    # Anything else under /api/ is a JSON 404, not the website's HTML page.
+    re_path(r"^.*$", api_auth.ApiNotFound.as_view(), name="not-found"),
+]

@@ -1,0 +1,686 @@
+"""REST API for inference (upload, by PGC, by position, batch jobs), model versions and alarms.
+
+Also the compatibility layer: the original IncliNET service's GET /api/pgc/<id>, GET /api/objname/<name>
+and POST /api/file, answered with its response shape so existing clients keep working.
+Every view is thin: validate, call a service in inference/ or acquisition/, serialise.
+"""
+
+import statistics
+
+from django.conf import settings
+from django.db.models import Q, Value
+from django.db.models.functions import Replace
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from acquisition.models import GalaxyImage
+from acquisition.services import galaxy_acquire_now
+from giz_site.api_pagination import paginated_response, paginated_serializer, pagination_parameters
+from giz_site.api_permissions import IsStaff, IsVolunteer
+from giz_site.api_schema import pgc_path_parameter
+from giz_site.exceptions import ApplicationError
+from inference.models import DiscrepancyAlarm, InferenceJob, ModelVersion
+from inference.selectors import inference_job_results
+from inference.services import (
+    alarm_resolve,
+    inference_job_create,
+    model_version_activate,
+    model_version_upload,
+    predict_galaxy,
+    predict_image_bytes,
+)
+from labeling.models import Galaxy
+
+# The original service refused uploads over 1 MB (Flask MAX_CONTENT_LENGTH); its form keeps that limit.
+COMPAT_MAX_BYTES = 1 * 2**20
+# A pasted catalog of PGC numbers; larger sets are a "catalog" job.
+MAX_JOB_PGCS = 10_000
+MAX_FOV_ARCMIN = 120.0  # what galaxy_from_position accepts
+BATCH_JOB_KINDS = [("pgc_list", "A list of PGC numbers"), ("catalog", "Every catalogued galaxy")]
+
+
+# ------------------------------------------------------------------------------ shared pieces
+
+
+class EnsembleResultOutputSerializer(serializers.Serializer):
+    """What the active ensemble says about one image."""
+
+    members = serializers.DictField(child=serializers.FloatField(), help_text="Model name -> inclination (deg).")
+    median = serializers.FloatField(help_text="Median of the members (deg): the answer.")
+    mean = serializers.FloatField()
+    spread = serializers.FloatField(help_text="Standard deviation of the members (deg).")
+    rejection_likelihood = serializers.FloatField(
+        allow_null=True, help_text="Probability (0-1) that a volunteer would reject this image."
+    )
+    rejection_members = serializers.DictField(child=serializers.FloatField())
+    alarm_raised = serializers.BooleanField(help_text="True when the members disagree enough to ask staff to look.")
+    model_versions = serializers.ListField(child=serializers.CharField())
+
+    class Meta:
+        ref_name = "EnsembleResult"
+
+
+class GalaxyBriefOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Galaxy
+        fields = ["pgc", "name", "ra", "dec", "d25_arcmin", "position_angle", "source", "state"]
+        ref_name = "GalaxyBrief"
+
+
+def _read_upload(upload, *, max_bytes: int) -> bytes:
+    """The uploaded bytes, refusing oversized files before reading them into memory."""
+    if upload.size > max_bytes:
+        raise ApplicationError(
+            f"The file is {upload.size / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.1f} MB.",
+            code="too_large",
+            details={"field": "file", "max_bytes": max_bytes},
+            status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    return upload.read()
+
+
+def _predict_stored_galaxy(galaxy: Galaxy):
+    """The ensemble on a galaxy's stored colour image, fetching the images first when there are none."""
+    if not galaxy.images.filter(band=GalaxyImage.Band.COLOR).exists():
+        galaxy_acquire_now(galaxy=galaxy)
+        galaxy.refresh_from_db()
+    return predict_galaxy(galaxy=galaxy)
+
+
+class UploadInputSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="JPEG, PNG, GIF, TIFF or FITS (optionally gzip/bzip2-compressed).")
+
+    class Meta:
+        ref_name = "ImageUpload"
+
+
+# ------------------------------------------------------------------------------ inference
+
+
+class InferenceUploadApi(APIView):
+    """POST an image (multipart field `file`) and get every active model's inclination and the ensemble summary."""
+
+    permission_classes = [AllowAny]
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        operation_id="inference_upload",
+        request={"multipart/form-data": UploadInputSerializer},
+        responses=EnsembleResultOutputSerializer,
+        tags=["inference"],
+    )
+    def post(self, request):
+        serializer = UploadInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = _read_upload(serializer.validated_data["file"], max_bytes=settings.GIZ_IMAGE_MAX_BYTES)
+        result = predict_image_bytes(data=data)
+        return Response(EnsembleResultOutputSerializer(result).data)
+
+
+class InferenceByPgcApi(APIView):
+    """The ensemble on a catalogued galaxy's stored image (acquired first when missing); saved as a prediction."""
+
+    permission_classes = [AllowAny]
+
+    class OutputSerializer(serializers.Serializer):
+        galaxy = GalaxyBriefOutputSerializer()
+        result = EnsembleResultOutputSerializer()
+
+        class Meta:
+            ref_name = "GalaxyInference"
+
+    @extend_schema(
+        operation_id="inference_by_pgc",
+        parameters=[pgc_path_parameter()],
+        responses=OutputSerializer,
+        tags=["inference"],
+    )
+    def get(self, request, pgc: int):
+        galaxy = get_object_or_404(Galaxy, pgc=pgc)
+        result = _predict_stored_galaxy(galaxy)
+        return Response(self.OutputSerializer({"galaxy": galaxy, "result": result}).data)
+
+
+# ------------------------------------------------------------------------------ jobs (position and batch)
+
+
+class JobOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    total = serializers.IntegerField()
+    done = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    progress = serializers.SerializerMethodField(help_text="Fraction finished, 0-1.")
+    params = serializers.JSONField()
+    error = serializers.CharField(required=False, allow_blank=True, default="")
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True, required=False, default=None)
+    url = serializers.SerializerMethodField()
+    results_url = serializers.SerializerMethodField()
+
+    class Meta:
+        ref_name = "InferenceJob"
+
+    def get_progress(self, job) -> float:
+        return (job.done + job.failed) / job.total if job.total else 0.0
+
+    def get_url(self, job) -> str:
+        return self.context["request"].build_absolute_uri(reverse("api:job-detail", args=[job.pk]))
+
+    def get_results_url(self, job) -> str:
+        return self.context["request"].build_absolute_uri(reverse("api:job-results", args=[job.pk]))
+
+
+def _job_accepted(request, job) -> Response:
+    """202 Accepted with the job and a Location header to poll."""
+    body = JobOutputSerializer(job, context={"request": request}).data
+    return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+
+
+class InferenceByPositionApi(APIView):
+    """POST a sky position and field of view; answers 202 with a job URL to poll for the result."""
+
+    permission_classes = [IsVolunteer]
+
+    class InputSerializer(serializers.Serializer):
+        ra = serializers.FloatField(min_value=0, max_value=360, help_text="Right ascension (deg, J2000), 0-360.")
+        dec = serializers.FloatField(min_value=-90, max_value=90, help_text="Declination (deg, J2000), -90-90.")
+        fov_arcmin = serializers.FloatField(
+            min_value=0.1, max_value=MAX_FOV_ARCMIN, help_text="Field of view (arcmin), e.g. 1.5-3 x D25."
+        )
+
+        class Meta:
+            ref_name = "PositionInferenceInput"
+
+        def validate_ra(self, value: float) -> float:
+            return value % 360.0  # 360 is RA 0
+
+    @extend_schema(
+        operation_id="inference_by_position",
+        request=InputSerializer,
+        responses={202: JobOutputSerializer},
+        tags=["inference"],
+    )
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job = inference_job_create(kind="position", user=request.user, **serializer.validated_data)
+        return _job_accepted(request, job)
+
+
+def _jobs_visible_to(user):
+    """A user's own jobs; staff see everyone's. Others' jobs answer 404, never 403 (no existence leak)."""
+    jobs = InferenceJob.objects.all()
+    return jobs if user.is_staff else jobs.filter(created_by=user)
+
+
+class JobListApi(APIView):
+    """GET: the signed-in user's inference jobs. POST: a batch job over a list of PGC numbers or the whole catalog."""
+
+    permission_classes = [IsVolunteer]
+
+    class InputSerializer(serializers.Serializer):
+        kind = serializers.ChoiceField(choices=BATCH_JOB_KINDS)
+        pgcs = serializers.ListField(
+            child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+            required=False,
+            max_length=MAX_JOB_PGCS,
+            help_text=f"For kind=pgc_list: up to {MAX_JOB_PGCS:,} PGC numbers.",
+        )
+
+        class Meta:
+            ref_name = "BatchJobInput"
+
+        def validate(self, attrs):
+            if attrs["kind"] == "pgc_list":
+                if not attrs.get("pgcs"):
+                    raise serializers.ValidationError({"pgcs": ["Give at least one PGC number for a pgc_list job."]})
+                attrs["pgcs"] = list(dict.fromkeys(attrs["pgcs"]))  # keep order, drop repeats
+            elif attrs.get("pgcs"):
+                raise serializers.ValidationError({"pgcs": ["A catalog job runs over every galaxy; leave pgcs out."]})
+            return attrs
+
+    @extend_schema(
+        operation_id="jobs_list",
+        parameters=pagination_parameters(),
+        responses=paginated_serializer(JobOutputSerializer, name="InferenceJobPage"),
+        tags=["inference"],
+    )
+    def get(self, request):
+        return paginated_response(
+            queryset=_jobs_visible_to(request.user),
+            serializer_class=JobOutputSerializer,
+            request=request,
+            view=self,
+            ordering="-id",
+        )
+
+    @extend_schema(
+        operation_id="jobs_create", request=InputSerializer, responses={202: JobOutputSerializer}, tags=["inference"]
+    )
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if data["kind"] == "catalog" and not request.user.is_staff:
+            raise ApplicationError(
+                "Only staff may run a job over the whole catalog.", code="permission_denied", status_code=403
+            )
+        job = inference_job_create(kind=data["kind"], user=request.user, pgcs=data.get("pgcs"))
+        return _job_accepted(request, job)
+
+
+class JobDetailApi(APIView):
+    """One job's status and progress (poll until status is done or failed)."""
+
+    permission_classes = [IsVolunteer]
+
+    @extend_schema(operation_id="jobs_retrieve", responses=JobOutputSerializer, tags=["inference"])
+    def get(self, request, job_id: int):
+        job = get_object_or_404(_jobs_visible_to(request.user), pk=job_id)
+        return Response(JobOutputSerializer(job, context={"request": request}).data)
+
+
+class JobResultsApi(APIView):
+    """A job's results, one item per galaxy, page by page."""
+
+    permission_classes = [IsVolunteer]
+
+    class OutputSerializer(serializers.Serializer):
+        pgc = serializers.IntegerField()
+        status = serializers.CharField(help_text="ok, or failed with a reason.")
+        reason = serializers.CharField(allow_blank=True, required=False, default="")
+        median = serializers.FloatField(allow_null=True, required=False, default=None)
+        mean = serializers.FloatField(allow_null=True, required=False, default=None)
+        spread = serializers.FloatField(allow_null=True, required=False, default=None)
+        rejection_likelihood = serializers.FloatField(allow_null=True, required=False, default=None)
+        members = serializers.DictField(child=serializers.FloatField(), required=False, default=dict)
+        alarm_raised = serializers.BooleanField(required=False, default=False)
+
+        class Meta:
+            ref_name = "JobResult"
+
+    @extend_schema(
+        operation_id="jobs_results",
+        parameters=pagination_parameters(),
+        responses=paginated_serializer(OutputSerializer, name="JobResultPage"),
+        tags=["inference"],
+    )
+    def get(self, request, job_id: int):
+        job = get_object_or_404(_jobs_visible_to(request.user), pk=job_id)
+        return paginated_response(
+            queryset=inference_job_results(job=job),
+            serializer_class=self.OutputSerializer,
+            request=request,
+            view=self,
+            ordering="id",
+        )
+
+
+# ------------------------------------------------------------------------------ model versions
+
+
+class ModelVersionOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "architecture",
+            "format",
+            "input_size",
+            "input_mode",
+            "output",
+            "status",
+            "metrics",
+            "n_labels",
+            "n_synthetic",
+            "training_run",
+            "notes",
+            "created_at",
+            "activated_at",
+        ]
+        ref_name = "ModelVersion"
+
+
+class ModelVersionListApi(APIView):
+    """GET: model versions with their metrics (anyone). POST: upload a .keras/.h5 model file (staff)."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    class FilterSerializer(serializers.Serializer):
+        kind = serializers.ChoiceField(choices=ModelVersion.Kind.choices, required=False)
+        status = serializers.ChoiceField(choices=ModelVersion.Status.choices, required=False)
+
+        class Meta:
+            ref_name = "ModelVersionFilter"
+
+    class InputSerializer(serializers.Serializer):
+        file = serializers.FileField(help_text="A Keras model saved as .keras (or legacy .h5).")
+        name = serializers.CharField(max_length=100)
+        kind = serializers.ChoiceField(choices=ModelVersion.Kind.choices, default=ModelVersion.Kind.REGRESSION)
+        output = serializers.ChoiceField(
+            choices=ModelVersion.Output.choices,
+            default=ModelVersion.Output.DEGREES,
+            help_text="'scaled' for the original service's models ([-1, 1] over 45-90 deg).",
+        )
+        notes = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+        class Meta:
+            ref_name = "ModelVersionUpload"
+
+    def get_permissions(self):
+        return [IsStaff()] if self.request.method == "POST" else [AllowAny()]
+
+    @extend_schema(
+        operation_id="models_list",
+        parameters=[FilterSerializer, *pagination_parameters()],
+        responses=paginated_serializer(ModelVersionOutputSerializer, name="ModelVersionPage"),
+        tags=["models"],
+    )
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        queryset = ModelVersion.objects.filter(**filters.validated_data)
+        return paginated_response(
+            queryset=queryset,
+            serializer_class=ModelVersionOutputSerializer,
+            request=request,
+            view=self,
+            ordering="-id",
+        )
+
+    @extend_schema(
+        operation_id="models_upload",
+        request={"multipart/form-data": InputSerializer},
+        responses={201: ModelVersionOutputSerializer},
+        tags=["models"],
+    )
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        version = model_version_upload(user=request.user, **serializer.validated_data)
+        return Response(ModelVersionOutputSerializer(version).data, status=status.HTTP_201_CREATED)
+
+
+class ModelVersionActivateApi(APIView):
+    """Make a model version part of the active ensemble (staff)."""
+
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        operation_id="models_activate", request=None, responses=ModelVersionOutputSerializer, tags=["models"]
+    )
+    def post(self, request, model_id: int):
+        version = get_object_or_404(ModelVersion, pk=model_id)
+        model_version_activate(model_version=version, user=request.user)
+        version.refresh_from_db()
+        return Response(ModelVersionOutputSerializer(version).data)
+
+
+# ------------------------------------------------------------------------------ alarms
+
+
+class AlarmOutputSerializer(serializers.ModelSerializer):
+    pgc = serializers.IntegerField(source="galaxy.pgc")
+    resolved_by = serializers.CharField(source="resolved_by.username", allow_null=True, default=None)
+
+    class Meta:
+        model = DiscrepancyAlarm
+        fields = [
+            "id",
+            "pgc",
+            "kind",
+            "status",
+            "ensemble_median",
+            "ensemble_spread",
+            "consensus_inclination",
+            "details",
+            "created_at",
+            "resolved_at",
+            "resolved_by",
+            "resolution_note",
+        ]
+        ref_name = "Alarm"
+
+
+class AlarmListApi(APIView):
+    """Discrepancy alarms, newest first (staff)."""
+
+    permission_classes = [IsStaff]
+
+    class FilterSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(choices=DiscrepancyAlarm.Status.choices, required=False)
+        kind = serializers.ChoiceField(choices=DiscrepancyAlarm.Kind.choices, required=False)
+
+        class Meta:
+            ref_name = "AlarmFilter"
+
+    @extend_schema(
+        operation_id="alarms_list",
+        parameters=[FilterSerializer, *pagination_parameters()],
+        responses=paginated_serializer(AlarmOutputSerializer, name="AlarmPage"),
+        tags=["alarms"],
+    )
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        queryset = DiscrepancyAlarm.objects.filter(**filters.validated_data).select_related("galaxy", "resolved_by")
+        return paginated_response(
+            queryset=queryset, serializer_class=AlarmOutputSerializer, request=request, view=self, ordering="-id"
+        )
+
+
+class AlarmResolveApi(APIView):
+    """Mark an alarm resolved with a note (staff)."""
+
+    permission_classes = [IsStaff]
+
+    class InputSerializer(serializers.Serializer):
+        note = serializers.CharField(max_length=2000, allow_blank=True, required=False, default="")
+
+        class Meta:
+            ref_name = "AlarmResolveInput"
+
+    @extend_schema(
+        operation_id="alarms_resolve", request=InputSerializer, responses=AlarmOutputSerializer, tags=["alarms"]
+    )
+    def post(self, request, alarm_id: int):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        alarm = get_object_or_404(DiscrepancyAlarm, pk=alarm_id)
+        alarm_resolve(alarm=alarm, user=request.user, note=serializer.validated_data["note"])
+        alarm = DiscrepancyAlarm.objects.select_related("galaxy", "resolved_by").get(pk=alarm.pk)
+        return Response(AlarmOutputSerializer(alarm).data)
+
+
+# ------------------------------------------------------------------------------ compatibility layer (IncliNET)
+
+
+def _summary(values: list[float]) -> dict:
+    if not values:
+        return {"mean": None, "median": None, "stdev": None}
+    return {"mean": statistics.fmean(values), "median": statistics.median(values), "stdev": statistics.pstdev(values)}
+
+
+def compat_response_body(*, result, galaxy: Galaxy | None = None, filename: str | None = None) -> dict:
+    """The original service's response: members grouped by architecture, rejection in percent."""
+    architectures = dict(
+        ModelVersion.objects.filter(name__in=[*result.members, *result.rejection_members]).values_list(
+            "name", "architecture"
+        )
+    )
+    groups: dict[str, dict[str, float]] = {}
+    for name, inclination in sorted(result.members.items()):
+        groups.setdefault(architectures.get(name, ""), {})[name] = inclination
+    inclinations: dict = {f"Group_{i}": members for i, (_, members) in enumerate(sorted(groups.items()))}
+    # The ensemble's own summary (the spread is the members' standard deviation).
+    inclinations["summary"] = {"mean": result.mean, "median": result.median, "stdev": result.spread}
+    rejection: dict = {name: 100.0 * p for name, p in sorted(result.rejection_members.items())}
+    rejection["summary"] = _summary(list(rejection.values()))
+    body: dict = {"status": "success"}
+    if galaxy is not None:
+        body["galaxy"] = _compat_galaxy(galaxy)
+    if filename is not None:
+        body["filename"] = filename
+    body["inclinations"] = inclinations
+    body["rejection_likelihood"] = rejection
+    return body
+
+
+def _compat_galaxy(galaxy: Galaxy) -> dict:
+    # The original wrote units into strings ("10.6848 deg"); clients parse them, so keep them.
+    fov = 1.5 * galaxy.d25_arcmin if galaxy.d25_arcmin else None
+    if fov is None:
+        image = galaxy.images.filter(band=GalaxyImage.Band.COLOR, pixel_scale__isnull=False).first()
+        fov = image.pixel_scale * image.width / 60 if image else None
+    return {
+        "pgc": str(galaxy.pgc),
+        "ra": f"{galaxy.ra:.4f} deg",
+        "dec": f"{galaxy.dec:.4f} deg",
+        "fov": f"{fov:.2f} arcmin" if fov else "",
+        "pa": f"{galaxy.position_angle} deg" if galaxy.position_angle is not None else "",
+        "objname": galaxy.name,
+    }
+
+
+_compat_summary = inline_serializer(
+    name="CompatSummary",
+    fields={
+        "mean": serializers.FloatField(allow_null=True),
+        "median": serializers.FloatField(allow_null=True),
+        "stdev": serializers.FloatField(allow_null=True),
+    },
+)
+_compat_response = inline_serializer(
+    name="CompatResponse",
+    fields={
+        "status": serializers.CharField(help_text="success"),
+        "galaxy": inline_serializer(
+            name="CompatGalaxy",
+            fields={
+                "pgc": serializers.JSONField(
+                    help_text='A string for /api/pgc ("2557"), a number for /api/objname (2557), as the original.'
+                ),
+                "ra": serializers.CharField(help_text='e.g. "10.6848 deg"'),
+                "dec": serializers.CharField(),
+                "fov": serializers.CharField(help_text='e.g. "266.74 arcmin"'),
+                "pa": serializers.CharField(),
+                "objname": serializers.CharField(),
+            },
+            required=False,
+        ),
+        "filename": serializers.CharField(required=False),
+        "inclinations": serializers.DictField(
+            child=serializers.DictField(child=serializers.FloatField(allow_null=True)),
+            help_text="Group_0, Group_1, ... (one per architecture: model name -> deg) and summary.",
+        ),
+        "rejection_likelihood": serializers.DictField(
+            child=serializers.JSONField(),
+            help_text="Rejection model name -> percent, and summary {mean, median, stdev}.",
+        ),
+    },
+)
+_compat_error = OpenApiResponse(
+    description='The original\'s failure shape {"status": "failed", "message"} plus the standard "error" object.',
+    response=inline_serializer(
+        name="CompatError",
+        fields={
+            "status": serializers.CharField(),
+            "message": serializers.CharField(),
+            "error": serializers.JSONField(),
+        },
+    ),
+)
+
+
+class CompatApi(APIView):
+    """Base of the compatibility views: errors also carry the original's status/message keys."""
+
+    permission_classes = [AllowAny]
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        if isinstance(response.data, dict) and "error" in response.data:
+            response.data = {"status": "failed", "message": response.data["error"]["message"], **response.data}
+        return response
+
+
+def _compat_not_found(message: str) -> ApplicationError:
+    return ApplicationError(message, code="not_found", status_code=status.HTTP_404_NOT_FOUND)
+
+
+COMPAT_RESPONSES = {200: _compat_response, 400: _compat_error, 404: _compat_error, 413: _compat_error}
+
+
+class CompatPgcApi(CompatApi):
+    """IncliNET compatibility: GET /api/pgc/<id> -> the original response shape."""
+
+    @extend_schema(
+        operation_id="compat_pgc",
+        parameters=[pgc_path_parameter()],
+        responses=COMPAT_RESPONSES,
+        tags=["compatibility (IncliNET)"],
+    )
+    def get(self, request, pgc: int):
+        galaxy = Galaxy.objects.filter(pgc=pgc).first()
+        if galaxy is None:
+            raise _compat_not_found(f"Could not find PGC{pgc} in the database.")
+        result = _predict_stored_galaxy(galaxy)
+        return Response(compat_response_body(result=result, galaxy=galaxy))
+
+
+class CompatObjnameApi(CompatApi):
+    """IncliNET compatibility: GET /api/objname/<name> (our catalogue's names; spaces and case ignored)."""
+
+    @extend_schema(
+        operation_id="compat_objname",
+        parameters=[OpenApiParameter("objname", str, OpenApiParameter.PATH, description="e.g. NGC0224")],
+        responses=COMPAT_RESPONSES,
+        tags=["compatibility (IncliNET)"],
+    )
+    def get(self, request, objname: str):
+        if "\x00" in objname or len(objname) > 64:  # no catalogue name looks like this (and NUL upsets SQL)
+            raise _compat_not_found(f"Could not find object {objname[:64]!r}.")
+        # "NGC 4579", "ngc4579" and "NGC4579" name the same galaxy: compare without spaces.
+        compact = objname.replace(" ", "")
+        galaxy = (
+            Galaxy.objects.annotate(compact_name=Replace("name", Value(" "), Value("")))
+            .filter(Q(name__iexact=objname) | Q(compact_name__iexact=compact))
+            .order_by("pgc")
+            .first()
+        )
+        if galaxy is None:
+            raise _compat_not_found(f"Could not find object {objname}.")
+        body = compat_response_body(result=_predict_stored_galaxy(galaxy), galaxy=galaxy)
+        body["galaxy"]["pgc"] = galaxy.pgc  # the original answered a number here, a string for /api/pgc
+        body["galaxy"]["objname"] = objname
+        return Response(body)
+
+
+class CompatFileApi(CompatApi):
+    """IncliNET compatibility: POST /api/file with multipart field `file` (1 MB max, as the original)."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        operation_id="compat_file",
+        request={"multipart/form-data": UploadInputSerializer},
+        responses=COMPAT_RESPONSES,
+        tags=["compatibility (IncliNET)"],
+    )
+    def post(self, request):
+        serializer = UploadInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        upload = serializer.validated_data["file"]
+        data = _read_upload(upload, max_bytes=min(COMPAT_MAX_BYTES, settings.GIZ_IMAGE_MAX_BYTES))
+        result = predict_image_bytes(data=data)
+        return Response(compat_response_body(result=result, filename=upload.name))

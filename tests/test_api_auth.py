@@ -1,0 +1,164 @@
+"""Contract tests for authentication, throttling, CORS, the schema pages and the error format of unknown URLs."""
+
+import pytest
+from django.core.cache import cache
+from django.core.management import call_command
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+from rest_framework.throttling import SimpleRateThrottle
+
+from tests.api_fixtures import assert_error, token_client
+
+pytestmark = pytest.mark.django_db
+
+
+class TestTokens:
+    def test_username_and_password_give_a_token_that_authenticates(self, api_client, alice):
+        response = api_client.post(
+            "/api/auth/token/", {"username": "alice", "password": "correct-horse-battery"}, format="json"
+        )
+        assert response.status_code == 200, response.content
+        token = response.json()["token"]
+        assert token == Token.objects.get(user=alice).key
+        client = APIClient()
+        assert_error(client.get("/api/votes/"), 401, "not_authenticated")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+        assert client.get("/api/votes/").status_code == 200
+
+    def test_a_wrong_password_is_a_400_and_no_token(self, api_client, alice):
+        response = api_client.post("/api/auth/token/", {"username": "alice", "password": "nope"}, format="json")
+        assert_error(response, 400, "invalid_credentials")
+        assert not Token.objects.exists()
+
+    def test_missing_fields_are_named(self, api_client):
+        error = assert_error(api_client.post("/api/auth/token/", {}, format="json"), 400, "invalid")
+        assert set(error["details"]) == {"username", "password"}
+
+    def test_a_bad_token_is_a_401(self, api_client):
+        api_client.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
+        assert_error(api_client.get("/api/galaxies/"), 401, "authentication_failed")
+
+    def test_revoking_the_token_logs_the_client_out(self, alice):
+
+        client = token_client(alice)
+        assert client.delete("/api/auth/token/current/").status_code == 204
+        assert_error(client.get("/api/votes/"), 401)
+
+    def test_staff_create_tokens_with_a_management_command(self, bob):
+        call_command("drf_create_token", "bob")
+        assert Token.objects.filter(user=bob).exists()
+
+    def test_the_website_session_works_for_the_api(self, alice_client):
+        assert alice_client.get("/api/votes/").status_code == 200
+
+
+class TestPermissions:
+    def test_staff_only_endpoints_refuse_volunteers_with_403(self, alice):
+
+        client = token_client(alice)
+        assert_error(client.get("/api/alarms/"), 403, "permission_denied")
+        assert_error(client.post("/api/alarms/1/resolve/", {}, format="json"), 403)
+        assert_error(client.post("/api/models/1/activate/"), 403)
+        assert_error(client.post("/api/galaxies/1/acquire/"), 403)
+
+    def test_anonymous_clients_get_401_on_volunteer_endpoints(self, api_client):
+        assert_error(api_client.get("/api/assignments/next/"), 401)
+        assert_error(api_client.post("/api/votes/", {}, format="json"), 401)
+        assert_error(api_client.get("/api/jobs/"), 401)
+        assert_error(api_client.post("/api/inference/position/", {}, format="json"), 401)
+
+
+@pytest.fixture
+def tight_throttles(monkeypatch):
+    # DRF reads the rates once at import; patch them where the throttles look them up.
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"anon": "3/min", "user": "5/min"})
+    cache.clear()
+    yield
+    cache.clear()
+
+
+class TestThrottling:
+    def test_anonymous_clients_are_throttled_with_a_429_saying_when_to_retry(self, api_client, tight_throttles):
+        for _ in range(3):
+            assert api_client.get("/api/galaxies/").status_code == 200
+        response = api_client.get("/api/galaxies/")
+        error = assert_error(response, 429, "throttled")
+        assert error["details"]["retry_after_s"] > 0
+        assert int(response["Retry-After"]) > 0
+
+    def test_each_user_has_their_own_allowance(self, alice, charlie, tight_throttles):
+
+        alice_api, charlie_api = token_client(alice), token_client(charlie)
+        for _ in range(5):
+            assert alice_api.get("/api/galaxies/").status_code == 200
+        assert_error(alice_api.get("/api/galaxies/"), 429, "throttled")
+        assert charlie_api.get("/api/galaxies/").status_code == 200
+
+
+class TestCors:
+    def test_cross_origin_requests_are_not_allowed_by_default(self, api_client):
+        response = api_client.options(
+            "/api/galaxies/", HTTP_ORIGIN="https://evil.example", HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET"
+        )
+        assert "Access-Control-Allow-Origin" not in response
+        response = api_client.get("/api/galaxies/", HTTP_ORIGIN="https://evil.example")
+        assert "Access-Control-Allow-Origin" not in response
+
+    def test_a_listed_origin_is_allowed(self, api_client, settings):
+        settings.CORS_ALLOWED_ORIGINS = ["https://astro.example"]
+        response = api_client.get("/api/galaxies/", HTTP_ORIGIN="https://astro.example")
+        assert response["Access-Control-Allow-Origin"] == "https://astro.example"
+
+
+class TestSchemaAndDocs:
+    def test_the_openapi_schema_documents_every_area_and_the_error_format(self, api_client):
+        response = api_client.get("/api/schema/?format=json")
+        assert response.status_code == 200
+        schema = response.json()
+        paths = schema["paths"]
+        for path in [
+            "/api/galaxies/",
+            "/api/galaxies/{pgc}/",
+            "/api/standards/",
+            "/api/votes/",
+            "/api/assignments/next/",
+            "/api/inference/upload/",
+            "/api/inference/pgc/{pgc}/",
+            "/api/inference/position/",
+            "/api/jobs/",
+            "/api/jobs/{job_id}/results/",
+            "/api/models/",
+            "/api/alarms/",
+            "/api/pgc/{pgc}",
+            "/api/objname/{objname}",
+            "/api/file",
+        ]:
+            assert path in paths, path
+        assert paths["/api/galaxies/"]["get"]["responses"]["400"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/Error"
+        }
+        assert schema["components"]["schemas"]["Error"]["required"] == ["error"]
+
+    def test_the_schema_is_valid_openapi_without_generator_warnings(self, tmp_path):
+        out = tmp_path / "schema.yaml"
+        call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
+        assert "openapi: 3" in out.read_text()
+
+    @pytest.mark.parametrize("page", ["/api/docs/", "/api/redoc/"])
+    def test_swagger_and_redoc_pages_render(self, api_client, page):
+        response = api_client.get(page)
+        assert response.status_code == 200
+        assert b"/api/schema/" in response.content
+
+
+class TestUnknownUrls:
+    @pytest.mark.parametrize("method", ["get", "post", "delete"])
+    def test_unknown_api_urls_are_json_404s(self, api_client, method):
+        assert_error(getattr(api_client, method)("/api/no-such-thing/"), 404, "not_found")
+
+    def test_a_missing_slash_is_pointed_out(self, api_client):
+        error = assert_error(api_client.get("/api/galaxies"), 404, "not_found")
+        assert "/api/galaxies/" in error["message"]
+
+    def test_a_wrong_method_is_a_405_in_the_error_format(self, api_client):
+        assert_error(api_client.delete("/api/galaxies/"), 405, "method_not_allowed")
