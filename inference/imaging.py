@@ -103,8 +103,12 @@ class DecodedImage:
 # Decoding
 
 
-def decode_image(data: bytes, *, limits: Limits = Limits()) -> DecodedImage:
-    """Decode untrusted bytes (JPEG, PNG, GIF, TIFF, FITS, or FITS compressed with gzip/bzip2)."""
+def decode_image(data: bytes, *, limits: Limits = Limits(), min_size: int | None = None) -> DecodedImage:
+    """Decode untrusted bytes (JPEG, PNG, GIF, TIFF, FITS, or FITS compressed with gzip/bzip2).
+
+    `min_size`: the caller needs no more than this many pixels on the short side, so a JPEG may be
+    decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling), several times faster than in full.
+    """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"decode_image takes the file's bytes, not {type(data).__name__}")
     data = bytes(data)
@@ -120,7 +124,7 @@ def decode_image(data: bytes, *, limits: Limits = Limits()) -> DecodedImage:
         data = _decompress_fits(data, limits)
     if data.startswith(FITS_MAGIC):
         return _decode_fits(data, limits)
-    return _decode_pillow(data, limits)
+    return _decode_pillow(data, limits, min_size)
 
 
 def _check_dimensions(width: int, height: int, planes: int, limits: Limits) -> None:
@@ -142,7 +146,7 @@ def _check_dimensions(width: int, height: int, planes: int, limits: Limits) -> N
         )
 
 
-def _decode_pillow(data: bytes, limits: Limits) -> DecodedImage:
+def _decode_pillow(data: bytes, limits: Limits, min_size: int | None = None) -> DecodedImage:
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # someone flipped the process-wide switch; don't trust it
         raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES must stay False")
     try:
@@ -177,6 +181,8 @@ def _decode_pillow(data: bytes, limits: Limits) -> DecodedImage:
                 "animated",
                 f"This {fmt} has several frames (animated or multi-page); upload a single still image of the galaxy.",
             )
+        if min_size is not None and fmt == "JPEG" and image.mode in ("RGB", "L"):
+            image.draft(image.mode, (min_size, min_size))  # keeps at least min_size on each side
         try:
             image.load()
             pixels, kind = _pillow_to_array(image)
@@ -472,19 +478,23 @@ def rotate_major_axis_horizontal(pixels: np.ndarray, position_angle_deg: float) 
 
 
 def resize(pixels: np.ndarray, size: int) -> np.ndarray:
-    """Resize a square H x W x C float image to size x size (antialiased when shrinking)."""
+    """Resize a square H x W x C float image to size x size (antialiased when shrinking).
+
+    A large reduction first averages whole blocks of pixels (cheap, and itself antialiased), so
+    Lanczos only does the last, less-than-2x step: about 5x faster for 512 -> 128.
+    """
     array = np.asarray(pixels, dtype=np.float32)
     if array.shape[0] == size and array.shape[1] == size:
         return array.copy()
-    channels = [
-        np.asarray(
-            Image.fromarray(np.ascontiguousarray(array[..., c]), mode="F").resize(
-                (size, size), Image.Resampling.LANCZOS
-            ),
-            dtype=np.float32,
-        )
-        for c in range(array.shape[-1])
-    ]
+    factor = array.shape[0] // size
+    channels = []
+    for c in range(array.shape[-1]):
+        channel = Image.fromarray(np.ascontiguousarray(array[..., c]), mode="F")
+        if factor >= 2:
+            channel = channel.reduce(factor)
+        if channel.size != (size, size):
+            channel = channel.resize((size, size), Image.Resampling.LANCZOS)
+        channels.append(np.asarray(channel, dtype=np.float32))
     return np.stack(channels, axis=-1)
 
 
@@ -525,7 +535,10 @@ def prepare_for_model(
     if mode not in ("color", "bands"):
         raise ValueError(f"mode must be 'color' or 'bands', not {mode!r}")
     decoded = (
-        data_or_decoded if isinstance(data_or_decoded, DecodedImage) else decode_image(data_or_decoded, limits=limits)
+        data_or_decoded
+        if isinstance(data_or_decoded, DecodedImage)
+        # Twice the model size keeps the final resize antialiased.
+        else decode_image(data_or_decoded, limits=limits, min_size=2 * size)
     )
     image = pad_to_square(_three_channels(decoded, mode))
     if position_angle is not None:
