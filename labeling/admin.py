@@ -4,7 +4,7 @@ from django.utils.html import format_html
 
 from acquisition.models import GalaxyImage
 from giz_site.pagination import LargeTablePaginator
-from labeling.models import ConsensusLabel, Galaxy, StandardGalaxy, VolunteerProfile, Vote
+from labeling.models import Assignment, ConsensusLabel, ConsensusRun, Galaxy, StandardGalaxy, VolunteerProfile, Vote
 
 
 def image_thumbnail(image: GalaxyImage | None, size: int = 64) -> str:
@@ -143,3 +143,31 @@ class VolunteerProfileAdmin(LargeTableAdmin):
     search_fields = ["=user__username", "display_name"]
     list_select_related = ["user"]
     raw_id_fields = ["user"]
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(LargeTableAdmin):
+    """Galaxies served to volunteers: open ones reserve a vote until they are used or expire."""
+
+    list_display = ["id", "galaxy", "volunteer", "is_gold", "issued_at", "expires_at", "used_at"]
+    list_filter = ["is_gold"]
+    search_fields = ["=galaxy__pgc", "=volunteer__username"]
+    list_select_related = ["galaxy", "volunteer"]
+    raw_id_fields = ["galaxy", "volunteer"]
+    readonly_fields = ["token", "standard_ids", "issued_at", "expires_at", "used_at"]
+
+
+@admin.register(ConsensusRun)
+class ConsensusRunAdmin(admin.ModelAdmin):
+    """Full consensus recomputations: status and progress while the nightly task runs."""
+
+    list_display = ["id", "status", "percent_done", "started_at", "heartbeat_at", "finished_at"]
+    list_filter = ["status"]
+    readonly_fields = ["status", "total", "done", "stats", "error", "started_at", "heartbeat_at", "finished_at"]
+
+    @admin.display(description="progress")
+    def percent_done(self, run: ConsensusRun) -> str:
+        return f"{100 * run.progress:.0f}%"
+
+    def has_add_permission(self, request):
+        return False

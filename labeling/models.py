@@ -35,6 +35,8 @@ class Galaxy(models.Model):
     votes_count = models.PositiveIntegerField(default=0)
     retired_at = models.DateTimeField(null=True, blank=True)
     label_priority = models.FloatField(default=0.0, help_text="Higher is shown first (active learning, alarms).")
+    # Votes asked for beyond GIZ_VOTES_TO_RETIRE because the votes so far disagree.
+    extra_votes = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -66,11 +68,13 @@ class Galaxy(models.Model):
         ]
         indexes = [
             models.Index(fields=["ra", "dec"], name="galaxy_sky_idx"),
+            # Choosing the next galaxy walks this index from the top: no sort, no ORDER BY RANDOM().
             models.Index(
                 fields=["-label_priority", "votes_count", "id"],
-                condition=Q(retired_at__isnull=True, state="ready"),
+                condition=Q(retired_at__isnull=True, state="ready", is_gold=False),
                 name="galaxy_to_label_idx",
             ),
+            models.Index(fields=["id"], condition=Q(is_gold=True, state="ready"), name="galaxy_gold_idx"),
         ]
 
     def __str__(self) -> str:
@@ -181,7 +185,8 @@ class ConsensusLabel(models.Model):
     galaxy = models.OneToOneField(Galaxy, on_delete=models.CASCADE, related_name="consensus")
     status = models.CharField(max_length=16, choices=Status.choices, db_index=True)
     inclination = models.FloatField(null=True, blank=True)
-    uncertainty = models.FloatField(null=True, blank=True)
+    uncertainty = models.FloatField(null=True, blank=True, help_text="1-sigma error of the inclination (deg).")
+    agreement = models.FloatField(null=True, blank=True, help_text="Share of the vote weight behind the status.")
     n_votes = models.PositiveIntegerField()
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -200,3 +205,68 @@ class ConsensusLabel(models.Model):
     def __str__(self) -> str:
         value = f"{self.inclination:.1f} deg" if self.inclination is not None else self.get_status_display()
         return f"{self.galaxy}: {value} from {self.n_votes} votes"
+
+
+class Assignment(models.Model):
+    """A galaxy served to one volunteer with the standards shown, redeemable once through its token.
+
+    Open assignments reserve a galaxy's remaining votes, so two volunteers are never both sent the last one.
+    """
+
+    volunteer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    galaxy = models.ForeignKey(Galaxy, on_delete=models.CASCADE, related_name="assignments")
+    token = models.CharField(max_length=64, unique=True)
+    # Every standard shown for this galaxy (first draw and reshuffles): a vote may only cite these.
+    standard_ids = models.JSONField(default=list)
+    is_gold = models.BooleanField(default=False)
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["volunteer"], condition=Q(used_at__isnull=True), name="one_open_assignment_per_volunteer"
+            ),
+            models.CheckConstraint(condition=Q(expires_at__gt=models.F("issued_at")), name="assignment_expires_later"),
+            models.CheckConstraint(
+                condition=Q(used_at__isnull=True) | Q(used_at__gte=models.F("issued_at")), name="assignment_used_after"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["galaxy", "expires_at"], condition=Q(used_at__isnull=True), name="assignment_open_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.galaxy} for {self.volunteer}"
+
+
+class ConsensusRun(models.Model):
+    """One full consensus recomputation (nightly task or command), with its progress for the admin."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    total = models.PositiveIntegerField(default=0, help_text="Galaxy passes to do (two per voted galaxy).")
+    done = models.PositiveIntegerField(default=0)
+    stats = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(done__lte=models.F("total")), name="consensus_run_done_le_total"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Consensus recomputation {self.pk} ({self.status})"
+
+    @property
+    def progress(self) -> float:
+        return self.done / self.total if self.total else 0.0

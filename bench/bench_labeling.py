@@ -1,0 +1,530 @@
+"""Labeling at scale against PostgreSQL: next galaxy, vote, full consensus, and 100 volunteers through gunicorn.
+
+    .venv/bin/python -m bench.bench_labeling                         # 1,000,000 galaxies, 5,000,000 votes
+    .venv/bin/python -m bench.bench_labeling --galaxies 200000 --votes-per-galaxy 5 --duration 30
+
+Fills a separate database (default giz_bench; kept between runs, --refill rebuilds it) with INSERT ... SELECT
+generate_series: volunteers, galaxies (85% retired with a label, 15% still needing a vote, 1% with an active-
+learning priority), 460 standards with images, 200 gold galaxies, and votes-per-galaxy votes each. Then measures
+1. server-side p50/p95 of assignment_next and vote_submit, against the naive ORDER BY RANDOM() selection;
+2. the full consensus recomputation while another thread keeps voting (voting latency during vs before);
+3. gunicorn with 100 concurrent volunteers for --duration seconds: votes/s, and every accepted vote in the
+   database once (5% of forms are sent twice on purpose: the second must be refused).
+Prints a Markdown block and writes it to docs/bench/labeling.md (--out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+N_VOLUNTEERS = 10_000
+N_GOLD = 200
+TARGET_MS = 50.0
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", default="giz_bench")
+    parser.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--galaxies", type=int, default=1_000_000)
+    parser.add_argument("--votes-per-galaxy", type=int, default=5)
+    parser.add_argument("--samples", type=int, default=300, help="service calls timed per measurement")
+    parser.add_argument("--naive-samples", type=int, default=10)
+    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--gunicorn-workers", type=int, default=4)
+    parser.add_argument("--refill", action="store_true")
+    parser.add_argument("--skip-consensus", action="store_true")
+    parser.add_argument("--out", default=str(REPO / "docs" / "bench" / "labeling.md"))
+    return parser.parse_args()
+
+
+ARGS = parse_args()
+DATABASE_URL = f"{ARGS.pg}/{ARGS.database}"
+os.environ["DATABASE_URL"] = DATABASE_URL
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "giz_site.settings.local")
+os.environ.setdefault("GIZ_DATA_DIR", str(REPO / "var" / "bench-labeling"))
+# The bench's labels must not start a real CNN retraining in the middle of the measurements.
+os.environ["GIZ_RETRAIN_AFTER_LABELS"] = str(10**9)
+(Path(os.environ["GIZ_DATA_DIR"]) / "broker" / "queue").mkdir(parents=True, exist_ok=True)
+
+import django  # noqa: E402
+import numpy as np  # noqa: E402
+import psycopg2  # noqa: E402
+
+
+def ensure_database() -> None:
+    conn = psycopg2.connect(f"{ARGS.pg}/postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [ARGS.database])
+        if cur.fetchone() and ARGS.refill:
+            cur.execute(f'DROP DATABASE "{ARGS.database}" WITH (FORCE)')
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [ARGS.database])
+        if not cur.fetchone():
+            cur.execute(f'CREATE DATABASE "{ARGS.database}"')
+    conn.close()
+
+
+ensure_database()
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY  # noqa: E402
+from django.contrib.auth.hashers import make_password  # noqa: E402
+from django.contrib.sessions.backends.db import SessionStore  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.db.models import Exists, OuterRef  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from giz_site.exceptions import ApplicationError  # noqa: E402
+from labeling import selectors, services  # noqa: E402
+from labeling.models import Assignment, Galaxy, Vote  # noqa: E402
+
+
+def pct(values, q):
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def machine() -> str:
+    model = platform.processor() or ""
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPUs ({model})"
+
+
+# ------------------------------------------------------------------------------ fill
+
+
+def sql(statement: str, params=None) -> None:
+    with connection.cursor() as cur:
+        cur.execute(statement, params)
+
+
+def fill() -> float:
+    call_command("migrate", verbosity=0)
+    n, per = ARGS.galaxies, ARGS.votes_per_galaxy
+    have = Galaxy.objects.count()
+    if have >= n + 460 + N_GOLD and Vote.objects.count() >= n * per:
+        print(f"database {ARGS.database} already filled ({have} galaxies); --refill rebuilds it")
+        return 0.0
+    started = time.perf_counter()
+    password = make_password("bench-password-1")
+    steps = [
+        (
+            "volunteers",
+            """INSERT INTO auth_user (password, is_superuser, username, first_name, last_name, email, is_staff,
+                   is_active, date_joined)
+               SELECT %s, false, 'v' || i, '', '', 'v' || i || '@example.org', false, true, now()
+               FROM generate_series(1, %s) i""",
+            [password, N_VOLUNTEERS],
+        ),
+        (
+            "profiles",
+            """INSERT INTO labeling_volunteerprofile (user_id, display_name, show_on_leaderboard, tutorial_done,
+                   votes_count, gold_votes_count, gold_abs_error_sum, calibration_slope, calibration_intercept, weight)
+               SELECT id, '', false, true, 500, 0, 0, 1, 0, 1 FROM auth_user""",
+            [],
+        ),
+        (
+            "galaxies",
+            """INSERT INTO labeling_galaxy (pgc, name, ra, dec, source, state, failure_reason, is_gold,
+                   votes_count, extra_votes, label_priority, retired_at, created_at, updated_at)
+               SELECT i, '', (i * 0.000359) %% 360, ((i * 0.00017) %% 170) - 85, 'sdss', 'ready', '', false,
+                   %s, CASE WHEN i %% 100 < 85 THEN 0 ELSE %s END,
+                   CASE WHEN i %% 100 = 99 THEN (i %% 17) ELSE 0 END,
+                   CASE WHEN i %% 100 < 85 THEN now() END, now(), now()
+               FROM generate_series(1, %s) i""",
+            [per, max(per - settings.GIZ_VOTES_TO_RETIRE + 1, 0), n],
+        ),
+        (
+            "standards and gold galaxies",
+            """INSERT INTO labeling_galaxy (pgc, name, ra, dec, source, state, failure_reason, is_gold,
+                   known_inclination, votes_count, extra_votes, label_priority, created_at, updated_at)
+               SELECT 50000000 + i, '', 10, 10, 'synthetic', 'ready', '', i > 460, 45 + (i %% 46), 0, 0, 0,
+                   now(), now()
+               FROM generate_series(1, 460 + %s) i""",
+            [N_GOLD],
+        ),
+        (
+            "standards",
+            """INSERT INTO labeling_standardgalaxy (galaxy_id, inclination, inclination_source, active, created_at)
+               SELECT id, known_inclination, 'bench', true, now() FROM labeling_galaxy
+               WHERE pgc > 50000000 AND NOT is_gold""",
+            [],
+        ),
+        (
+            "images",
+            """INSERT INTO acquisition_galaxyimage (galaxy_id, band, format, file, source, width, height, checksum,
+                   acquired_at)
+               SELECT id, 'color', 'jpeg', 'images/bench/' || pgc || '.jpg', 'synthetic', 512, 512, '', now()
+               FROM labeling_galaxy WHERE pgc > 50000000""",
+            [],
+        ),
+        (
+            "votes",
+            # Vote k of galaxy number i comes from volunteer (k * 7919 + i * 31) mod N: distinct for k < 5.
+            # Ids are computed, not joined: the tables were just filled in order.
+            """INSERT INTO labeling_vote (volunteer_id, galaxy_id, inclination, flag, not_sure, note, seconds_taken,
+                   was_gold, created_at)
+               SELECT (SELECT min(id) FROM auth_user) + ((k * 7919 + i * 31) %% %s),
+                   (SELECT min(id) FROM labeling_galaxy) + i - 1,
+                   -- retired galaxies' votes agree (0.3 deg apart); open ones' disagree (9 deg apart)
+                   CASE WHEN (i + k) %% 11 = 0 THEN NULL
+                        ELSE 45 + ((i * 7 + k * CASE WHEN i %% 100 < 85 THEN 3 ELSE 90 END) %% 450) / 10.0 END,
+                   CASE WHEN (i + k) %% 11 = 0 THEN 'face_on' ELSE '' END, false, '', 60, false, now()
+               FROM generate_series(0, %s - 1) k, generate_series(1, %s) i""",
+            [N_VOLUNTEERS, per, n],
+        ),
+        (
+            "labels",
+            """INSERT INTO labeling_consensuslabel (galaxy_id, status, inclination, uncertainty, agreement, n_votes,
+                   created_at, updated_at)
+               SELECT id, 'accepted', 45 + (id %% 45), 2.0, 1.0, votes_count, now(), now()
+               FROM labeling_galaxy WHERE retired_at IS NOT NULL""",
+            [],
+        ),
+    ]
+    for name, statement, params in tqdm(steps, desc="fill", unit="step"):
+        t0 = time.perf_counter()
+        sql(statement, params)
+        tqdm.write(f"  {name}: {time.perf_counter() - t0:.1f} s")
+    t0 = time.perf_counter()
+    with connection.cursor() as cur:
+        cur.execute("VACUUM ANALYZE")
+    tqdm.write(f"  vacuum analyze: {time.perf_counter() - t0:.1f} s")
+    return time.perf_counter() - started
+
+
+# ------------------------------------------------------------------------------ service latencies
+
+USERS = []
+
+
+def volunteers():
+    from django.contrib.auth import get_user_model
+
+    if not USERS:
+        USERS.extend(get_user_model().objects.filter(username__startswith="v").order_by("id")[:N_VOLUNTEERS])
+    return USERS
+
+
+def answer(assignment: Assignment) -> dict:
+    """A valid answer for the standards the assignment showed: between two neighbours, or a flag."""
+    shown = selectors.standards_shown(standard_ids=assignment.standard_ids).values()
+    shown = sorted(shown, key=lambda s: s["inclination"])
+    if random.random() < 0.1 or len(shown) < 2:
+        return {"inclination": None, "flag": "not_spiral", "left_standard_id": None, "right_standard_id": None}
+    k = random.randrange(1, len(shown))
+    left, right = shown[k - 1], shown[k]
+    return {
+        "inclination": round((left["inclination"] + right["inclination"]) / 2, 1),
+        "flag": "",
+        "left_standard_id": left["id"],
+        "right_standard_id": right["id"],
+    }
+
+
+def one_round(user, timings_next, timings_vote) -> bool:
+    t0 = time.perf_counter()
+    assignment = services.assignment_next(volunteer=user)
+    timings_next.append((time.perf_counter() - t0) * 1000)
+    if assignment is None:
+        return False
+    form = answer(assignment)
+    t0 = time.perf_counter()
+    try:
+        services.vote_submit(
+            volunteer=user, token=assignment.token, not_sure=False, note="", seconds_taken=30.0, **form
+        )
+    except ApplicationError:
+        return False
+    timings_vote.append((time.perf_counter() - t0) * 1000)
+    return True
+
+
+def measure_services() -> dict:
+    users = volunteers()
+    pool = random.sample(users, min(len(users), ARGS.samples + 50))
+    warm_next, warm_vote = [], []
+    for user in pool[:20]:
+        one_round(user, warm_next, warm_vote)
+    timings_next, timings_vote = [], []
+    for user in tqdm(pool[20 : 20 + ARGS.samples], desc="next + vote", unit="vote"):
+        one_round(user, timings_next, timings_vote)
+    naive = []
+    for user in tqdm(pool[-ARGS.naive_samples :], desc="naive ORDER BY RANDOM()", unit="pick"):
+        voted = Vote.objects.filter(volunteer=user, galaxy=OuterRef("pk"))
+        t0 = time.perf_counter()
+        Galaxy.objects.filter(retired_at__isnull=True, state="ready", is_gold=False).exclude(Exists(voted)).order_by(
+            "?"
+        ).first()
+        naive.append((time.perf_counter() - t0) * 1000)
+    return {"next": timings_next, "vote": timings_vote, "naive": naive}
+
+
+# ------------------------------------------------------------------------------ consensus while voting
+
+
+def measure_consensus() -> dict:
+    """Run `manage.py recompute_consensus` in its own process (as the Celery worker would) while voting here."""
+    during_next, during_vote = [], []
+    env = {**os.environ, "DATABASE_URL": DATABASE_URL}
+    users = volunteers()
+    t0 = time.perf_counter()
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "recompute_consensus"], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True
+    )
+    with tqdm(desc="voting during the recomputation", unit="vote") as bar:
+        while worker.poll() is None:
+            if one_round(random.choice(users), during_next, during_vote):
+                bar.update()
+    seconds = time.perf_counter() - t0
+    output = worker.stdout.read().strip().splitlines()
+    return {"seconds": seconds, "stats": output[-1] if output else "", "next": during_next, "vote": during_vote}
+
+
+# ------------------------------------------------------------------------------ gunicorn load test
+
+TOKEN = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+PAGE_DATA = re.compile(r'<script id="page-data" type="application/json">(.*?)</script>', re.S)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def session_for(user) -> str:
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    return session.session_key
+
+
+def load_test() -> dict:
+    import requests
+
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": DATABASE_URL, "DJANGO_SETTINGS_MODULE": os.environ["DJANGO_SETTINGS_MODULE"]}
+    log = open(Path(os.environ["GIZ_DATA_DIR"]) / "gunicorn-bench.log", "w")  # noqa: SIM115
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "giz_site.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(ARGS.gunicorn_workers),
+            "--threads",
+            "8",
+            "--worker-class",
+            "gthread",
+            "--backlog",
+            "512",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                requests.get(f"{base}/", timeout=10).raise_for_status()
+                break
+            except requests.RequestException:
+                time.sleep(1)
+        else:
+            raise SystemExit(f"gunicorn did not answer; see {log.name}")
+        users = random.sample(volunteers(), ARGS.clients)
+        sessions = [session_for(u) for u in users]
+        started_at = datetime.now(UTC)
+        deadline = time.monotonic() + ARGS.duration
+        accepted: list[tuple[int, str]] = []
+        outcomes = Counter()
+        latencies = []
+        lock = threading.Lock()
+
+        def volunteer(user, session_key):
+            http = requests.Session()
+            http.cookies.set("sessionid", session_key)
+            while time.monotonic() < deadline:
+                try:
+                    t0 = time.perf_counter()
+                    page = http.get(f"{base}/label/", timeout=30)
+                    match = PAGE_DATA.search(page.text)
+                    if page.status_code != 200 or not match:
+                        with lock:
+                            outcomes[f"page {page.status_code}{'' if match else ' no galaxy'}"] += 1
+                        time.sleep(0.2)
+                        continue
+                    data = json.loads(match.group(1))
+                    shown = sorted(data["standards"].values(), key=lambda s: s["inclination"])
+                    k = random.randrange(1, len(shown))
+                    form = {
+                        "csrfmiddlewaretoken": TOKEN.search(page.text).group(1),
+                        "token": data["token"],
+                        "galaxy": str(data["galaxy"]["id"]),
+                        "inclination": f"{(shown[k - 1]['inclination'] + shown[k]['inclination']) / 2:.1f}",
+                        "left_standard": str(shown[k - 1]["id"]),
+                        "right_standard": str(shown[k]["id"]),
+                        "flag": "",
+                        "seconds_taken": "30",
+                    }
+                    headers = {"Referer": f"{base}/label/"}
+                    response = http.post(f"{base}/label/vote/", data=form, headers=headers, allow_redirects=False)
+                    latencies.append((time.perf_counter() - t0) * 1000)
+                    with lock:
+                        outcomes[f"vote {response.status_code}"] += 1
+                        if response.status_code == 302:
+                            accepted.append((user.pk, data["token"]))
+                    if random.random() < 0.05:  # a double submission: must be refused, never saved twice
+                        again = http.post(f"{base}/label/vote/", data=form, headers=headers, allow_redirects=False)
+                        with lock:
+                            outcomes[f"resubmitted {again.status_code}"] += 1
+                except requests.RequestException as error:
+                    with lock:
+                        outcomes[f"error {type(error).__name__}"] += 1
+
+        threads = [threading.Thread(target=volunteer, args=(u, s)) for u, s in zip(users, sessions, strict=True)]
+        t0 = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in tqdm(threads, desc=f"{ARGS.clients} volunteers for {ARGS.duration:.0f} s", unit="client"):
+            thread.join()
+        elapsed = time.perf_counter() - t0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+    tokens = [token for _, token in accepted]
+    used = Assignment.objects.filter(token__in=tokens, used_at__isnull=False).count()
+    saved = Vote.objects.filter(volunteer__in=users, created_at__gte=started_at).count()
+    per_pair = (
+        Vote.objects.filter(volunteer__in=users, created_at__gte=started_at)
+        .values("volunteer_id", "galaxy_id")
+        .distinct()
+        .count()
+    )
+    return {
+        "elapsed": elapsed,
+        "accepted": len(accepted),
+        "unique_tokens": len(set(tokens)),
+        "tokens_used": used,
+        "saved": saved,
+        "distinct_pairs": per_pair,
+        "outcomes": dict(outcomes),
+        "latency": latencies,
+    }
+
+
+# ------------------------------------------------------------------------------ report
+
+
+def main():
+    fill_seconds = fill()
+    counts = {
+        "galaxies": Galaxy.objects.count(),
+        "votes": Vote.objects.count(),
+        "open": Galaxy.objects.filter(retired_at__isnull=True, is_gold=False).count(),
+    }
+    print(f"data: {counts}")
+    # Steady state: a platform with this many labels has trained on them. Without any training run, issue 5's
+    # labels_since_last_training() counts the whole label table on every new label.
+    from django.utils import timezone
+
+    from inference.models import TrainingRun
+
+    if not TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED).exists():
+        now = timezone.now()
+        TrainingRun.objects.create(
+            status=TrainingRun.Status.SUCCEEDED,
+            trigger=TrainingRun.Trigger.NEW_LABELS,
+            live=None,
+            labels_cutoff=now,
+            started_at=now,
+            finished_at=now,
+            message="bench: stands for the last retraining",
+        )
+    service = measure_services()
+    consensus = None if ARGS.skip_consensus else measure_consensus()
+    load = load_test()
+
+    lines = [
+        "## Labeling (issue 4)",
+        "",
+        f"Command: `.venv/bin/python -m bench.bench_labeling --galaxies {ARGS.galaxies} "
+        f"--votes-per-galaxy {ARGS.votes_per_galaxy} --duration {ARGS.duration:.0f}`  ",
+        f"Machine: {machine()}; PostgreSQL (same machine); {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.  ",
+        "Other engineers' tests and benchmarks were using the same 2 cores during the run.",
+        "",
+        f"Data: {counts['galaxies']:,} galaxies ({counts['open']:,} still open), {counts['votes']:,} votes, "
+        f"{N_VOLUNTEERS:,} volunteers" + (f"; filled in {fill_seconds:.0f} s" if fill_seconds else "") + ".",
+        "",
+        "| Server-side call | p50 (ms) | p95 (ms) | target p95 |",
+        "|---|---|---|---|",
+        f"| assignment_next (choose next galaxy) | {pct(service['next'], 50):.1f} | {pct(service['next'], 95):.1f} "
+        f"| {TARGET_MS:.0f} |",
+        f"| vote_submit (record vote + consensus) | {pct(service['vote'], 50):.1f} | {pct(service['vote'], 95):.1f} "
+        f"| {TARGET_MS:.0f} |",
+        f"| naive ORDER BY RANDOM() selection | {pct(service['naive'], 50):.1f} | {pct(service['naive'], 95):.1f} "
+        "| – |",
+        "",
+        f"Naive / ours at p50: {pct(service['naive'], 50) / pct(service['next'], 50):.0f}x.",
+        "",
+    ]
+    if consensus:
+        lines += [
+            f"Full consensus recomputation over {counts['votes']:,} votes (two label passes around the calibration "
+            f"fit, `manage.py recompute_consensus` in its own process): **{consensus['seconds']:.0f} s** "
+            f"({consensus['stats']}).  ",
+            f"Voting meanwhile from this process: {len(consensus['vote'])} votes, assignment_next p95 "
+            f"{pct(consensus['next'], 95):.1f} ms, vote_submit p95 {pct(consensus['vote'], 95):.1f} ms "
+            "(not blocked).",
+            "",
+        ]
+    ok = load["saved"] == load["accepted"] == load["unique_tokens"] == load["tokens_used"] == load["distinct_pairs"]
+    lines += [
+        f"gunicorn ({ARGS.gunicorn_workers} gthread workers x 8 threads), {ARGS.clients} concurrent volunteers "
+        f"for {load['elapsed']:.0f} s, each loading /label/ and posting the form:",
+        f"**{load['accepted'] / load['elapsed']:.1f} votes/s**, page+vote round trip p50 "
+        f"{pct(load['latency'], 50):.0f} ms / p95 {pct(load['latency'], 95):.0f} ms.  ",
+        f"Accepted {load['accepted']}, in the database {load['saved']}, distinct (volunteer, galaxy) "
+        f"{load['distinct_pairs']}, tokens used {load['tokens_used']}: "
+        f"{'every accepted vote saved exactly once' if ok else 'MISMATCH'}.  ",
+        f"Outcomes: {load['outcomes']} (resubmitted forms must be 409).",
+    ]
+    block = "\n".join(lines) + "\n"
+    print("\n" + block)
+    Path(ARGS.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(ARGS.out).write_text(block)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""Reads for volunteer labeling: what the labeling page shows, a volunteer's figures, the leaderboard."""
+
+from django.db.models import Avg, Count, F, Q, QuerySet
+from django.db.models.functions import Abs
+
+from acquisition.models import GalaxyImage
+from labeling import consensus as maths
+from labeling.models import Assignment, StandardGalaxy, VolunteerProfile, Vote
+
+
+def votes_of(*, volunteer) -> QuerySet[Vote]:
+    """The volunteer's votes, newest first, with their galaxy and its consensus."""
+    return Vote.objects.filter(volunteer=volunteer).select_related("galaxy", "galaxy__consensus")
+
+
+def assignment_galaxy_id(*, volunteer, token: str) -> int | None:
+    """The galaxy served under this token to this volunteer, if any."""
+    return Assignment.objects.filter(volunteer=volunteer, token=token).values_list("galaxy_id", flat=True).first()
+
+
+def color_image_urls(*, galaxy_ids) -> dict[int, str]:
+    """galaxy id -> URL of its stored colour composite (JPEG preferred), in one query."""
+    urls: dict[int, str] = {}
+    images = GalaxyImage.objects.filter(galaxy_id__in=list(galaxy_ids), band=GalaxyImage.Band.COLOR).order_by(
+        "galaxy_id", "-format"
+    )
+    for image in images.only("galaxy_id", "file", "format"):
+        if image.galaxy_id not in urls or image.format == GalaxyImage.Format.JPEG:
+            urls[image.galaxy_id] = image.file.url
+    return urls
+
+
+def standards_shown(*, standard_ids) -> dict[int, dict]:
+    """standard id -> {id, inclination, url} for the page, in two queries."""
+    standards = list(StandardGalaxy.objects.filter(id__in=list(standard_ids)).values("id", "inclination", "galaxy_id"))
+    urls = color_image_urls(galaxy_ids=[s["galaxy_id"] for s in standards])
+    return {
+        s["id"]: {"id": s["id"], "inclination": round(s["inclination"], 1), "url": urls.get(s["galaxy_id"], "")}
+        for s in standards
+    }
+
+
+def assignment_page_data(*, assignment: Assignment, draw: dict[int, int] | None = None) -> dict:
+    """What the labeling page's script needs: the target and one standard per grid degree.
+
+    `draw` maps degree -> standard id; without it the assignment's standards are laid on the grid, nearest first.
+    """
+    shown = standards_shown(standard_ids=assignment.standard_ids)
+    if draw is None:
+        draw = {}
+        for standard in sorted(shown.values(), key=lambda s: s["id"]):
+            degree = round(standard["inclination"])
+            if 45 <= degree <= 90 and degree not in draw:
+                draw[degree] = standard["id"]
+    galaxy = assignment.galaxy
+    return {
+        "token": assignment.token,
+        "galaxy": {
+            "id": galaxy.id,
+            "pgc": galaxy.pgc,
+            "name": galaxy.name,
+            "url": color_image_urls(galaxy_ids=[galaxy.id]).get(galaxy.id, ""),
+        },
+        "standards": {str(degree): shown[sid] for degree, sid in sorted(draw.items()) if sid in shown},
+    }
+
+
+def gold_feedback(*, vote: Vote) -> dict | None:
+    """For a vote on a gold galaxy: the answer against the known value and the standards that bracket it."""
+    galaxy = vote.galaxy
+    if not vote.was_gold or galaxy.known_inclination is None:
+        return None
+    known = galaxy.known_inclination
+    below = StandardGalaxy.objects.filter(active=True, inclination__lte=known).order_by("-inclination").first()
+    above = StandardGalaxy.objects.filter(active=True, inclination__gt=known).order_by("inclination").first()
+    urls = color_image_urls(galaxy_ids=[s.galaxy_id for s in (below, above) if s])
+    if vote.inclination is not None:
+        answer, error = f"{vote.inclination:.1f}°", abs(vote.inclination - max(known, 45.0))
+    else:
+        answer, error = vote.get_flag_display(), (max(known - 45.0, 0.0) if vote.flag == "face_on" else None)
+    verdict = "spot on" if error is not None and error <= 3 else "close" if error is not None and error <= 6 else None
+    return {
+        "galaxy": galaxy,
+        "galaxy_url": color_image_urls(galaxy_ids=[galaxy.id]).get(galaxy.id, ""),
+        "known": round(known, 1),
+        "known_face_on": known < 45,
+        "answer": answer,
+        "error": round(error, 1) if error is not None else None,
+        "verdict": verdict,
+        "bracket": [
+            {"inclination": round(s.inclination, 1), "url": urls.get(s.galaxy_id, "")} for s in (below, above) if s
+        ],
+    }
+
+
+def volunteer_figures(*, volunteer) -> dict:
+    """The volunteer's own figures: votes, agreement with consensus, accuracy on gold galaxies."""
+    profile = VolunteerProfile.objects.filter(user=volunteer).first()
+    with_consensus = Vote.objects.filter(volunteer=volunteer, galaxy__consensus__isnull=False, was_gold=False)
+    agree = (
+        Q(flag="", galaxy__consensus__status="accepted")
+        & Q(inclination__gte=F("galaxy__consensus__inclination") - maths.AGREE_DEG)
+        & Q(inclination__lte=F("galaxy__consensus__inclination") + maths.AGREE_DEG)
+    )
+    agree |= Q(flag="face_on", galaxy__consensus__status="face_on")
+    agree |= Q(flag__in=maths.REJECT_FLAGS, galaxy__consensus__status="rejected")
+    counts = with_consensus.aggregate(n=Count("id"), agree=Count("id", filter=agree))
+    totals = Vote.objects.filter(volunteer=volunteer).aggregate(
+        votes=Count("id"),
+        flagged=Count("id", filter=~Q(flag="")),
+        median_seconds=Avg("seconds_taken"),
+    )
+    gold = Vote.objects.filter(volunteer=volunteer, was_gold=True, inclination__isnull=False).aggregate(
+        n=Count("id"), mae=Avg(Abs(F("inclination") - F("galaxy__known_inclination")))
+    )
+    return {
+        "votes": totals["votes"],
+        "flagged": totals["flagged"],
+        "mean_seconds": round(totals["median_seconds"], 0) if totals["median_seconds"] is not None else None,
+        "with_consensus": counts["n"],
+        "agreement": round(100.0 * counts["agree"] / counts["n"]) if counts["n"] else None,
+        "gold_votes": gold["n"],
+        "gold_mae": round(gold["mae"], 1) if gold["mae"] is not None else None,
+        "weight": profile.weight if profile else 1.0,
+        "profile": profile,
+    }
+
+
+def leaderboard(*, limit: int = 20) -> QuerySet[VolunteerProfile]:
+    """Volunteers who chose to appear, by number of votes."""
+    return (
+        VolunteerProfile.objects.filter(show_on_leaderboard=True, votes_count__gt=0)
+        .exclude(display_name="")
+        .order_by("-votes_count", "id")[:limit]
+    )
