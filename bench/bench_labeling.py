@@ -455,8 +455,7 @@ def main():
         "open": Galaxy.objects.filter(retired_at__isnull=True, is_gold=False).count(),
     }
     print(f"data: {counts}")
-    # Steady state: a platform with this many labels has trained on them. Without any training run, issue 5's
-    # labels_since_last_training() counts the whole label table on every new label.
+    # Steady state: a platform with this many labels has trained on them, so new labels since that run are few.
     from django.utils import timezone
 
     from inference.models import TrainingRun

@@ -1,7 +1,54 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.core.files.storage import default_storage
+from django.db.models import Prefetch
+from django.http import HttpResponseRedirect
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
-from inference.models import DiscrepancyAlarm, EnsemblePrediction, ModelVersion, Prediction, TrainingRun
+from acquisition.models import GalaxyImage
+from giz_site.exceptions import ApplicationError
+from inference import services
+from inference.models import (
+    DiscrepancyAlarm,
+    EnsemblePrediction,
+    InferenceJob,
+    ModelVersion,
+    Prediction,
+    TrainingRun,
+)
 from labeling.admin import LargeTableAdmin
+
+
+def progress_bar(fraction: float) -> str:
+    return format_html(
+        '<progress value="{}" max="100" style="width:8em"></progress> {}%', round(100 * fraction), round(100 * fraction)
+    )
+
+
+def plots_html(plots: dict) -> str:
+    if not plots:
+        return "-"
+    return format_html_join(
+        "",
+        '<figure style="display:inline-block;margin:0 1em 1em 0"><img src="{}" style="max-width:520px" alt="{}">'
+        "<figcaption>{}</figcaption></figure>",
+        ((default_storage.url(p), name, name.replace("_", " ")) for name, p in plots.items()),
+    )
+
+
+def _fmt(value, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+class ModelUploadForm(forms.Form):
+    file = forms.FileField(help_text="A .keras file, or a legacy .h5 (the seed's models).")
+    name = forms.CharField(max_length=100)
+    kind = forms.ChoiceField(choices=ModelVersion.Kind.choices)
+    output = forms.ChoiceField(choices=ModelVersion.Output.choices, initial=ModelVersion.Output.DEGREES)
+    notes = forms.CharField(widget=forms.Textarea, required=False)
 
 
 @admin.register(ModelVersion)
@@ -11,6 +58,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "kind",
         "architecture",
         "status",
+        "test_rms",
         "format",
         "n_labels",
         "n_synthetic",
@@ -20,6 +68,124 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_filter = ["kind", "status", "format"]
     search_fields = ["name", "architecture"]
     raw_id_fields = ["training_run", "uploaded_by"]
+    readonly_fields = ["metrics_table", "plots_view", "status", "activated_at", "created_at"]
+    actions = ["activate", "retire", "compare"]
+
+    @admin.display(description="test RMS (deg)")
+    def test_rms(self, version: ModelVersion) -> str:
+        return _fmt(version.metrics.get("rms"))
+
+    @admin.display(description="metrics on the fixed test set")
+    def metrics_table(self, version: ModelVersion) -> str:
+        m = version.metrics or {}
+        rows = [(k, _fmt(m.get(k), 3) if isinstance(m.get(k), float) else m.get(k)) for k in m if k not in ("bins",)]
+        rows = [(k, v) for k, v in rows if not isinstance(v, dict)]
+        bins = m.get("bins", {})
+        html = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows)
+        html += format_html_join(
+            "",
+            "<tr><th>RMS / MAE {}</th><td>{} / {} (n={})</td></tr>",
+            ((k, _fmt(v["rms"]), _fmt(v["mae"]), v["n"]) for k, v in bins.items()),
+        )
+        for key in ("ensemble", "baseline"):
+            if isinstance(m.get(key), dict) and "rms" in m[key]:
+                html += format_html(
+                    "<tr><th>{}</th><td>RMS {} MAE {} &gt;5: {}% &gt;10: {}%</td></tr>",
+                    "ensemble (median)" if key == "ensemble" else "axial-ratio baseline, same images",
+                    _fmt(m[key]["rms"]),
+                    _fmt(m[key]["mae"]),
+                    _fmt(100 * m[key]["frac_gt5"], 1),
+                    _fmt(100 * m[key]["frac_gt10"], 1),
+                )
+        return format_html("<table>{}</table>", html)
+
+    @admin.display(description="plots")
+    def plots_view(self, version: ModelVersion) -> str:
+        return plots_html(version.plots)
+
+    def get_urls(self):
+        return [
+            path("upload/", self.admin_site.admin_view(self.upload_view), name="inference_modelversion_upload"),
+            path("compare/", self.admin_site.admin_view(self.compare_view), name="inference_modelversion_compare"),
+            *super().get_urls(),
+        ]
+
+    def add_view(self, request, form_url="", extra_context=None):
+        return redirect("admin:inference_modelversion_upload")
+
+    def upload_view(self, request):
+        if not self.has_add_permission(request):
+            return redirect("admin:index")
+        form = ModelUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                version = services.model_version_upload(user=request.user, **form.cleaned_data)
+            except ApplicationError as exc:
+                form.add_error("file", exc.message)
+            else:
+                self.message_user(request, f"Uploaded {version.name} as a candidate.", messages.SUCCESS)
+                return redirect("admin:inference_modelversion_change", version.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": "Upload a model version",
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/inference/modelversion/upload.html", context)
+
+    def compare_view(self, request):
+        ids = [int(i) for i in request.GET.get("ids", "").split(",") if i.isdigit()]
+        from inference.selectors import model_versions_compare
+
+        versions = model_versions_compare(ids=ids)
+        keys = ["rms", "mae", "bias", "frac_gt5", "frac_gt10", "n", "accuracy", "log_loss", "parameters"]
+        bin_keys = sorted({b for v in versions for b in v.metrics.get("bins", {})})
+        rows = [
+            (
+                k,
+                [
+                    _fmt(v.metrics.get(k), 3) if isinstance(v.metrics.get(k), float) else v.metrics.get(k, "-")
+                    for v in versions
+                ],
+            )
+            for k in keys
+        ]
+        rows += [
+            (f"RMS {b}", [_fmt(v.metrics.get("bins", {}).get(b, {}).get("rms")) for v in versions]) for b in bin_keys
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Compare model versions",
+            "versions": versions,
+            "rows": rows,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/inference/modelversion/compare.html", context)
+
+    @admin.action(description="Activate (add to the ensemble)")
+    def activate(self, request, queryset):
+        for version in queryset:
+            try:
+                services.model_version_activate(model_version=version, user=request.user)
+            except ApplicationError as exc:
+                self.message_user(request, f"{version.name}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{version.name} is active.", messages.SUCCESS)
+
+    @admin.action(description="Retire (keep for comparison)")
+    def retire(self, request, queryset):
+        for version in queryset:
+            try:
+                services.model_version_retire(model_version=version, user=request.user)
+            except ApplicationError as exc:
+                self.message_user(request, f"{version.name}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{version.name} retired.", messages.SUCCESS)
+
+    @admin.action(description="Compare selected versions")
+    def compare(self, request, queryset):
+        ids = ",".join(str(pk) for pk in queryset.values_list("pk", flat=True))
+        return HttpResponseRedirect(f"{reverse('admin:inference_modelversion_compare')}?ids={ids}")
 
 
 @admin.register(TrainingRun)
@@ -33,14 +199,45 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "n_labels",
         "n_synthetic",
         "created_at",
+        "heartbeat_at",
         "finished_at",
     ]
     list_filter = ["status", "trigger"]
-    readonly_fields = ["live", "created_at", "started_at", "heartbeat_at", "finished_at"]
+    readonly_fields = [
+        "live",
+        "progress_display",
+        "message",
+        "attempts",
+        "metrics",
+        "plots_view",
+        "error",
+        "created_at",
+        "started_at",
+        "heartbeat_at",
+        "finished_at",
+    ]
+    exclude = ["plots", "history"]
 
     @admin.display(description="progress")
     def progress_display(self, run: TrainingRun) -> str:
-        return f"{run.progress:.0%}"
+        return progress_bar(run.progress)
+
+    @admin.display(description="plots")
+    def plots_view(self, run: TrainingRun) -> str:
+        return plots_html(run.plots)
+
+
+@admin.register(InferenceJob)
+class InferenceJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "kind", "status", "progress_display", "total", "done", "failed", "created_by", "created_at"]
+    list_filter = ["status", "kind"]
+    list_select_related = ["created_by"]
+    readonly_fields = ["progress_display", "total", "done", "failed", "started_at", "finished_at", "created_at"]
+    raw_id_fields = ["created_by"]
+
+    @admin.display(description="progress")
+    def progress_display(self, job: InferenceJob) -> str:
+        return progress_bar(job.progress)
 
 
 @admin.register(Prediction)
@@ -59,18 +256,100 @@ class EnsemblePredictionAdmin(LargeTableAdmin):
     raw_id_fields = ["galaxy", "image"]
 
 
+def _alarm_images(alarm: DiscrepancyAlarm, size: int) -> str:
+    images = getattr(alarm.galaxy, "color_images", None)
+    if images is None:
+        images = list(alarm.galaxy.images.filter(band=GalaxyImage.Band.COLOR))
+    if not images:
+        return "-"
+    url = images[0].file.url
+    # The colour composite, and beside it an inverted grey view (dark on light, as volunteers can
+    # switch to) made by the browser from the same file.
+    return format_html(
+        '<img src="{}" width="{}" height="{}" alt="colour" loading="lazy"> '
+        '<img src="{}" width="{}" height="{}" alt="inverted" loading="lazy" style="filter:grayscale(1) invert(1)">',
+        url,
+        size,
+        size,
+        url,
+        size,
+        size,
+    )
+
+
+class AlarmResolveForm(forms.ModelForm):
+    class Meta:
+        model = DiscrepancyAlarm
+        fields = ["resolution_note"]
+
+
 @admin.register(DiscrepancyAlarm)
 class DiscrepancyAlarmAdmin(LargeTableAdmin):
     list_display = [
         "galaxy",
+        "images",
         "kind",
         "status",
         "ensemble_median",
         "ensemble_spread",
         "consensus_inclination",
+        "members",
         "created_at",
     ]
     list_filter = ["status", "kind"]
     search_fields = ["=galaxy__pgc"]
-    list_select_related = ["galaxy"]
-    raw_id_fields = ["galaxy", "ensemble_prediction", "resolved_by"]
+    list_select_related = ["galaxy", "ensemble_prediction"]
+    form = AlarmResolveForm
+    readonly_fields = [
+        "galaxy",
+        "large_images",
+        "kind",
+        "status",
+        "ensemble_median",
+        "ensemble_spread",
+        "consensus_inclination",
+        "members",
+        "details",
+        "created_at",
+        "resolved_at",
+        "resolved_by",
+    ]
+    change_form_template = "admin/inference/discrepancyalarm/change_form.html"
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related(
+                Prefetch(
+                    "galaxy__images",
+                    queryset=GalaxyImage.objects.filter(band=GalaxyImage.Band.COLOR),
+                    to_attr="color_images",
+                )
+            )
+        )
+
+    def has_add_permission(self, request):
+        return False  # alarms are raised by the models
+
+    @admin.display(description="images")
+    def images(self, alarm: DiscrepancyAlarm) -> str:
+        return _alarm_images(alarm, 64)
+
+    @admin.display(description="images")
+    def large_images(self, alarm: DiscrepancyAlarm) -> str:
+        return _alarm_images(alarm, 256)
+
+    @admin.display(description="members (deg)")
+    def members(self, alarm: DiscrepancyAlarm) -> str:
+        members = (alarm.details or {}).get("members") or {}
+        return ", ".join(f"{k}: {v:.1f}" for k, v in members.items() if not k.startswith("reject:")) or "-"
+
+    def save_model(self, request, obj, form, change):
+        if "_resolve" in request.POST and obj.status == DiscrepancyAlarm.Status.OPEN:
+            try:
+                services.alarm_resolve(alarm=obj, user=request.user, note=form.cleaned_data["resolution_note"])
+            except ApplicationError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            return
+        obj.save(update_fields=["resolution_note"])

@@ -32,6 +32,9 @@ class TrainingRun(models.Model):
     n_synthetic = models.PositiveIntegerField(default=0, help_text="Synthetic galaxies trained on.")
     labels_cutoff = models.DateTimeField(null=True, blank=True, help_text="Consensus labels up to here were used.")
     history = models.JSONField(default=dict, blank=True, help_text="Loss per epoch.")
+    metrics = models.JSONField(default=dict, blank=True, help_text="Test-set figures, new vs active ensemble.")
+    plots = models.JSONField(default=dict, blank=True, help_text="Plot name -> file in storage.")
+    attempts = models.PositiveIntegerField(default=0, help_text="Times a worker started this run.")
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -62,6 +65,10 @@ class ModelVersion(models.Model):
         KERAS = "keras", ".keras"
         H5 = "h5", ".h5 (legacy)"
 
+    class Output(models.TextChoices):
+        DEGREES = "degrees", "Inclination in degrees (or a probability)"
+        SCALED = "scaled", "Scaled to [-1, 1] over 45-90 deg (the original service's models)"
+
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.REGRESSION)
     architecture = models.CharField(max_length=64)
@@ -69,6 +76,8 @@ class ModelVersion(models.Model):
     format = models.CharField(max_length=8, choices=Format.choices, default=Format.KERAS)
     input_size = models.PositiveIntegerField(default=128)
     input_mode = models.CharField(max_length=16, default="color", help_text="color or bands")
+    output = models.CharField(max_length=16, choices=Output.choices, default=Output.DEGREES)
+    plots = models.JSONField(default=dict, blank=True, help_text="Plot name -> file in storage.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CANDIDATE, db_index=True)
     metrics = models.JSONField(default=dict, blank=True)
     n_labels = models.PositiveIntegerField(default=0)
@@ -172,3 +181,69 @@ class DiscrepancyAlarm(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on {self.galaxy} ({self.status})"
+
+
+class InferenceJob(models.Model):
+    """A batch of galaxies to predict (a PGC list, the whole catalog or one sky position), with progress."""
+
+    class Kind(models.TextChoices):
+        PGC_LIST = "pgc_list", "A list of PGC numbers"
+        CATALOG = "catalog", "Every catalogued galaxy"
+        POSITION = "position", "A sky position"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    params = models.JSONField(default=dict, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="inference_jobs"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["created_by", "-id"], name="inference_job_user_idx")]
+
+    def __str__(self) -> str:
+        return f"Inference job {self.pk} ({self.kind}, {self.status})"
+
+    @property
+    def progress(self) -> float:
+        return (self.done + self.failed) / self.total if self.total else 0.0
+
+
+class InferenceJobItem(models.Model):
+    """One galaxy's result within a job (pageable; written batch by batch)."""
+
+    class Status(models.TextChoices):
+        OK = "ok", "OK"
+        FAILED = "failed", "Failed"
+
+    job = models.ForeignKey(InferenceJob, on_delete=models.CASCADE, related_name="items")
+    galaxy = models.ForeignKey(Galaxy, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    pgc = models.PositiveBigIntegerField()
+    status = models.CharField(max_length=8, choices=Status.choices)
+    reason = models.CharField(max_length=255, blank=True)
+    median = models.FloatField(null=True, blank=True)
+    mean = models.FloatField(null=True, blank=True)
+    spread = models.FloatField(null=True, blank=True)
+    rejection_likelihood = models.FloatField(null=True, blank=True)
+    members = models.JSONField(default=dict, blank=True)
+    alarm_raised = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "pgc"], name="one_result_per_job_pgc")]
+
+    def __str__(self) -> str:
+        return f"Job {self.job_id}: PGC {self.pgc} {self.status}"

@@ -12,7 +12,9 @@ export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-giz_site.settings.local
 export GIZ_SDSS_CUTOUT_BASE_URL="${GIZ_SDSS_CUTOUT_BASE_URL:-http://127.0.0.1:$STANDIN_PORT}"
 export GIZ_SDSS_FRAMES_BASE_URL="${GIZ_SDSS_FRAMES_BASE_URL:-http://127.0.0.1:$STANDIN_PORT/sas}"
 PY="$VENV/bin/python"
-mkdir -p var/log
+DATA_DIR="${GIZ_DATA_DIR:-$REPO/var}"
+LOG="$DATA_DIR/log"
+mkdir -p "$LOG"
 
 echo "==> database and static files"
 "$PY" manage.py migrate --noinput
@@ -27,23 +29,23 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-echo "==> SDSS stand-in on 127.0.0.1:$STANDIN_PORT (log: var/log/standin.log)"
-"$PY" manage.py sdss_standin --port "$STANDIN_PORT" >var/log/standin.log 2>&1 &
+echo "==> SDSS stand-in on 127.0.0.1:$STANDIN_PORT (log: $LOG/standin.log)"
+"$PY" manage.py sdss_standin --port "$STANDIN_PORT" >$LOG/standin.log 2>&1 &
 pids+=($!)
 
 echo "==> demo data and models (first run: a few minutes)"
 "$PY" manage.py seed_demo
 
-echo "==> Celery worker and beat (logs: var/log/worker.log, var/log/beat.log)"
+echo "==> Celery worker and beat (logs: $LOG/worker.log, $LOG/beat.log)"
 "$VENV/bin/celery" -A giz_site worker --loglevel=INFO --concurrency=2 --without-mingle --without-gossip \
-  >var/log/worker.log 2>&1 &
+  >$LOG/worker.log 2>&1 &
 pids+=($!)
-"$VENV/bin/celery" -A giz_site beat --loglevel=INFO >var/log/beat.log 2>&1 &
+"$VENV/bin/celery" -A giz_site beat --loglevel=INFO >$LOG/beat.log 2>&1 &
 pids+=($!)
 
-echo "==> web server (log: var/log/web.log)"
+echo "==> web server (log: $LOG/web.log)"
 "$VENV/bin/gunicorn" -c giz_site/gunicorn.conf.py --bind "127.0.0.1:$PORT" giz_site.wsgi \
-  >var/log/web.log 2>&1 &
+  >$LOG/web.log 2>&1 &
 pids+=($!)
 
 for _ in $(seq 1 120); do
@@ -52,7 +54,7 @@ for _ in $(seq 1 120); do
 done
 echo
 echo "Galaxy Inclination Zoo is running at http://127.0.0.1:$PORT/  (admin: http://127.0.0.1:$PORT/admin/)"
-cat var/demo-logins.txt
+cat "$DATA_DIR/demo-logins.txt"
 echo "Press Ctrl-C to stop."
 wait -n "${pids[@]}"
-echo "a process stopped; see var/log/" >&2
+echo "a process stopped; see $LOG/" >&2

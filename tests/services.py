@@ -118,3 +118,15 @@ def wait_for(predicate, *, timeout: float = 60, interval: float = 0.2, what: str
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def send_task(broker: str, name: str, **options) -> None:
+    """Send a task by name through `broker`, as another process would.
+
+    The sending app must not become Celery's current app: shared_task proxies in later tests would
+    then resolve to its tasks instead of the project's.
+    """
+    from celery import Celery
+
+    with Celery(broker=broker, set_as_current=False) as sender:
+        sender.send_task(name, **options)

@@ -12,7 +12,7 @@ from acquisition.services import PARTIAL_DIR, acquisition_job_create
 from labeling.models import Galaxy
 from tests.acquisition_fixtures import Standin, standin_server  # noqa: F401
 from tests.factories import GalaxyFactory
-from tests.services import broker_url, celery_worker, require_postgres, wait_for
+from tests.services import broker_url, celery_worker, require_postgres, send_task, wait_for
 
 
 @pytest.mark.services
@@ -27,8 +27,6 @@ def test_a_real_worker_acquires_a_job_despite_transient_faults(standin_server):
     outside = GalaxyFactory(ra=40.0, dec=-70.0, d25_arcmin=1.0, state=Galaxy.State.NEW)
     job = acquisition_job_create(galaxy_ids=[g.pk for g in [*good, outside]], queue=False)
 
-    from celery import Celery
-
     env = {
         "GIZ_SDSS_CUTOUT_BASE_URL": standin.url,
         "GIZ_SDSS_FRAMES_BASE_URL": f"{standin.url}/sas",
@@ -40,7 +38,7 @@ def test_a_real_worker_acquires_a_job_despite_transient_faults(standin_server):
     }
     try:
         with celery_worker(broker=url, extra_env=env):
-            Celery(broker=url).send_task("acquisition.tasks.acquire_job", args=[job.pk])
+            send_task(url, "acquisition.tasks.acquire_job", args=[job.pk])
             wait_for(
                 lambda: AcquisitionJob.objects.filter(pk=job.pk, status="done").exists(),
                 timeout=150,

@@ -12,7 +12,7 @@ from django.urls import reverse
 from acquisition.models import GalaxyImage
 from giz_site.models import WorkerHeartbeat
 from tests.factories import GalaxyFactory, VoteFactory
-from tests.services import broker_url, celery_worker, require_postgres, wait_for
+from tests.services import broker_url, celery_worker, require_postgres, send_task, wait_for
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -170,10 +170,7 @@ class TestAdmin:
 def test_a_real_worker_takes_a_task_through_the_broker_and_writes_to_postgres(kind):
     require_postgres()
     url = broker_url(kind)
-    from celery import Celery
-
-    sender = Celery(broker=url)
     with celery_worker(broker=url, queues=f"heartbeat-{kind}"):
-        sender.send_task("giz_site.tasks.worker_heartbeat", queue=f"heartbeat-{kind}")
+        send_task(url, "giz_site.tasks.worker_heartbeat", queue=f"heartbeat-{kind}")
         heartbeat = wait_for(lambda: WorkerHeartbeat.objects.first(), timeout=60, what="the worker's heartbeat row")
     assert heartbeat.hostname.startswith("celery@")

@@ -8,7 +8,7 @@ from labeling import consensus as maths
 from labeling.models import ConsensusLabel, ConsensusRun, Galaxy, VolunteerProfile, Vote
 from labeling.tasks import recompute_consensus
 from tests.factories import GalaxyFactory, UserFactory
-from tests.services import broker_url, celery_worker, require_postgres, wait_for
+from tests.services import broker_url, celery_worker, require_postgres, send_task, wait_for
 
 
 class TestMaths:
@@ -121,11 +121,8 @@ def test_recompute_consensus_runs_in_a_real_worker_against_postgres():
     url = broker_url("redis")
     data = build_votes(galaxies=4)
     started = timezone.now()
-    from celery import Celery
-
-    sender = Celery(broker=url)
     with celery_worker(broker=url, queues="labeling-consensus-test"):
-        sender.send_task("labeling.tasks.recompute_consensus", queue="labeling-consensus-test")
+        send_task(url, "labeling.tasks.recompute_consensus", queue="labeling-consensus-test")
         wait_for(
             lambda: ConsensusLabel.objects.filter(updated_at__gte=started).count() == 4,
             timeout=60,

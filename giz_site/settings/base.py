@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc assets served locally, not from a CDN
     "django_celery_beat",
     "corsheaders",
     "giz_site.apps.SiteConfig",
@@ -146,10 +147,14 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = DATA_DIR / "broker"
+    # kombu's filesystem transport does not create its folders; without them every send fails.
+    for _folder in ("queue", "processed", "control"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),  # default is ./control in the working directory
         "store_processed": False,
     }
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or None
@@ -165,6 +170,10 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Backstops: beat copies these into django-celery-beat's tables, where staff can edit them.
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "giz_site.tasks.worker_heartbeat", "schedule": 60.0},
+    # Retraining starts on new labels; this catches missed triggers and killed runs.
+    "training-backstop": {"task": "inference.tasks.training_backstop_task", "schedule": 900.0},
+    "acquire-missing-images": {"task": "acquisition.tasks.acquire_missing", "schedule": 300.0},
+    "labeling-recompute-consensus": {"task": "labeling.tasks.recompute_consensus", "schedule": 24 * 3600.0},
 }
 
 # ------------------------------------------------------------------------------ REST framework
@@ -190,6 +199,19 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Galaxies, volunteer votes, CNN inclination predictions and alarms.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,  # multipart uploads get a binary "file" in the request schema
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "giz_site.api_schema.add_error_responses",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "ModelKindEnum": "inference.models.ModelVersion.Kind",
+        "AlarmKindEnum": "inference.models.DiscrepancyAlarm.Kind",
+        "BatchJobKindEnum": "inference.apis.BATCH_JOB_KINDS",
+    },
 }
 CORS_ALLOWED_ORIGINS = env_list("GIZ_CORS_ALLOWED_ORIGINS", [])  # closed unless listed
 
@@ -200,6 +222,12 @@ GIZ_MODEL_INPUT_SIZE = env_int("GIZ_MODEL_INPUT_SIZE", 128, minimum=16)
 
 # ------------------------------------------------------------------------------ Domain: labeling
 GIZ_VOTES_TO_RETIRE = env_int("GIZ_VOTES_TO_RETIRE", 3, minimum=1)
+# Disagreeing votes ask for one more vote at a time, up to this many; then the galaxy retires anyway.
+GIZ_VOTES_MAX = env_int("GIZ_VOTES_MAX", 9, minimum=1)
+# How long a served galaxy stays reserved for its volunteer (s).
+GIZ_ASSIGNMENT_TTL_S = env_int("GIZ_ASSIGNMENT_TTL_S", 1800, minimum=60)
+# A missing or stale CSRF token gets a page that tells the volunteer what to do, not Django's bare 403.
+CSRF_FAILURE_VIEW = "labeling.views.csrf_failure"
 
 # ------------------------------------------------------------------------------ Domain: models and alarms
 GIZ_MODELS_DIR = "models"  # inside default storage
@@ -207,13 +235,27 @@ GIZ_RETRAIN_AFTER_LABELS = env_int("GIZ_RETRAIN_AFTER_LABELS", 1000, minimum=1)
 GIZ_ALARM_SPREAD_DEG = env_float("GIZ_ALARM_SPREAD_DEG", 5.0, minimum=0.0)
 GIZ_ALARM_HUMAN_DIFF_DEG = env_float("GIZ_ALARM_HUMAN_DIFF_DEG", 8.0, minimum=0.0)
 GIZ_ALARM_EMAILS = env_list("GIZ_ALARM_EMAILS", [])
+# How often each process checks whether the set of active model versions changed (seconds).
+GIZ_ENSEMBLE_CHECK_S = env_float("GIZ_ENSEMBLE_CHECK_S", 5.0, minimum=0.0)
+# Training size: "standard" (retraining), "quick" (pretrain_ensemble on a fresh site), "tiny" (tests).
+GIZ_TRAINING_PROFILE = env_str("GIZ_TRAINING_PROFILE", "standard")
+# A live training run without a heartbeat for this long is considered killed and is queued again.
+GIZ_TRAINING_STALE_S = env_int("GIZ_TRAINING_STALE_S", 1800, minimum=60)
+GIZ_INFERENCE_BATCH_SIZE = env_int("GIZ_INFERENCE_BATCH_SIZE", 64, minimum=1)
 
 # ------------------------------------------------------------------------------ Domain: SDSS acquisition
 GIZ_SDSS_CUTOUT_BASE_URL = env_str("GIZ_SDSS_CUTOUT_BASE_URL", "https://skyserver.sdss.org")
 GIZ_SDSS_FRAMES_BASE_URL = env_str("GIZ_SDSS_FRAMES_BASE_URL", "https://data.sdss.org/sas")
 GIZ_SDSS_DATA_RELEASE = env_str("GIZ_SDSS_DATA_RELEASE", "dr16")
 GIZ_SDSS_TIMEOUT_S = env_float("GIZ_SDSS_TIMEOUT_S", 20.0, minimum=0.1)
-GIZ_SDSS_RATE_LIMIT = env_str("GIZ_SDSS_RATE_LIMIT", "10/s")
+GIZ_SDSS_RATE_LIMIT = env_str("GIZ_SDSS_RATE_LIMIT", "10/s")  # SDSS requests per worker process
+GIZ_SDSS_FOV_FACTOR = env_float("GIZ_SDSS_FOV_FACTOR", 2.0, minimum=1.0)  # stamp field of view in units of D25
+GIZ_SDSS_FETCH_FITS = env_bool("GIZ_SDSS_FETCH_FITS", True)  # g, r, i FITS stamps besides the colour JPEG
+GIZ_SDSS_MAX_RETRIES = env_int("GIZ_SDSS_MAX_RETRIES", 8, minimum=0)  # transient failures, then recorded
+GIZ_SDSS_BACKOFF_BASE_S = env_float("GIZ_SDSS_BACKOFF_BASE_S", 2.0, minimum=0.0)  # doubled per retry, with jitter
+GIZ_SDSS_BACKOFF_MAX_S = env_float("GIZ_SDSS_BACKOFF_MAX_S", 600.0, minimum=0.0)
+GIZ_ACQUIRE_BACKSTOP_BATCH = env_int("GIZ_ACQUIRE_BACKSTOP_BATCH", 500, minimum=1)  # galaxies per beat run
+GIZ_ACQUIRE_STALE_S = env_int("GIZ_ACQUIRE_STALE_S", 1800, minimum=60)  # 'acquiring' this long: queued again
 
 # ------------------------------------------------------------------------------ Logging
 LOGGING = {

@@ -1,0 +1,95 @@
+"""VGG-style Keras models: inclination regression (45-90 deg) and "would a human reject this" classifier.
+
+Django-free. Only stock Keras layers are used, so a saved .keras or .h5 file loads anywhere without
+custom objects: the regression head is a linear unit rescaled to degrees (67.5 + 22.5 x), i.e. the
+original's [-1, 1] target scaling built into the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+INCLINATION_MIN = 45.0
+INCLINATION_MAX = 90.0
+HALF_RANGE = (INCLINATION_MAX - INCLINATION_MIN) / 2
+CENTRE = (INCLINATION_MAX + INCLINATION_MIN) / 2
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A VGG-style stack: blocks of 3x3 convolutions (filters, convolutions per block), max-pooled."""
+
+    name: str
+    blocks: tuple[tuple[int, int], ...]
+    dense: int
+    # Average-pool the input first: 128 px stamps carry more detail than the axis ratio needs, and
+    # halving the resolution makes every later layer 4x cheaper (what makes 2-core training feasible).
+    stem_pool: int = 2
+    dropout: float = 0.2
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "vgg_a": Architecture("vgg_a", ((16, 1), (32, 1), (64, 2), (96, 1)), dense=64),
+    "vgg_b": Architecture("vgg_b", ((16, 1), (32, 2), (64, 1), (128, 1)), dense=48),
+    "vgg_c": Architecture("vgg_c", ((24, 1), (48, 1), (72, 1), (96, 1)), dense=96, dropout=0.3),
+    # For tests: a few thousand parameters, trains in a second.
+    "tiny": Architecture("tiny", ((4, 1), (8, 1)), dense=8, stem_pool=1, dropout=0.0),
+}
+
+DEFAULT_REGRESSION_MEMBERS = ("vgg_a", "vgg_b", "vgg_c")
+DEFAULT_REJECTION_ARCHITECTURE = "vgg_a"
+
+
+def _backbone(arch: Architecture, inputs):
+    x = inputs
+    if arch.stem_pool > 1:
+        x = layers.AveragePooling2D(arch.stem_pool, name="stem_pool")(x)
+    for b, (filters, convs) in enumerate(arch.blocks):
+        for c in range(convs):
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{b}_conv{c}")(x)
+            x = layers.BatchNormalization(name=f"block{b}_bn{c}")(x)
+            x = layers.Activation("relu", name=f"block{b}_relu{c}")(x)
+        x = layers.MaxPooling2D(2, name=f"block{b}_pool")(x)
+    # Flatten rather than global pooling: where the light sits (the disk's extent along each
+    # axis) is the signal, so spatial layout must reach the dense layer.
+    x = layers.Flatten(name="flatten")(x)
+    if arch.dropout:
+        x = layers.Dropout(arch.dropout, name="dropout")(x)
+    return layers.Dense(arch.dense, activation="relu", name="dense")(x)
+
+
+def build_regression_model(architecture: str, *, input_size: int = 128, name: str | None = None) -> keras.Model:
+    """Image (input_size x input_size x 3, [0, 1]) -> inclination in degrees (about 45-90)."""
+    arch = ARCHITECTURES[architecture]
+    inputs = keras.Input((input_size, input_size, 3), name="image")
+    x = _backbone(arch, inputs)
+    # Zero-initialised: training starts from 67.5 deg everywhere instead of wild outputs.
+    x = layers.Dense(1, kernel_initializer="zeros", name="scaled_inclination")(x)
+    outputs = layers.Rescaling(HALF_RANGE, offset=CENTRE, name="inclination_deg")(x)
+    return keras.Model(inputs, outputs, name=name or f"regression_{architecture}")
+
+
+def build_rejection_model(architecture: str, *, input_size: int = 128, name: str | None = None) -> keras.Model:
+    """Image -> probability that volunteers would reject it (face-on, not a spiral, bad image)."""
+    arch = ARCHITECTURES[architecture]
+    inputs = keras.Input((input_size, input_size, 3), name="image")
+    x = _backbone(arch, inputs)
+    outputs = layers.Dense(1, activation="sigmoid", name="rejection")(x)
+    return keras.Model(inputs, outputs, name=name or f"rejection_{architecture}")
+
+
+def forward_flops(model: keras.Model) -> int:
+    """Multiply-adds x 2 of one forward pass for one image (convolutions and dense layers only)."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D):
+            out = layer.output.shape  # (None, h, w, c_out)
+            kh, kw = layer.kernel_size
+            c_in = layer.input.shape[-1]
+            total += 2 * out[1] * out[2] * out[3] * kh * kw * c_in
+        elif isinstance(layer, layers.Dense):
+            total += 2 * layer.input.shape[-1] * layer.units
+    return int(total)

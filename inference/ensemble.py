@@ -1,0 +1,218 @@
+"""The process-wide active ensemble: loaded once, compiled, warmed up, swapped atomically.
+
+Every web worker and Celery worker process holds one `Ensemble` (all ACTIVE model versions). It is
+immutable: a caller takes a reference once (`current()`) and uses it for the whole request, so a
+request never sees half an ensemble even while another thread swaps in a new one. The set of active
+versions is re-checked with one cheap query at most every GIZ_ENSEMBLE_CHECK_S seconds (and at once
+in the process that activated a version); a change builds a complete new Ensemble off to the side
+and replaces the reference under a lock.
+
+Inference goes through one tf.function per input kind with a fixed signature
+([None, S, S, 3] float32) that calls every member and stacks their outputs: one graph call per
+batch, no retracing, no `model.predict` machinery per call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+SCALED_CENTRE, SCALED_HALF_RANGE = 67.5, 22.5
+
+
+@dataclass(frozen=True)
+class Member:
+    version_id: int
+    name: str
+    kind: str  # "regression" or "rejection"
+    input_size: int
+    input_mode: str
+    output: str  # "degrees" or "scaled"
+
+
+@dataclass(frozen=True)
+class Group:
+    """Members sharing an input (size, mode), run by one compiled function."""
+
+    input_size: int
+    input_mode: str
+    members: tuple[Member, ...]
+    function: object = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    generation: tuple
+    groups: tuple[Group, ...]
+    loaded_at: float
+
+    @property
+    def members(self) -> tuple[Member, ...]:
+        return tuple(m for g in self.groups for m in g.members)
+
+    @property
+    def model_versions(self) -> list[str]:
+        return [m.name for m in self.members]
+
+    def run(self, prepared: dict[tuple[int, str], np.ndarray]) -> dict[str, np.ndarray]:
+        """Prepared images per (size, mode) -> member name -> output per image (degrees or probability)."""
+        import tensorflow as tf
+
+        out: dict[str, np.ndarray] = {}
+        for group in self.groups:
+            images = prepared[(group.input_size, group.input_mode)]
+            values = group.function(tf.convert_to_tensor(images, dtype=tf.float32)).numpy()
+            for j, member in enumerate(group.members):
+                column = values[:, j].astype(np.float64)
+                if member.kind == "regression" and member.output == "scaled":
+                    column = SCALED_CENTRE + SCALED_HALF_RANGE * column
+                out[member.name] = column
+        return out
+
+
+def load_keras_file(path: str):
+    """Load a .keras or .h5 model for inference (no optimizer state needed)."""
+    import keras
+
+    return keras.saving.load_model(path, compile=False)
+
+
+def _load_from_storage(name: str):
+    """Load a model file from default storage (local path when there is one, else a temporary copy)."""
+    from django.core.files.storage import default_storage
+
+    try:
+        return load_keras_file(default_storage.path(name))
+    except NotImplementedError:  # remote storage (S3): copy to a temporary file first
+        suffix = os.path.splitext(name)[1]
+        with default_storage.open(name, "rb") as src, tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
+            tmp.write(src.read())
+            tmp.flush()
+            return load_keras_file(tmp.name)
+
+
+def compile_group(models: list, input_size: int):
+    """One tf.function with a fixed signature that runs all `models` and stacks their outputs (N x M)."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None, input_size, input_size, 3], tf.float32)])
+    def run(images):
+        return tf.stack([tf.reshape(m(images, training=False), [-1]) for m in models], axis=1)
+
+    return run
+
+
+def build(rows: list[dict]) -> Ensemble | None:
+    """Load, compile and warm up an ensemble from ModelVersion rows (None without a regression member)."""
+    if not any(r["kind"] == "regression" for r in rows):
+        return None
+    by_input: dict[tuple[int, str], list[tuple[Member, object]]] = {}
+    for r in rows:
+        member = Member(r["id"], r["name"], r["kind"], r["input_size"], r["input_mode"], r["output"])
+        by_input.setdefault((member.input_size, member.input_mode), []).append((member, _load_from_storage(r["file"])))
+        _stats["models_loaded"] += 1
+    groups = []
+    for (size, mode), pairs in sorted(by_input.items()):
+        function = compile_group([m for _, m in pairs], size)
+        # Warm-up: traces the graph once per batch shape class; the first real request pays nothing.
+        function(np.zeros((1, size, size, 3), np.float32))
+        groups.append(Group(size, mode, tuple(member for member, _ in pairs), function))
+    _stats["builds"] += 1
+    return Ensemble(generation=_generation_of(rows), groups=tuple(groups), loaded_at=time.time())
+
+
+def _generation_of(rows: list[dict]) -> tuple:
+    return tuple(sorted((r["id"], r["file"], r["output"]) for r in rows))
+
+
+# ---------------------------------------------------------------------------------------------- the holder
+
+_lock = threading.Lock()
+_current: Ensemble | None = None
+_current_generation: tuple | None = None
+_checked_at = -1e18
+_stats = {"models_loaded": 0, "builds": 0, "checks": 0}
+
+
+def _active_rows() -> list[dict]:
+    from inference.models import ModelVersion
+
+    _stats["checks"] += 1
+    return list(
+        ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE)
+        .order_by("kind", "name")
+        .values("id", "name", "kind", "file", "input_size", "input_mode", "output")
+    )
+
+
+def current(*, max_age: float | None = None) -> Ensemble | None:
+    """The active ensemble of this process (None when no regression model is active).
+
+    Re-checks the database at most every `max_age` seconds (default GIZ_ENSEMBLE_CHECK_S); loads
+    models only when the set of active versions changed.
+    """
+    global _current, _current_generation, _checked_at
+    from django.conf import settings
+
+    if max_age is None:
+        max_age = settings.GIZ_ENSEMBLE_CHECK_S
+    now = time.monotonic()
+    if now - _checked_at < max_age:
+        return _current
+    rows = _active_rows()
+    generation = _generation_of(rows)
+    if generation == _current_generation:
+        _checked_at = now
+        return _current
+    with _lock:
+        if generation != _current_generation:  # another thread may have built it meanwhile
+            new = build(rows)  # built completely before anyone can see it
+            _current, _current_generation = new, generation
+            logger.info("Active ensemble: %s", new.model_versions if new else "none")
+        _checked_at = now
+        return _current
+
+
+def invalidate() -> None:
+    """Re-check the active versions on the next use (called after activating or retiring)."""
+    global _checked_at
+    _checked_at = -1e18
+
+
+def reset() -> None:
+    """Forget the loaded ensemble (tests)."""
+    global _current, _current_generation, _checked_at
+    with _lock:
+        _current, _current_generation, _checked_at = None, None, -1e18
+
+
+def stats() -> dict:
+    """How often this process checked the database, loaded model files and built ensembles."""
+    return dict(_stats)
+
+
+def warm_up() -> Ensemble | None:
+    """Load and warm the active ensemble now (process start: gunicorn post_fork, Celery worker_process_init).
+
+    Never raises: a process must start even when the database is not migrated yet or no model is active.
+    """
+    try:
+        ensemble = current(max_age=0)
+    except Exception:
+        logger.exception("Could not warm up the ensemble; the first request will load it")
+        return None
+    finally:
+        from django.db import connection
+
+        # A forked process must not share its parent's socket: close what warm-up opened.
+        if not connection.in_atomic_block:
+            connection.close()
+    return ensemble

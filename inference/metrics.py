@@ -1,0 +1,80 @@
+"""Accuracy figures for inclination predictions (Django-free, NumPy only)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# The original service reported these ranges (GIZ.md); 10 deg wide except the last.
+BINS = ((45.0, 55.0), (55.0, 65.0), (65.0, 75.0), (75.0, 85.0), (85.0, 90.0))
+
+
+def bin_label(lo: float, hi: float) -> str:
+    return f"{lo:.0f}-{hi:.0f}"
+
+
+def _bin_mask(true: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    # The last bin includes 90 itself.
+    return (true >= lo) & ((true < hi) | ((hi == BINS[-1][1]) & (true <= hi)))
+
+
+def regression_metrics(predicted, true) -> dict:
+    """RMS and MAE overall and per bin, and the fractions off by more than 5 and 10 deg."""
+    predicted = np.asarray(predicted, dtype=np.float64).ravel()
+    true = np.asarray(true, dtype=np.float64).ravel()
+    if predicted.shape != true.shape:
+        raise ValueError("predicted and true differ in length")
+    if predicted.size == 0:
+        return {"n": 0}
+    error = predicted - true
+    result = {
+        "n": int(error.size),
+        "rms": float(np.sqrt(np.mean(error**2))),
+        "mae": float(np.mean(np.abs(error))),
+        "bias": float(np.mean(error)),
+        "frac_gt5": float(np.mean(np.abs(error) > 5)),
+        "frac_gt10": float(np.mean(np.abs(error) > 10)),
+        "bins": {},
+    }
+    for lo, hi in BINS:
+        mask = _bin_mask(true, lo, hi)
+        if mask.any():
+            e = error[mask]
+            result["bins"][bin_label(lo, hi)] = {
+                "n": int(mask.sum()),
+                "rms": float(np.sqrt(np.mean(e**2))),
+                "mae": float(np.mean(np.abs(e))),
+            }
+    return result
+
+
+def classification_metrics(probability, truth) -> dict:
+    """Accuracy at 0.5, and the log loss, of a binary classifier."""
+    p = np.clip(np.asarray(probability, dtype=np.float64).ravel(), 1e-7, 1 - 1e-7)
+    y = np.asarray(truth, dtype=np.float64).ravel()
+    if p.size == 0:
+        return {"n": 0}
+    return {
+        "n": int(p.size),
+        "accuracy": float(np.mean((p >= 0.5) == (y >= 0.5))),
+        "log_loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))),
+        "positive_rate": float(np.mean(y)),
+    }
+
+
+def bin_weights(true, *, lo: float = 45.0, hi: float = 90.0, width: float = 10.0) -> np.ndarray:
+    """Sample weights that give every inclination bin the same total weight (mean weight 1)."""
+    true = np.asarray(true, dtype=np.float64).ravel()
+    if true.size == 0:
+        return np.zeros(0, dtype=np.float32)
+    edges = np.arange(lo, hi + width, width)
+    index = np.clip(np.digitize(true, edges) - 1, 0, len(edges) - 2)
+    counts = np.bincount(index, minlength=len(edges) - 1).astype(np.float64)
+    occupied = np.count_nonzero(counts)
+    weights = true.size / (occupied * counts[index])
+    return weights.astype(np.float32)
+
+
+def ensemble_summary(values) -> tuple[float, float, float]:
+    """(median, mean, spread = standard deviation) of the members' inclinations."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(np.median(v)), float(np.mean(v)), float(np.std(v))

@@ -1,0 +1,395 @@
+"""One training run end to end: data, members, evaluation on the fixed test set, registry, promotion.
+
+Nothing reaches the registry until every member is trained and evaluated: model files are written
+under models/run-<id>/ and the ModelVersion rows created in one transaction at the very end. A run
+killed half way leaves at most files in that folder, which the retry (or the failure handler)
+deletes first (`discard_partial`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from acquisition.models import GalaxyImage
+from inference import architectures, metrics, plots, synthetic_data, training
+from inference import ensemble as ensemble_holder
+from inference.models import ModelVersion, TrainingRun
+from labeling.models import ConsensusLabel
+
+logger = logging.getLogger(__name__)
+
+PROFILES = {
+    # Retraining on labels plus synthetic galaxies (about half an hour on 2 cores).
+    "standard": {
+        "members": ["vgg_a", "vgg_b", "vgg_c"],
+        "rejection": "vgg_a",
+        "n_synthetic": 2500,
+        "n_val": 300,
+        "n_test": 400,
+        "n_face_on": 600,
+        "epochs": 30,
+        "minutes_per_member": 7.0,
+        "batch_size": 32,
+        "render_size": 256,
+        "subset": 0.9,
+    },
+    # A fresh site's first ensemble in a few minutes (manage.py pretrain_ensemble).
+    "quick": {
+        "members": ["vgg_a", "vgg_b", "vgg_c"],
+        "rejection": "vgg_a",
+        "n_synthetic": 1000,
+        "n_val": 150,
+        "n_test": 150,
+        "n_face_on": 200,
+        "epochs": 12,
+        "minutes_per_member": 2.0,
+        # Small batches: more updates in the few minutes there are (the members are far from converged).
+        "batch_size": 16,
+        "render_size": 256,
+        "subset": 0.9,
+    },
+    # Tests: a handful of tiny images, one epoch.
+    "tiny": {
+        "members": ["tiny", "tiny", "tiny"],
+        "rejection": "tiny",
+        "n_synthetic": 16,
+        "n_val": 6,
+        "n_test": 6,
+        "n_face_on": 6,
+        "epochs": 1,
+        "minutes_per_member": None,
+        "batch_size": 8,
+        "render_size": 64,
+        "subset": 0.9,
+        "processes": 1,
+    },
+}
+SEED_TRAIN, SEED_VAL, SEED_TEST, SEED_FACE_ON = 101, 202, 303, 404
+
+
+def config_for(run: TrainingRun) -> dict:
+    profile = run.config.get("profile") or settings.GIZ_TRAINING_PROFILE
+    config = {**PROFILES[profile], **run.config, "profile": profile}
+    config.setdefault("input_size", settings.GIZ_MODEL_INPUT_SIZE)
+    return config
+
+
+def run_folder(run: TrainingRun) -> str:
+    return f"{settings.GIZ_MODELS_DIR}/run-{run.pk}"
+
+
+def discard_partial(run: TrainingRun) -> None:
+    """Delete what an interrupted attempt of this run left: files, and candidate rows (never active ones)."""
+    ModelVersion.objects.filter(training_run=run, status=ModelVersion.Status.CANDIDATE).exclude(
+        training_run__status=TrainingRun.Status.SUCCEEDED
+    ).delete()
+    folder = run_folder(run)
+    try:
+        _, files = default_storage.listdir(folder)
+    except (FileNotFoundError, NotImplementedError):
+        return
+    for name in files:
+        default_storage.delete(f"{folder}/{name}")
+
+
+class _Progress:
+    """Maps stage progress to the run row (heartbeat) and an optional callback (the command's bar)."""
+
+    def __init__(self, run: TrainingRun, callback, stages: list[tuple[str, float]]):
+        self.run, self.callback = run, callback
+        total = sum(w for _, w in stages)
+        self.starts, acc = {}, 0.0
+        for name, weight in stages:
+            self.starts[name] = (acc / total, weight / total)
+            acc += weight
+
+    def __call__(self, stage: str, fraction: float, message: str) -> None:
+        from inference.services import training_run_progress
+
+        start, width = self.starts[stage]
+        value = start + width * min(max(fraction, 0.0), 1.0)
+        training_run_progress(run_id=self.run.pk, progress=value, message=message)
+        if self.callback:
+            self.callback(value, message)
+
+
+def _labelled(run: TrainingRun, size: int, mode: str):
+    """Consensus-labelled galaxies with a stored colour image, prepared; split by galaxy (pgc hash)."""
+    from inference import imaging
+    from inference.services import image_position_angle
+
+    labels = ConsensusLabel.objects.select_related("galaxy")
+    if run.labels_cutoff is not None:
+        labels = labels.filter(created_at__lte=run.labels_cutoff)
+    images = {
+        i.galaxy_id: i
+        for i in GalaxyImage.objects.filter(band=GalaxyImage.Band.COLOR, galaxy_id__in=labels.values("galaxy_id")).only(
+            "id", "galaxy_id", "file"
+        )
+    }
+    arrays, inclination, rejected, pgcs = [], [], [], []
+    for label in labels.iterator(chunk_size=500):
+        image = images.get(label.galaxy_id)
+        if image is None:
+            continue
+        try:
+            with image.file.open("rb") as f:
+                decoded = imaging.decode_image(f.read())
+            angle = label.galaxy.position_angle
+            if angle is None:  # as at prediction time: measured on the image
+                angle = image_position_angle(decoded)
+            prepared = imaging.prepare_for_model(decoded, size=size, mode=mode, position_angle=angle)
+        except (imaging.ImageError, OSError) as exc:
+            logger.warning("Skipping %s in training: %s", label.galaxy, exc)
+            continue
+        arrays.append(np.round(prepared * 255).astype(np.uint8))
+        accepted = label.status == ConsensusLabel.Status.ACCEPTED
+        inclination.append(label.inclination if accepted else np.nan)
+        rejected.append(0.0 if accepted else 1.0)
+        pgcs.append(label.galaxy.pgc)
+    if not arrays:
+        empty = np.zeros((0, size, size, 3), np.uint8)
+        return empty, np.zeros(0, np.float32), np.zeros(0, np.float32), np.array([], dtype=str)
+    split = training.split_by_key(pgcs)
+    return np.stack(arrays), np.array(inclination, np.float32), np.array(rejected, np.float32), split
+
+
+def execute(run: TrainingRun, *, progress_callback=None) -> None:
+    """Train, evaluate, store; promote the new ensemble if it is no worse than the active one."""
+    from inference.services import ensemble_replace, training_run_finish
+
+    config = config_for(run)
+    size, mode = int(config["input_size"]), "color"
+    members = list(config["members"])
+    stages = (
+        [("data", 2.0)] + [(f"member{i}", 3.0) for i in range(len(members))] + [("rejection", 2.0), ("evaluate", 1.0)]
+    )
+    progress = _Progress(run, progress_callback, stages)
+    discard_partial(run)  # a retried run starts clean
+    cache = Path(settings.DATA_DIR) / "cache" / "synthetic"
+    processes = int(config.get("processes") or os.cpu_count() or 1)
+    render = {"size": size, "render_size": int(config["render_size"]), "processes": processes}
+
+    synth = {}
+    for i, (key, n, seed, inc) in enumerate(
+        [
+            ("train", config["n_synthetic"], SEED_TRAIN, (45.0, 90.0)),
+            ("val", config["n_val"], SEED_VAL, (45.0, 90.0)),
+            ("test", config["n_test"], SEED_TEST, (45.0, 90.0)),
+            ("face_on", config["n_face_on"], SEED_FACE_ON, (5.0, 44.0)),
+        ]
+    ):
+        synth[key] = synthetic_data.cached_set(
+            cache,
+            int(n),
+            seed=seed,
+            inclination_range=inc,
+            with_baseline=(key == "test"),
+            progress=lambda d, t, k=key, i=i: progress("data", (i + d / max(t, 1)) / 4, f"Rendering {k}: {d}/{t}"),
+            **render,
+        )
+    lab_x, lab_inc, lab_rej, lab_split = _labelled(run, size, mode)
+    progress("data", 1.0, f"{len(lab_inc)} labelled galaxies, {config['n_synthetic']} synthetic")
+
+    accepted = ~np.isnan(lab_inc)
+    reg_train_mask = (lab_split == "train") & accepted
+    reg_val_mask = (lab_split == "val") & accepted
+    reg_test_mask = (lab_split == "test") & accepted
+    train_x = np.concatenate([synth["train"].images, lab_x[reg_train_mask]])
+    train_y = np.concatenate([synth["train"].inclination, lab_inc[reg_train_mask]])
+    val_x = np.concatenate([synth["val"].images, lab_x[reg_val_mask]])
+    val_y = np.concatenate([synth["val"].inclination, lab_inc[reg_val_mask]])
+    test_x = np.concatenate([synth["test"].images, lab_x[reg_test_mask]])
+    test_y = np.concatenate([synth["test"].inclination, lab_inc[reg_test_mask]])
+    test_is_label = np.concatenate([np.zeros(len(synth["test"]), bool), np.ones(int(reg_test_mask.sum()), bool)])
+
+    rng = np.random.default_rng(run.pk)
+    trained, histories, fits = [], {}, {}
+    for i, arch in enumerate(members):
+        # Each member sees its own random subset of the training galaxies (and its own seed).
+        keep = rng.random(len(train_y)) < float(config["subset"]) if len(members) > 1 else np.ones(len(train_y), bool)
+        name = f"regression-{arch}-{i}-run{run.pk}"
+        model = architectures.build_regression_model(arch, input_size=size, name=name.replace("-", "_"))
+        result = training.fit_member(
+            model,
+            kind="regression",
+            train=training.Split(train_x[keep], train_y[keep]),
+            val=training.Split(val_x, val_y),
+            epochs=int(config["epochs"]),
+            batch_size=int(config["batch_size"]),
+            seed=run.pk * 100 + i,
+            max_seconds=config["minutes_per_member"] * 60 if config["minutes_per_member"] else None,
+            on_epoch=lambda e, n, logs, i=i, name=name: progress(
+                f"member{i}", e / n, f"{name}: epoch {e}/{n}, val RMS {logs.get('val_rms', float('nan')):.2f} deg"
+            ),
+        )
+        progress(f"member{i}", 1.0, f"{name}: done ({result.epochs} epochs)")
+        trained.append((name, arch, model))
+        histories[name] = result.history
+        fits[name] = {"epochs": result.epochs, "images_per_second": result.images_per_second}
+
+    # The rejection classifier: accepted galaxies against face-on ones and junk (+ labelled rejections).
+    rej_x, rej_y = synthetic_data.rejection_set(synth["train"], synth["face_on"], seed=run.pk)
+    rej_x = np.concatenate([rej_x, lab_x[lab_split != "test"]])
+    rej_y = np.concatenate([rej_y, lab_rej[lab_split != "test"]])
+    cut = max(1, len(rej_y) // 10)
+    rej_name = f"rejection-{config['rejection']}-run{run.pk}"
+    rej_model = architectures.build_rejection_model(
+        config["rejection"], input_size=size, name=rej_name.replace("-", "_")
+    )
+    rej_fit = training.fit_member(
+        rej_model,
+        kind="rejection",
+        train=training.Split(rej_x[cut:], rej_y[cut:]),
+        val=training.Split(rej_x[:cut], rej_y[:cut]),
+        epochs=max(1, int(config["epochs"]) // 2),
+        batch_size=int(config["batch_size"]),
+        seed=run.pk * 100 + 99,
+        max_seconds=config["minutes_per_member"] * 60 / 2 if config["minutes_per_member"] else None,
+        on_epoch=lambda e, n, logs: progress("rejection", e / n, f"{rej_name}: epoch {e}/{n}"),
+    )
+    histories[rej_name] = rej_fit.history
+
+    # Evaluation on the fixed test set (synthetic seed 303 + the labelled test split).
+    progress("evaluate", 0.1, "Evaluating on the fixed test set")
+    member_preds = {name: np.clip(training.predict_array(m, test_x), 45, 90) for name, _, m in trained}
+    median = np.median(np.stack(list(member_preds.values())), axis=0)
+    ensemble_metrics = metrics.regression_metrics(median, test_y)
+    baseline = np.concatenate([synth["test"].baseline_prepared, [_baseline(x) for x in lab_x[reg_test_mask]]]).astype(
+        np.float64
+    )
+    baseline_metrics = metrics.regression_metrics(baseline, test_y)
+    rej_test_x = np.concatenate([synth["test"].images[: len(synth["face_on"])], synth["face_on"].images])
+    rej_test_y = np.concatenate(
+        [np.zeros(min(len(synth["test"]), len(synth["face_on"]))), np.ones(len(synth["face_on"]))]
+    )
+    rejection_metrics = metrics.classification_metrics(training.predict_array(rej_model, rej_test_x), rej_test_y)
+
+    active_rms, comparable = _active_rms(test_x, test_y, size, mode)
+    promote = active_rms is None or (comparable and ensemble_metrics["rms"] <= active_rms + 1e-9)
+    summary = {
+        "test_set": {
+            "synthetic": len(synth["test"]),
+            "labelled": int(reg_test_mask.sum()),
+            "seed": SEED_TEST,
+        },
+        "ensemble": ensemble_metrics,
+        "baseline": baseline_metrics,
+        "rejection": rejection_metrics,
+        "active_ensemble_rms": active_rms,
+        "comparable_with_active": comparable,
+        "promoted": promote,
+        "labelled_only": metrics.regression_metrics(median[test_is_label], test_y[test_is_label])
+        if test_is_label.any()
+        else None,
+    }
+
+    # Files first (under the run's folder), rows last and all at once.
+    folder = run_folder(run)
+    plot_files = {
+        "predicted_vs_true": plots.predicted_vs_true(
+            test_y, median, title=f"Run {run.pk}: test set", baseline=baseline
+        ),
+        "residuals": plots.residuals(test_y, median, title=f"Run {run.pk}: ensemble residuals"),
+        "learning_curves": plots.learning_curves(histories, title=f"Run {run.pk}: learning curves"),
+    }
+    stored_plots = {k: default_storage.save(f"{folder}/{k}.png", ContentFile(v)) for k, v in plot_files.items()}
+    stored_models = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, _, model in [*trained, (rej_name, config["rejection"], rej_model)]:
+            path = os.path.join(tmp, f"{name}.keras")
+            model.save(path)
+            with open(path, "rb") as f:
+                stored_models[name] = default_storage.save(f"{folder}/{name}.keras", ContentFile(f.read()))
+
+    n_labels = int(len(lab_inc) - (lab_split == "test").sum())
+    with transaction.atomic():
+        versions = []
+        for name, arch, model in trained:
+            versions.append(
+                ModelVersion.objects.create(
+                    name=name,
+                    kind=ModelVersion.Kind.REGRESSION,
+                    architecture=arch,
+                    file=stored_models[name],
+                    input_size=size,
+                    input_mode=mode,
+                    metrics={
+                        **metrics.regression_metrics(member_preds[name], test_y),
+                        "ensemble": ensemble_metrics,
+                        "baseline": baseline_metrics,
+                        "fit": fits[name],
+                        "parameters": int(model.count_params()),
+                    },
+                    plots=stored_plots,
+                    n_labels=n_labels,
+                    n_synthetic=int(config["n_synthetic"]),
+                    training_run=run,
+                )
+            )
+        versions.append(
+            ModelVersion.objects.create(
+                name=rej_name,
+                kind=ModelVersion.Kind.REJECTION,
+                architecture=config["rejection"],
+                file=stored_models[rej_name],
+                input_size=size,
+                input_mode=mode,
+                metrics={**rejection_metrics, "parameters": int(rej_model.count_params())},
+                plots={"learning_curves": stored_plots["learning_curves"]},
+                n_labels=n_labels,
+                n_synthetic=int(config["n_synthetic"]),
+                training_run=run,
+            )
+        )
+        if promote:
+            ensemble_replace(new_versions=versions)
+        verdict = "activated" if promote else f"kept as candidates (active ensemble RMS {active_rms:.2f} deg is better)"
+        training_run_finish(
+            run_id=run.pk,
+            status=TrainingRun.Status.SUCCEEDED,
+            progress=1.0,
+            message=f"Test RMS {ensemble_metrics['rms']:.2f} deg (baseline {baseline_metrics['rms']:.2f}); {verdict}",
+            history=histories,
+            metrics=summary,
+            plots=stored_plots,
+            n_labels=n_labels,
+            n_synthetic=int(config["n_synthetic"]),
+        )
+    if progress_callback:
+        progress_callback(1.0, "Done")
+
+
+def _baseline(image: np.ndarray) -> float:
+    from inference import baseline
+
+    try:
+        return baseline.predict_inclination(image.astype(np.float32) / 255.0)
+    except ValueError:
+        return 0.0
+
+
+def _active_rms(test_x, test_y, size: int, mode: str) -> tuple[float | None, bool]:
+    """The active ensemble's RMS on the same test images (None if nothing is active)."""
+    active = ensemble_holder.current(max_age=0)
+    if active is None:
+        return None, True
+    if [(g.input_size, g.input_mode) for g in active.groups] != [(size, mode)]:
+        return float("nan"), False  # a different input: not comparable on these arrays
+    regression = [m.name for m in active.members if m.kind == "regression"]
+    outputs = {}
+    for start in range(0, len(test_x), 256):
+        chunk = test_x[start : start + 256].astype(np.float32) / 255.0
+        for name, values in active.run({(size, mode): chunk}).items():
+            outputs.setdefault(name, []).append(values)
+    preds = np.stack([np.clip(np.concatenate(outputs[n]), 45, 90) for n in regression])
+    return metrics.regression_metrics(np.median(preds, axis=0), test_y)["rms"], True

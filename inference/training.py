@@ -1,0 +1,208 @@
+"""Training one ensemble member with tf.data, inclination-preserving augmentation and early stopping.
+
+Django-free: the Django side (inference.services / inference.train_runs) gathers the arrays, calls
+`fit_member`, and stores the model and its metrics.
+
+Augmentation keeps the inclination: flips, rotation by 180 deg, small rotations (the position
+angle's own uncertainty), small shifts, noise, brightness and contrast. Never independent x/y
+scaling, which changes the apparent axis ratio and so the label.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from inference import metrics
+
+
+@dataclass
+class Split:
+    images: np.ndarray  # uint8 or float32 N x S x S x 3
+    target: np.ndarray  # float32: degrees (regression) or 0/1 (rejection)
+    weights: np.ndarray | None = None
+
+
+@dataclass
+class FitResult:
+    history: dict[str, list[float]] = field(default_factory=dict)
+    epochs: int = 0
+    images_per_second: float = 0.0
+    seconds: float = 0.0
+
+
+def split_by_key(keys, *, test_fraction: float = 0.1, val_fraction: float = 0.1) -> np.ndarray:
+    """'train' / 'val' / 'test' per item from a stable hash of its galaxy key.
+
+    Splitting by galaxy (not by image) keeps every image of a galaxy on one side; the hash makes
+    the test set fixed across trainings, so versions can be compared on the same galaxies.
+    """
+    out = []
+    for key in keys:
+        h = (int(key) * 2654435761) % 1000 / 1000.0
+        out.append("test" if h < test_fraction else "val" if h < test_fraction + val_fraction else "train")
+    return np.array(out)
+
+
+def _augment_fn(seed: int, *, max_rotation_deg: float = 8.0, max_shift: float = 0.04):
+    rotate = keras.layers.RandomRotation(max_rotation_deg / 360.0, fill_mode="reflect", seed=seed)
+    shift = keras.layers.RandomTranslation(max_shift, max_shift, fill_mode="reflect", seed=seed + 1)
+
+    def augment(x, y, w):
+        n = tf.shape(x)[0]
+        # Flips and a half turn map the ellipse onto itself (major axis stays horizontal).
+        flip_lr = tf.random.uniform([n, 1, 1, 1]) < 0.5
+        x = tf.where(flip_lr, tf.reverse(x, axis=[2]), x)
+        flip_ud = tf.random.uniform([n, 1, 1, 1]) < 0.5
+        x = tf.where(flip_ud, tf.reverse(x, axis=[1]), x)
+        x = rotate(x, training=True)
+        x = shift(x, training=True)
+        contrast = tf.random.uniform([n, 1, 1, 1], 0.8, 1.25)
+        brightness = tf.random.uniform([n, 1, 1, 1], -0.05, 0.05)
+        x = x * contrast + brightness
+        noise = tf.random.uniform([n, 1, 1, 1], 0.0, 0.03)
+        x = x + tf.random.normal(tf.shape(x)) * noise
+        return tf.clip_by_value(x, 0.0, 1.0), y, w
+
+    return augment
+
+
+def make_dataset(split: Split, *, batch_size: int, augment: bool, shuffle: bool, seed: int = 0) -> tf.data.Dataset:
+    """A tf.data pipeline from in-memory arrays; uint8 images are scaled to [0, 1] per batch."""
+    weights = split.weights if split.weights is not None else np.ones(len(split.target), np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((split.images, split.target.astype(np.float32), weights))
+    if shuffle:
+        ds = ds.shuffle(min(len(split.target), 10_000), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    scale = 1 / 255.0 if split.images.dtype == np.uint8 else 1.0
+
+    def to_float(x, y, w):
+        return tf.cast(x, tf.float32) * scale, y, w
+
+    ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    if augment:
+        ds = ds.map(_augment_fn(seed), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+class _Progress(keras.callbacks.Callback):
+    def __init__(self, on_epoch: Callable[[int, int, dict], None] | None, epochs: int, batches: int):
+        super().__init__()
+        self.on_epoch = on_epoch
+        self.epochs = epochs
+        self.batches = batches
+        self.epoch_seconds: list[float] = []
+        self.epoch_images: list[int] = []
+        self._t0 = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_seconds.append(time.perf_counter() - self._t0)
+        if self.on_epoch:
+            self.on_epoch(epoch + 1, self.epochs, dict(logs or {}))
+
+
+class _Schedule(keras.callbacks.Callback):
+    """Cosine learning-rate decay over whichever runs out first: the epochs or the time budget.
+
+    Stops after the epoch that crosses `max_seconds` (EarlyStopping still restores the best weights),
+    so a run sized for a few minutes on two cores ends with a decayed, settled learning rate.
+    """
+
+    def __init__(self, learning_rate: float, epochs: int, max_seconds: float | None):
+        super().__init__()
+        self.base = learning_rate
+        self.epochs = epochs
+        self.max_seconds = max_seconds
+        self._start = time.perf_counter()
+
+    def _fraction(self, epoch: int) -> float:
+        fraction = epoch / max(self.epochs, 1)
+        if self.max_seconds:
+            fraction = max(fraction, (time.perf_counter() - self._start) / self.max_seconds)
+        return min(fraction, 1.0)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        lr = self.base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * self._fraction(epoch))))
+        self.model.optimizer.learning_rate.assign(lr)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.max_seconds is not None and time.perf_counter() - self._start > self.max_seconds:
+            self.model.stop_training = True
+
+
+def compile_member(model: keras.Model, *, kind: str, learning_rate: float = 2e-3) -> None:
+    if kind == "regression":
+        # Huber in degrees: MSE-like near the answer, but a few mislabeled images cannot dominate.
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate),
+            loss=keras.losses.Huber(delta=5.0),
+            metrics=[keras.metrics.RootMeanSquaredError(name="rms")],
+        )
+    else:
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate),
+            loss="binary_crossentropy",
+            metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+        )
+
+
+def fit_member(
+    model: keras.Model,
+    *,
+    kind: str,
+    train: Split,
+    val: Split,
+    epochs: int,
+    batch_size: int = 64,
+    patience: int = 4,
+    seed: int = 0,
+    learning_rate: float = 2e-3,
+    on_epoch: Callable[[int, int, dict], None] | None = None,
+    max_seconds: float | None = None,
+    verbose: int = 0,
+) -> FitResult:
+    """Train with early stopping on the validation loss (best weights restored)."""
+    keras.utils.set_random_seed(seed)
+    if kind == "regression" and train.weights is None:
+        train = Split(train.images, train.target, metrics.bin_weights(train.target))
+    compile_member(model, kind=kind, learning_rate=learning_rate)
+    train_ds = make_dataset(train, batch_size=batch_size, augment=True, shuffle=True, seed=seed)
+    val_ds = make_dataset(val, batch_size=batch_size * 2, augment=False, shuffle=False)
+    batches = math.ceil(len(train.target) / batch_size)
+    progress = _Progress(on_epoch, epochs, batches)
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
+        progress,
+        _Schedule(learning_rate, epochs, max_seconds),
+    ]
+    started = time.perf_counter()
+    history = model.fit(
+        train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False
+    )
+    seconds = time.perf_counter() - started
+    hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    epoch_seconds = progress.epoch_seconds or [seconds]
+    # Images per second of training (includes the validation pass, as a real epoch does).
+    ips = len(train.target) / float(np.median(epoch_seconds))
+    return FitResult(history=hist, epochs=len(epoch_seconds), images_per_second=ips, seconds=seconds)
+
+
+def predict_array(model: keras.Model, images: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+    """Batched prediction through one compiled function (uint8 or float input)."""
+    fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    out = []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start : start + batch_size]
+        if chunk.dtype == np.uint8:
+            chunk = chunk.astype(np.float32) / 255.0
+        out.append(np.asarray(fn(tf.constant(chunk, tf.float32))).reshape(-1))
+    return np.concatenate(out) if out else np.zeros(0, np.float32)

@@ -1,0 +1,186 @@
+"""Training: pretraining command, retraining on labels, the once-only trigger, killed runs, the backstop."""
+
+import threading
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from inference import services, training
+from inference.models import ModelVersion, TrainingRun
+from inference.tasks import train_task
+from labeling.models import ConsensusLabel
+from tests import inference_fixtures
+from tests.inference_fixtures import galaxy_jpeg, galaxy_with_image
+from tests.services import require_postgres
+
+tiny_inference_settings = inference_fixtures.tiny_inference_settings
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    """Record train_task.delay calls instead of training (the trigger tests only count runs)."""
+    calls = []
+    monkeypatch.setattr(train_task, "delay", lambda run_id: calls.append(run_id))
+    return calls
+
+
+def labels(n: int, *, accepted: bool = True):
+    for seed in range(n):
+        galaxy, _ = galaxy_with_image(seed)
+        ConsensusLabel.objects.create(
+            galaxy=galaxy,
+            status="accepted" if accepted or seed % 2 else "rejected",
+            inclination=50.0 + 4 * seed if accepted or seed % 2 else None,
+            n_votes=3,
+        )
+
+
+@pytest.mark.django_db
+class TestPretrainAndTrain:
+    def test_pretrain_then_retrain_after_a_killed_attempt(self, bob_client):
+        err, out = StringIO(), StringIO()
+        call_command("pretrain_ensemble", "--profile", "tiny", stdout=out, stderr=err)
+
+        run = TrainingRun.objects.get()
+        assert (run.status, run.trigger, run.live, run.progress) == ("succeeded", "pretrain", None, 1.0)
+        assert "training run" in err.getvalue() and "100%" in err.getvalue()  # the progress bar
+        assert f"Training run {run.pk}: Test RMS" in out.getvalue()
+        active = ModelVersion.objects.filter(status="active")
+        assert sorted(active.values_list("kind", flat=True)) == ["regression"] * 3 + ["rejection"]
+        member = active.filter(kind="regression").first()
+        for key in ("rms", "mae", "frac_gt5", "frac_gt10", "bins"):
+            assert key in member.metrics
+        assert member.metrics["ensemble"]["n"] == 6 and "rms" in member.metrics["baseline"]
+        assert member.file.name.startswith(f"models/run-{run.pk}/") and member.file.name.endswith(".keras")
+        assert set(run.plots) == {"predicted_vs_true", "residuals", "learning_curves"}
+        assert all(default_storage.exists(p) for p in run.plots.values())
+        assert run.metrics["promoted"] is True and run.metrics["active_ensemble_rms"] is None
+        assert set(run.history) == set(ModelVersion.objects.values_list("name", flat=True))
+
+        html = bob_client.get(reverse("admin:inference_trainingrun_change", args=[run.pk])).content.decode()
+        assert default_storage.url(run.plots["residuals"]) in html and "<progress" in html
+        html = bob_client.get(reverse("admin:inference_modelversion_change", args=[member.pk])).content.decode()
+        assert "axial-ratio baseline, same images" in html and "RMS / MAE 45-55" in html
+
+        result = services.predict_image_bytes(data=galaxy_jpeg())
+        assert len(result.members) == 3 and 0 <= result.rejection_likelihood <= 1
+
+        # Retraining on labels, as a worker sees it after the first attempt was killed half way:
+        # the broker redelivers the task; the stray file of the dead attempt must not survive.
+        first = set(active.values_list("pk", flat=True))
+        labels(8, accepted=False)
+        retrain = services.training_run_create(trigger="manual", queue=False)
+        TrainingRun.objects.filter(pk=retrain.pk).update(status="running", attempts=1)
+        stray = default_storage.save(f"models/run-{retrain.pk}/regression-half-written.keras", ContentFile(b"partial"))
+
+        train_task(retrain.pk)
+
+        retrain.refresh_from_db()
+        assert (retrain.status, retrain.attempts, retrain.live) == ("succeeded", 2, None)
+        assert not default_storage.exists(stray)
+        assert retrain.n_labels > 0
+        new = set(ModelVersion.objects.filter(training_run=retrain).values_list("pk", flat=True))
+        assert len(new) == 4
+        # Promoted only if no worse than the active ensemble on the same fixed test set.
+        assert retrain.metrics["active_ensemble_rms"] is not None
+        promoted = retrain.metrics["ensemble"]["rms"] <= retrain.metrics["active_ensemble_rms"] + 1e-9
+        assert retrain.metrics["promoted"] is promoted
+        now_active = set(ModelVersion.objects.filter(status="active").values_list("pk", flat=True))
+        if promoted:
+            assert now_active == new
+            assert set(ModelVersion.objects.filter(pk__in=first).values_list("status", flat=True)) == {"retired"}
+        else:
+            assert now_active == first
+            assert set(ModelVersion.objects.filter(pk__in=new).values_list("status", flat=True)) == {"candidate"}
+
+    def test_a_second_training_is_refused_while_one_is_live(self):
+        TrainingRun.objects.create(trigger="manual")
+        with pytest.raises(CommandError, match="only one training runs at a time"):
+            call_command("train", stdout=StringIO(), stderr=StringIO())
+
+
+@pytest.mark.django_db
+class TestTrigger:
+    def test_retraining_starts_after_the_threshold_of_new_labels(self, settings, queued):
+        settings.GIZ_RETRAIN_AFTER_LABELS = 3
+        labels(2)
+        assert services.training_maybe_trigger() is None
+        labels(3)
+        run = services.training_maybe_trigger()
+        assert run is not None and run.trigger == "new_labels"
+        # Nothing new since that run's cutoff: no further run even once it has finished.
+        services.training_run_finish(run_id=run.pk, status=TrainingRun.Status.SUCCEEDED)
+        assert services.training_maybe_trigger() is None
+
+    def test_the_backstop_requeues_a_killed_run(self, settings, queued):
+        run = TrainingRun.objects.create(trigger="new_labels", status="running")
+        old = timezone.now() - timedelta(seconds=settings.GIZ_TRAINING_STALE_S + 60)
+        TrainingRun.objects.filter(pk=run.pk).update(created_at=old, heartbeat_at=old)
+        from inference.tasks import training_backstop_task
+
+        training_backstop_task()
+        run.refresh_from_db()
+        assert run.status == "queued" and "Re-queued" in run.message
+
+    def test_the_backstop_is_a_beat_entry(self):
+        entry = settings.CELERY_BEAT_SCHEDULE["training-backstop"]
+        assert entry["task"] == "inference.tasks.training_backstop_task"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_many_simultaneous_triggers_create_exactly_one_training_run(settings, queued):
+    require_postgres()
+    settings.GIZ_RETRAIN_AFTER_LABELS = 2
+    labels(2)
+    barrier = threading.Barrier(8)
+    results = []
+
+    def vote_arrives():
+        try:
+            barrier.wait()
+            results.append(services.training_maybe_trigger())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=vote_arrives) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert TrainingRun.objects.count() == 1
+    assert len([r for r in results if r is not None]) == 1
+    assert queued == [TrainingRun.objects.get().pk]
+
+
+@pytest.mark.django_db
+class TestKilledRuns:
+    def test_a_failing_run_leaves_no_model_and_frees_the_slot(self, monkeypatch):
+        real_fit, calls = training.fit_member, []
+
+        def fit_then_die(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                raise MemoryError("killed half way")
+            return real_fit(*args, **kwargs)
+
+        monkeypatch.setattr(training, "fit_member", fit_then_die)
+        run = services.training_run_create(trigger="manual", queue=False)
+        train_task(run.pk)
+        run.refresh_from_db()
+        assert run.status == "failed" and "killed half way" in run.error and run.live is None
+        assert not ModelVersion.objects.exists()
+        _, files = (
+            default_storage.listdir(f"models/run-{run.pk}")
+            if default_storage.exists(f"models/run-{run.pk}")
+            else ([], [])
+        )
+        assert files == []
+        assert services.training_run_create(trigger="manual", queue=False) is not None
