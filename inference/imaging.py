@@ -517,6 +517,15 @@ def _three_channels(decoded: DecodedImage, mode: str) -> np.ndarray:
     return np.stack(stretched, axis=-1)
 
 
+def decode_for_model(data: bytes, *, size: int = 128, limits: Limits = Limits()) -> DecodedImage:
+    """Decode an image that will only be prepared for a `size`-pixel model (JPEGs at reduced scale).
+
+    Training and prediction both decode through here, so they see the same pixels; twice the model
+    size keeps the final resize antialiased.
+    """
+    return decode_image(data, limits=limits, min_size=2 * size)
+
+
 def prepare_for_model(
     data_or_decoded: bytes | DecodedImage,
     *,
@@ -537,11 +546,13 @@ def prepare_for_model(
     decoded = (
         data_or_decoded
         if isinstance(data_or_decoded, DecodedImage)
-        # Twice the model size keeps the final resize antialiased.
-        else decode_image(data_or_decoded, limits=limits, min_size=2 * size)
+        else decode_for_model(data_or_decoded, size=size, limits=limits)
     )
     image = pad_to_square(_three_channels(decoded, mode))
     if position_angle is not None:
+        # Rotate at twice the output size: sharp enough, and a 512 px stamp costs 4x more to rotate.
+        if image.shape[0] > 2 * size:
+            image = resize(image, 2 * size)
         image = rotate_major_axis_horizontal(image, position_angle)
     return np.clip(resize(image, size), 0.0, 1.0).astype(np.float32)
 

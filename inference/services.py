@@ -85,6 +85,10 @@ def _prepare(ensemble, decoded: list[imaging.DecodedImage], angles: list[float |
     }
 
 
+def _largest_input(ensemble) -> int:
+    return max(group.input_size for group in ensemble.groups)
+
+
 def _results(ensemble, outputs: dict[str, np.ndarray], n: int) -> list[EnsembleResult]:
     regression = [m.name for m in ensemble.members if m.kind == "regression"]
     rejection = [m.name for m in ensemble.members if m.kind == "rejection"]
@@ -124,7 +128,7 @@ def predict_image_bytes(*, data: bytes, position_angle: float | None = None) -> 
     Without a catalogue position angle, the angle is measured on the image itself.
     """
     ensemble = _active_ensemble()
-    decoded = imaging.decode_image(data, limits=_limits())
+    decoded = imaging.decode_for_model(data, size=_largest_input(ensemble), limits=_limits())
     if position_angle is None:
         position_angle = image_position_angle(decoded)
     prepared = _prepare(ensemble, [decoded], [position_angle])
@@ -161,6 +165,7 @@ def predict_galaxies(
 ) -> list[EnsembleResult | ApplicationError | imaging.ImageError]:
     """Predict a batch of galaxies in one pass through the ensemble; per-galaxy errors are returned, not raised."""
     ensemble = _active_ensemble()
+    largest = _largest_input(ensemble)
     if images is None:
         images = _color_images([g.pk for g in galaxies])
     outcomes: list = [None] * len(galaxies)
@@ -173,7 +178,7 @@ def predict_galaxies(
             )
             continue
         try:
-            one = imaging.decode_image(_read(image), limits=_limits())
+            one = imaging.decode_for_model(_read(image), size=largest, limits=_limits())
         except imaging.ImageError as exc:
             outcomes[i] = exc
             continue

@@ -143,7 +143,7 @@ def _labelled(run: TrainingRun, size: int, mode: str):
             continue
         try:
             with image.file.open("rb") as f:
-                decoded = imaging.decode_image(f.read())
+                decoded = imaging.decode_for_model(f.read(), size=size)
             angle = label.galaxy.position_angle
             if angle is None:  # as at prediction time: measured on the image
                 angle = image_position_angle(decoded)
