@@ -10,7 +10,7 @@ giz_site/gunicorn.conf.py when it exists, warms up, then measures:
 - throughput with 2 and 8 concurrent clients;
 - in the same run, the baselines: the same prediction in-process without HTTP (what HTTP costs) and the naive
   service that loads the model files for every request (what loading once at start-up saves).
-Prints a Markdown block (and writes it to --out, e.g. docs/bench/api.md).
+Prints a Markdown block (and writes it to --out; paste it into docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ def main() -> None:
     parser.add_argument("--architectures", default="vgg_a,vgg_b,vgg_c", help="regression members")
     parser.add_argument("--rejection", default="vgg_a", help="rejection classifier architecture ('' for none)")
     parser.add_argument("--naive-repeats", type=int, default=5)
-    parser.add_argument("--out", default="", help="also write the Markdown block to this file (docs/bench/api.md)")
+    parser.add_argument("--out", default="", help="also write the Markdown block to this file")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="giz-bench-api-"))

@@ -10,7 +10,7 @@ learning priority), 460 standards with images, 200 gold galaxies, and votes-per-
 2. the full consensus recomputation while another thread keeps voting (voting latency during vs before);
 3. gunicorn with 100 concurrent volunteers for --duration seconds: votes/s, and every accepted vote in the
    database once (5% of forms are sent twice on purpose: the second must be refused).
-Prints a Markdown block and writes it to docs/bench/labeling.md (--out).
+Prints a Markdown block and writes it to the file given with --out (paste it into docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
