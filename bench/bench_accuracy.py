@@ -16,26 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from bench.machine import machine
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
-
-def machine() -> str:
-    try:
-        model = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        name = next((line.split(":", 1)[1].strip() for line in model.splitlines() if "Model name" in line), "?")
-    except OSError:
-        name = platform.processor()
-    return f"{os.cpu_count()} cores ({name})"
 
 
 def row(label: str, m: dict) -> str:

@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.machine import machine
+
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
@@ -56,15 +58,6 @@ def ensure_database(url: str) -> None:
         cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         cursor.execute(f'CREATE DATABASE "{name}"')
     admin.close()
-
-
-def machine() -> str:
-    model = ""
-    with contextlib.suppress(Exception):
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name"):
-                model = line.split(":", 1)[1].strip()
-    return f"{os.cpu_count()} CPUs ({model or platform.processor()}), Python {platform.python_version()}"
 
 
 def start_workers(env: dict, count: int, log_dir: Path, threads: int) -> list[subprocess.Popen]:
@@ -318,7 +311,7 @@ def main() -> None:
         f"""
 ### Acquisition ({today})
 
-Machine: {machine()}; {load} (other processes share the CPUs).
+Machine: {machine()}, Python {platform.python_version()}; {load} (other processes share the CPUs).
 Command: `.venv/bin/python -m bench.bench_acquisition --throughput {args.throughput} --faults {args.faults} \
 --rate-limit {args.rate_limit} --threads {args.threads}`. PostgreSQL + Redis, {args.workers} Celery worker processes
 ({pool}), stand-in in its own process serving {args.pool} pre-rendered galaxies; colour cutouts only

@@ -32,6 +32,8 @@ import numpy as np
 import requests
 from tqdm import tqdm
 
+from bench.machine import machine
+
 REPO = Path(__file__).resolve().parent.parent
 TARGET_P50_MS = 40.0
 
@@ -44,18 +46,6 @@ def free_port() -> int:
 
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
-
-
-def machine() -> str:
-    cpus = os.cpu_count()
-    model = platform.processor() or ""
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return f"{cpus} CPUs ({model})"
 
 
 def galaxy_jpeg_512(seed: int = 3) -> bytes:

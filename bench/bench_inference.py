@@ -26,6 +26,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.machine import machine  # noqa: E402
+
 
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
@@ -119,22 +121,11 @@ def main() -> None:
     peak = max(peak_before, peak_gflops(tf))
     achieved = bulk_ips * flops / 1e9
 
-    import os
-    import subprocess
-
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-            if "Model name" in line
-        ),
-        "?",
-    )
     p50 = percentile(ours, 50)
     lines = [
         f"### Ensemble inference speed ({len(models)} members: {len(models) - 1} regression + 1 rejection, {source})\n",
         "- Command: `.venv/bin/python -m bench.bench_inference`",
-        f"- Machine: {os.cpu_count()} cores ({cpu}); {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"- Machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         f"- Ensemble forward pass: {flops / 1e6:.0f} MFLOP per image ({args.size} x {args.size} x 3)\n",
         "| single image, after warm-up | p50 (ms) | p95 (ms) | p50 vs ours |",
         "|---|---|---|---|",

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import re
 import socket
@@ -92,6 +91,7 @@ from django.db import connection  # noqa: E402
 from django.db.models import Exists, OuterRef  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from bench.machine import machine  # noqa: E402
 from giz_site.exceptions import ApplicationError  # noqa: E402
 from labeling import selectors, services  # noqa: E402
 from labeling.models import Assignment, Galaxy, Vote  # noqa: E402
@@ -99,17 +99,6 @@ from labeling.models import Assignment, Galaxy, Vote  # noqa: E402
 
 def pct(values, q):
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
-
-
-def machine() -> str:
-    model = platform.processor() or ""
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs ({model})"
 
 
 # ------------------------------------------------------------------------------ fill

@@ -162,25 +162,23 @@ class ModelVersionAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/inference/modelversion/compare.html", context)
 
-    @admin.action(description="Activate (add to the ensemble)")
-    def activate(self, request, queryset):
+    def _apply(self, request, queryset, service, done: str) -> None:
+        """Run a registry service on each selected version, reporting each outcome to the staff member."""
         for version in queryset:
             try:
-                services.model_version_activate(model_version=version, user=request.user)
+                service(model_version=version, user=request.user)
             except ApplicationError as exc:
                 self.message_user(request, f"{version.name}: {exc.message}", messages.ERROR)
             else:
-                self.message_user(request, f"{version.name} is active.", messages.SUCCESS)
+                self.message_user(request, f"{version.name} {done}.", messages.SUCCESS)
+
+    @admin.action(description="Activate (add to the ensemble)")
+    def activate(self, request, queryset):
+        self._apply(request, queryset, services.model_version_activate, "is active")
 
     @admin.action(description="Retire (keep for comparison)")
     def retire(self, request, queryset):
-        for version in queryset:
-            try:
-                services.model_version_retire(model_version=version, user=request.user)
-            except ApplicationError as exc:
-                self.message_user(request, f"{version.name}: {exc.message}", messages.ERROR)
-            else:
-                self.message_user(request, f"{version.name} retired.", messages.SUCCESS)
+        self._apply(request, queryset, services.model_version_retire, "retired")
 
     @admin.action(description="Compare selected versions")
     def compare(self, request, queryset):
