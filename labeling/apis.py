@@ -1,7 +1,6 @@
 """REST API for galaxies, standards, assignments and votes (thin: validate, call a service or selector, serialise)."""
 
-from django.db.models import Prefetch, Q, QuerySet, Value
-from django.db.models.functions import Replace
+from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -15,7 +14,7 @@ from giz_site.api_permissions import IsVolunteer
 from giz_site.api_schema import pgc_path_parameter
 from inference.models import EnsemblePrediction
 from labeling.models import Assignment, ConsensusLabel, Galaxy, StandardGalaxy, Vote
-from labeling.selectors import assignment_page_data, votes_of
+from labeling.selectors import assignment_page_data, galaxy_list_filtered, votes_of
 from labeling.services import assignment_next, assignment_reshuffle, vote_submit
 
 # ------------------------------------------------------------------------------ shared output pieces
@@ -81,47 +80,6 @@ class GalaxySummaryOutputSerializer(serializers.ModelSerializer):
 
 
 # ------------------------------------------------------------------------------ galaxies
-
-
-def galaxy_list_filtered(*, filters: dict) -> QuerySet[Galaxy]:
-    """Galaxies matching the API's list filters, with the consensus joined (one query per page)."""
-    qs = Galaxy.objects.select_related("consensus")
-    if filters.get("state"):
-        qs = qs.filter(state=filters["state"])
-    if filters.get("source"):
-        qs = qs.filter(source=filters["source"])
-    if filters.get("has_consensus") is not None:
-        qs = qs.filter(consensus__isnull=not filters["has_consensus"])
-    if filters.get("inclination_min") is not None:
-        qs = qs.filter(consensus__inclination__gte=filters["inclination_min"])
-    if filters.get("inclination_max") is not None:
-        qs = qs.filter(consensus__inclination__lte=filters["inclination_max"])
-    ra_min, ra_max = filters.get("ra_min"), filters.get("ra_max")
-    if ra_min is not None and ra_max is not None and ra_min > ra_max:
-        # A box across RA = 0 (e.g. 350..10 deg) is two ranges.
-        qs = qs.filter(Q(ra__gte=ra_min) | Q(ra__lte=ra_max))
-    else:
-        if ra_min is not None:
-            qs = qs.filter(ra__gte=ra_min)
-        if ra_max is not None:
-            qs = qs.filter(ra__lte=ra_max)
-    if filters.get("dec_min") is not None:
-        qs = qs.filter(dec__gte=filters["dec_min"])
-    if filters.get("dec_max") is not None:
-        qs = qs.filter(dec__lte=filters["dec_max"])
-    if filters.get("pgc") is not None:
-        qs = qs.filter(pgc=filters["pgc"])
-    search = (filters.get("search") or "").strip()
-    if search:
-        # "NGC 4579", "ngc4579" and "NGC4579" are the same galaxy: compare without spaces.
-        compact = search.replace(" ", "")
-        qs = qs.annotate(compact_name=Replace("name", Value(" "), Value("")))
-        condition = Q(name__icontains=search) | Q(compact_name__icontains=compact)
-        digits = compact.upper().removeprefix("PGC")
-        if digits.isdigit() and len(digits) < 19:
-            condition |= Q(pgc=int(digits))
-        qs = qs.filter(condition)
-    return qs
 
 
 class GalaxyListApi(APIView):

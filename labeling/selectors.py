@@ -1,11 +1,11 @@
 """Reads for volunteer labeling: what the labeling page shows, a volunteer's figures, the leaderboard."""
 
-from django.db.models import Avg, Count, F, Q, QuerySet
-from django.db.models.functions import Abs
+from django.db.models import Avg, Count, F, Q, QuerySet, Value
+from django.db.models.functions import Abs, Replace
 
 from acquisition.models import GalaxyImage
 from labeling import consensus as maths
-from labeling.models import Assignment, StandardGalaxy, VolunteerProfile, Vote
+from labeling.models import Assignment, Galaxy, StandardGalaxy, VolunteerProfile, Vote
 
 
 def votes_of(*, volunteer) -> QuerySet[Vote]:
@@ -133,3 +133,44 @@ def leaderboard(*, limit: int = 20) -> QuerySet[VolunteerProfile]:
         .exclude(display_name="")
         .order_by("-votes_count", "id")[:limit]
     )
+
+
+def galaxy_list_filtered(*, filters: dict) -> QuerySet[Galaxy]:
+    """Galaxies matching the API's list filters, with the consensus joined (one query per page)."""
+    qs = Galaxy.objects.select_related("consensus")
+    if filters.get("state"):
+        qs = qs.filter(state=filters["state"])
+    if filters.get("source"):
+        qs = qs.filter(source=filters["source"])
+    if filters.get("has_consensus") is not None:
+        qs = qs.filter(consensus__isnull=not filters["has_consensus"])
+    if filters.get("inclination_min") is not None:
+        qs = qs.filter(consensus__inclination__gte=filters["inclination_min"])
+    if filters.get("inclination_max") is not None:
+        qs = qs.filter(consensus__inclination__lte=filters["inclination_max"])
+    ra_min, ra_max = filters.get("ra_min"), filters.get("ra_max")
+    if ra_min is not None and ra_max is not None and ra_min > ra_max:
+        # A box across RA = 0 (e.g. 350..10 deg) is two ranges.
+        qs = qs.filter(Q(ra__gte=ra_min) | Q(ra__lte=ra_max))
+    else:
+        if ra_min is not None:
+            qs = qs.filter(ra__gte=ra_min)
+        if ra_max is not None:
+            qs = qs.filter(ra__lte=ra_max)
+    if filters.get("dec_min") is not None:
+        qs = qs.filter(dec__gte=filters["dec_min"])
+    if filters.get("dec_max") is not None:
+        qs = qs.filter(dec__lte=filters["dec_max"])
+    if filters.get("pgc") is not None:
+        qs = qs.filter(pgc=filters["pgc"])
+    search = (filters.get("search") or "").strip()
+    if search:
+        # "NGC 4579", "ngc4579" and "NGC4579" are the same galaxy: compare without spaces.
+        compact = search.replace(" ", "")
+        qs = qs.annotate(compact_name=Replace("name", Value(" "), Value("")))
+        condition = Q(name__icontains=search) | Q(compact_name__icontains=compact)
+        digits = compact.upper().removeprefix("PGC")
+        if digits.isdigit() and len(digits) < 19:
+            condition |= Q(pgc=int(digits))
+        qs = qs.filter(condition)
+    return qs
