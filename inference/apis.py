@@ -20,7 +20,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from acquisition.models import GalaxyImage
-from acquisition.services import galaxy_acquire_now
 from giz_site.api_pagination import paginated_response, paginated_serializer, pagination_parameters
 from giz_site.api_permissions import IsStaff, IsVolunteer
 from giz_site.api_schema import pgc_path_parameter
@@ -29,6 +28,7 @@ from inference.models import DiscrepancyAlarm, InferenceJob, ModelVersion
 from inference.selectors import inference_job_results
 from inference.services import (
     alarm_resolve,
+    galaxy_color_image_ensure,
     inference_job_create,
     model_version_activate,
     model_version_upload,
@@ -87,9 +87,7 @@ def _read_upload(upload, *, max_bytes: int) -> bytes:
 
 def _predict_stored_galaxy(galaxy: Galaxy):
     """The ensemble on a galaxy's stored colour image, fetching the images first when there are none."""
-    if not galaxy.images.filter(band=GalaxyImage.Band.COLOR).exists():
-        galaxy_acquire_now(galaxy=galaxy)
-        galaxy.refresh_from_db()
+    galaxy_color_image_ensure(galaxy=galaxy)
     return predict_galaxy(galaxy=galaxy)
 
 

@@ -622,13 +622,17 @@ def _job_galaxies(job: InferenceJob):
         yield [(galaxy.pgc, galaxy)]
 
 
-def _ensure_image(galaxy: Galaxy) -> None:
-    """Fetch a missing colour image synchronously (position jobs and galaxies never acquired)."""
+def galaxy_color_image_ensure(*, galaxy: Galaxy) -> None:
+    """Fetch a missing colour image synchronously (position jobs, API requests for galaxies never acquired).
+
+    Raises ApplicationError (permanent or transient) when the image cannot be had.
+    """
     if GalaxyImage.objects.filter(galaxy=galaxy, band=GalaxyImage.Band.COLOR).exists():
         return
     from acquisition.services import galaxy_acquire_now
 
     galaxy_acquire_now(galaxy=galaxy)
+    galaxy.refresh_from_db()
 
 
 def inference_job_run(*, job_id: int, progress_callback=None) -> InferenceJob | None:
@@ -653,7 +657,7 @@ def inference_job_run(*, job_id: int, progress_callback=None) -> InferenceJob | 
                     continue
                 if job.kind == InferenceJob.Kind.POSITION:
                     try:
-                        _ensure_image(galaxy)
+                        galaxy_color_image_ensure(galaxy=galaxy)
                     except ApplicationError as exc:
                         items.append(
                             InferenceJobItem(job=job, galaxy=galaxy, pgc=pgc, status="failed", reason=exc.message[:255])
