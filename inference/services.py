@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -519,9 +519,16 @@ def training_backstop() -> TrainingRun | None:
 
 
 def training_run_claim(*, run_id: int) -> TrainingRun | None:
-    """Atomically mark a live run as running (None if it finished meanwhile)."""
+    """Atomically mark a live run as running (None if it finished, or another process is still on it).
+
+    A broker redelivers a task whose worker it believes dead (Redis: after its visibility timeout), even
+    while that worker still trains; a run whose heartbeat is fresh is left alone, so one run never
+    trains in two processes.
+    """
     now = timezone.now()
-    claimed = TrainingRun.objects.filter(pk=run_id, live=True).update(
+    stale_before = now - timedelta(seconds=settings.GIZ_TRAINING_STALE_S)
+    claimable = Q(status=TrainingRun.Status.QUEUED) | Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale_before)
+    claimed = TrainingRun.objects.filter(claimable, pk=run_id, live=True).update(
         status=TrainingRun.Status.RUNNING,
         started_at=now,
         heartbeat_at=now,

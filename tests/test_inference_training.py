@@ -162,6 +162,15 @@ def test_many_simultaneous_triggers_create_exactly_one_training_run(settings, qu
 
 @pytest.mark.django_db
 class TestKilledRuns:
+    def test_a_redelivered_task_leaves_a_run_that_still_beats_alone(self):
+        # The broker thinks the worker died and hands the task to another; the first still trains.
+        run = services.training_run_create(trigger="manual", queue=False)
+        TrainingRun.objects.filter(pk=run.pk).update(status="running", attempts=1, heartbeat_at=timezone.now())
+        train_task(run.pk)
+        run.refresh_from_db()
+        assert (run.status, run.attempts, run.live) == ("running", 1, True)
+        assert not ModelVersion.objects.exists()
+
     def test_a_failing_run_leaves_no_model_and_frees_the_slot(self, monkeypatch):
         real_fit, calls = training.fit_member, []
 
