@@ -23,16 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.machine import machine
+from bench.report import metrics_row
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
-
-def row(label: str, m: dict) -> str:
-    return (
-        f"| {label} | {m['n']} | {m['rms']:.2f} | {m['mae']:.2f} | {m['bias']:+.2f} | "
-        f"{100 * m['frac_gt5']:.1f}% | {100 * m['frac_gt10']:.2f}% |"
-    )
 
 
 def main() -> None:
@@ -87,7 +81,7 @@ def main() -> None:
             model = keras.saving.load_model(saved, compile=False)
             pred = np.clip(training.predict_array(model, test.images), 45, 90)
             member_preds[arch] = pred
-            member_rows.append(row(f"member {arch}", metrics.regression_metrics(pred, test.inclination)))
+            member_rows.append(metrics_row(f"member {arch}", metrics.regression_metrics(pred, test.inclination)))
             fit_rows.append(f"| {arch} | {model.count_params():,} | (trained by an earlier run, reused) | | |")
             continue
         model = build_regression_model(arch, input_size=train.images.shape[1], name=f"bench_{arch}")
@@ -110,7 +104,7 @@ def main() -> None:
         model.save(out / f"bench_{arch}.keras")
         pred = np.clip(training.predict_array(model, test.images), 45, 90)
         member_preds[arch] = pred
-        member_rows.append(row(f"member {arch}", metrics.regression_metrics(pred, test.inclination)))
+        member_rows.append(metrics_row(f"member {arch}", metrics.regression_metrics(pred, test.inclination)))
         fit_rows.append(
             f"| {arch} | {model.count_params():,} | {result.epochs} | {result.images_per_second:.0f} | "
             f"{min(result.history.get('val_rms', [float('nan')])):.2f} |"
@@ -136,10 +130,10 @@ def main() -> None:
         f"{train.images.shape[1]} px by inference.imaging.prepare_for_model.\n",
         "| predictor | n | RMS (deg) | MAE (deg) | bias (deg) | > 5 deg off | > 10 deg off |",
         "|---|---|---|---|---|---|---|",
-        row(f"**ensemble median ({len(member_preds)} members)**", ens),
+        metrics_row(f"**ensemble median ({len(member_preds)} members)**", ens),
         *member_rows,
-        row("axial-ratio baseline, same prepared image", base_prep),
-        row("axial-ratio baseline, full-res i band", base_i),
+        metrics_row("axial-ratio baseline, same prepared image", base_prep),
+        metrics_row("axial-ratio baseline, full-res i band", base_i),
         "",
         "Ensemble RMS per bin: "
         + ", ".join(f"{k}: {v['rms']:.2f}" for k, v in ens["bins"].items())

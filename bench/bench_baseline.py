@@ -23,14 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from acquisition import synthetic  # noqa: E402
+from bench.report import metrics_row  # noqa: E402
 from inference.baseline import inclination_from_axial_ratio, predict_inclination  # noqa: E402
-
-
-def summary(errors: np.ndarray) -> str:
-    return (
-        f"{len(errors)} | {np.sqrt(np.mean(errors**2)):.2f} | {np.mean(np.abs(errors)):.2f} | "
-        f"{np.mean(errors):+.2f} | {100 * np.mean(np.abs(errors) > 5):.1f}% | {100 * np.mean(np.abs(errors) > 10):.1f}%"
-    )
+from inference.metrics import regression_metrics  # noqa: E402
 
 
 def main() -> None:
@@ -59,7 +54,6 @@ def main() -> None:
         oracle.append(inclination_from_axial_ratio(q_true, q0=params.q0) - inclination_from_axial_ratio(q_true))
     elapsed = time.perf_counter() - started
     truth, predicted = np.array(truth), np.array(predicted)
-    errors = predicted - truth
 
     print(f"### Axial-ratio baseline accuracy ({args.n} rendered galaxies, i uniform 45-90 deg)\n")
     print(f"- Command: `.venv/bin/python bench/bench_baseline.py --n {args.n} --seed {args.seed} --band {args.band}`")
@@ -69,11 +63,11 @@ def main() -> None:
     )
     print("| inclination | n | RMS (deg) | MAE (deg) | bias (deg) | > 5 deg off | > 10 deg off |")
     print("|---|---|---|---|---|---|---|")
-    print(f"| **all 45-90** | {summary(errors)} |")
+    print(metrics_row("**all 45-90**", regression_metrics(predicted, truth)))
     for low in range(45, 90, 10):
         high = min(low + 10, 90)
         inside = (truth >= low) & (truth < high if high < 90 else truth <= high)
-        print(f"| {low}-{high} | {summary(errors[inside])} |")
+        print(metrics_row(f"{low}-{high}", regression_metrics(predicted[inside], truth[inside])))
     oracle_rms = float(np.sqrt(np.mean(np.square(oracle))))
     print(
         f"\nFor scale: assuming q0 = 0.2 when the rendered disks have q0 of 0.1-0.25 alone costs "
