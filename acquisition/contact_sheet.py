@@ -13,7 +13,7 @@ __all__ = ["contact_sheet"]
 
 def _as_rgb(item) -> Image.Image:
     """A Rendering, raw image bytes, a uint8/float array or a PIL image -> an RGB PIL image."""
-    from acquisition.synthetic import Rendering, to_color_rgb
+    from acquisition.renderer import Rendering, to_color_rgb
 
     if isinstance(item, Rendering):
         return Image.fromarray(to_color_rgb(item))

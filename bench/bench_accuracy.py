@@ -48,7 +48,9 @@ def main() -> None:
 
     from tqdm import tqdm
 
-    from inference import metrics, synthetic_data, training
+    from inference import keras_training as training
+    from inference import metrics
+    from inference import training_sets as synthetic_data
     from inference.architectures import build_regression_model
 
     def bar(desc: str, total: int):

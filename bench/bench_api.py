@@ -49,7 +49,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def galaxy_jpeg_512(seed: int = 3) -> bytes:
-    from acquisition.synthetic import draw_params, render_galaxy, to_color_jpeg
+    from acquisition.renderer import draw_params, render_galaxy, to_color_jpeg
 
     rendering = render_galaxy(draw_params(np.random.default_rng(seed), inclination=68.0), size=512, seed=seed)
     return to_color_jpeg(rendering)

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from acquisition import synthetic  # noqa: E402
+from acquisition import renderer as synthetic  # noqa: E402
 from bench.report import metrics_row  # noqa: E402
 from inference.baseline import inclination_from_axial_ratio, predict_inclination  # noqa: E402
 from inference.metrics import regression_metrics  # noqa: E402

@@ -70,7 +70,7 @@ def main() -> None:
 
     import tensorflow as tf
 
-    from acquisition import synthetic
+    from acquisition import renderer as synthetic
     from inference import architectures, imaging
     from inference.ensemble import compile_group, load_keras_file
 

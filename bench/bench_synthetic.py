@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from acquisition import synthetic  # noqa: E402
+from acquisition import renderer as synthetic  # noqa: E402
 
 
 def naive_render(params: synthetic.GalaxyParams, size: int) -> list[list[float]]:

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from acquisition import synthetic
+from acquisition import renderer as synthetic
 from acquisition.contact_sheet import contact_sheet
 
 

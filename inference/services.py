@@ -555,7 +555,7 @@ def training_run_finish(*, run_id: int, status: str, error: str = "", **fields) 
 
 def training_run_execute(*, run_id: int, progress_callback=None) -> TrainingRun | None:
     """Run a claimed training (the Celery task and the management commands call this)."""
-    from inference import trainer
+    from inference import training_runs as trainer
 
     run = training_run_claim(run_id=run_id)
     if run is None:

@@ -3,7 +3,7 @@ from django.db.models import Prefetch
 from django.utils.html import format_html
 
 from acquisition.models import GalaxyImage
-from giz_site.pagination import LargeTablePaginator
+from giz_site.admin_pagination import LargeTablePaginator
 from labeling.models import Assignment, ConsensusLabel, ConsensusRun, Galaxy, StandardGalaxy, VolunteerProfile, Vote
 
 

@@ -14,7 +14,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from acquisition import synthetic
+from acquisition import renderer as synthetic
 from acquisition.models import GalaxyImage
 from inference import ensemble
 from inference.architectures import build_regression_model, build_rejection_model

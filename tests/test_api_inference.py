@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from acquisition.models import GalaxyImage
+from acquisition.renderer import draw_params, render_galaxy, to_fits
 from acquisition.standin import running_standin
-from acquisition.synthetic import draw_params, render_galaxy, to_fits
 from inference.models import EnsemblePrediction
 from labeling.models import Galaxy
 from tests.api_fixtures import (

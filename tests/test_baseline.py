@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from acquisition import synthetic
+from acquisition import renderer as synthetic
 from inference.baseline import inclination_from_axial_ratio, measure_axial_ratio, predict_inclination
 
 INCLINATIONS = (50.0, 60.0, 70.0, 80.0, 85.0)

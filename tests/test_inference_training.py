@@ -13,7 +13,8 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from inference import services, training
+from inference import keras_training as training
+from inference import services
 from inference.models import ModelVersion, TrainingRun
 from inference.tasks import train_task
 from labeling.models import ConsensusLabel

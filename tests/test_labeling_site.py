@@ -353,7 +353,7 @@ class TestBandImages:
         from django.core.files.base import ContentFile
         from PIL import Image
 
-        from acquisition import synthetic
+        from acquisition import renderer as synthetic
         from acquisition.models import GalaxyImage
 
         galaxy = make_galaxy()

@@ -4,7 +4,7 @@ import numpy as np
 from django.core.management import BaseCommand, CommandError
 from tqdm import tqdm
 
-from acquisition import synthetic
+from acquisition import renderer as synthetic
 from acquisition.contact_sheet import contact_sheet
 
 

@@ -1,7 +1,7 @@
 from django.core.management import BaseCommand, CommandError
 from tqdm import tqdm
 
-from acquisition.synthetic_catalog import standard_set_create
+from acquisition.synthetic_source import standard_set_create
 
 
 class Command(BaseCommand):

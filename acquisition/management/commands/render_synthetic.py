@@ -1,7 +1,7 @@
 from django.core.management import BaseCommand, CommandError
 from tqdm import tqdm
 
-from acquisition.synthetic_catalog import synthetic_catalog_render
+from acquisition.synthetic_source import synthetic_catalog_render
 
 
 class Command(BaseCommand):

@@ -20,8 +20,10 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from acquisition.models import GalaxyImage
-from inference import architectures, metrics, plots, synthetic_data, training
+from inference import architectures, metrics, plots
 from inference import ensemble as ensemble_holder
+from inference import keras_training as training
+from inference import training_sets as synthetic_data
 from inference.models import ModelVersion, TrainingRun
 from labeling.models import ConsensusLabel
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from acquisition import synthetic
+from acquisition import renderer as synthetic
 from acquisition.contact_sheet import contact_sheet
 from inference.imaging import decode_image
 

@@ -11,7 +11,7 @@ import numpy as np
 from django.db import transaction
 from django.db.models import Max
 
-from acquisition import synthetic
+from acquisition import renderer as synthetic
 from acquisition.models import GalaxyImage
 from acquisition.services import image_store
 from labeling.models import Galaxy, StandardGalaxy

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from acquisition import synthetic
+from acquisition import renderer as synthetic
 from inference import imaging
 
 # Bump when rendering or preparation changes, so stale caches are not reused.
