@@ -174,11 +174,12 @@ def _intact(galaxy: Galaxy, band: str, format: str) -> GalaxyImage | None:
     return image if image is not None and image_is_intact(image) else None
 
 
-def galaxy_acquire(*, galaxy: Galaxy, client: SdssClient | None = None) -> list[GalaxyImage]:
+def galaxy_acquire(*, galaxy: Galaxy, client: SdssClient | None = None, predict: bool = True) -> list[GalaxyImage]:
     """Fetch and store what a galaxy still lacks; mark it ready. Raises SdssError (state untouched).
 
     Resumable: an image already stored with a matching checksum is not fetched again, so a task
-    killed half-way, or redelivered, only fetches the rest.
+    killed half-way, or redelivered, only fetches the rest. `predict=False` when the caller predicts
+    the galaxy itself right away.
     """
     client = client or sdss_client()
     images = []
@@ -197,6 +198,7 @@ def galaxy_acquire(*, galaxy: Galaxy, client: SdssClient | None = None) -> list[
             data=cutout.data,
             source=Galaxy.Source.SDSS,
             pixel_scale=cutout.pixel_scale,
+            predict=predict,
         )
     images.append(color)
     if settings.GIZ_SDSS_FETCH_FITS:
@@ -229,10 +231,10 @@ def galaxy_acquisition_failed(*, galaxy_id: int, reason: str) -> None:
     )
 
 
-def galaxy_acquire_now(*, galaxy: Galaxy) -> list[GalaxyImage]:
+def galaxy_acquire_now(*, galaxy: Galaxy, predict: bool = True) -> list[GalaxyImage]:
     """Synchronous fetch and store, for requests that wait for the answer; ApplicationError on failure."""
     try:
-        return galaxy_acquire(galaxy=galaxy)
+        return galaxy_acquire(galaxy=galaxy, predict=predict)
     except SdssError as exc:
         details = {"permanent": exc.permanent, "reason": exc.reason, "pgc": galaxy.pgc}
         if exc.permanent:

@@ -133,10 +133,20 @@ class EnsemblePrediction(models.Model):
     rejection_likelihood = models.FloatField(null=True, blank=True)
     n_models = models.PositiveIntegerField()
     members = models.JSONField(default=dict, help_text="Model name -> inclination.")
+    ensemble_key = models.CharField(
+        max_length=255, help_text="The model versions that answered (sorted ids): one summary per image and ensemble."
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # Predicting an image again with the same ensemble updates its summary (an upsert), so a
+            # repeated request, a redelivered task or the backstop never adds a row.
+            models.UniqueConstraint(
+                fields=["galaxy", "image", "ensemble_key"], name="one_ensemble_prediction_per_image_ensemble"
+            ),
+        ]
         indexes = [models.Index(fields=["galaxy", "-created_at"], name="ensemble_galaxy_idx")]
 
     def __str__(self) -> str:

@@ -201,7 +201,10 @@ def predict_galaxies(
 
 
 def predictions_save(*, ensemble, items: list[tuple[Galaxy, GalaxyImage, EnsembleResult]]) -> None:
-    """Store member and ensemble predictions, raise alarms, then refresh the galaxies' label priority."""
+    """Store member and ensemble predictions, raise alarms, then refresh the galaxies' label priority.
+
+    Upserts: predicting an image again with the same models updates its rows instead of adding some.
+    """
     ids = {m.name: m.version_id for m in ensemble.members}
     consensus = {
         c.galaxy_id: c.inclination
@@ -224,11 +227,13 @@ def predictions_save(*, ensemble, items: list[tuple[Galaxy, GalaxyImage, Ensembl
             unique_fields=["image", "model_version"],
             update_fields=["inclination", "rejection_likelihood", "created_at"],
         )
+        ensemble_key = ",".join(str(pk) for pk in sorted(ids.values()))
         summaries = EnsemblePrediction.objects.bulk_create(
             [
                 EnsemblePrediction(
                     galaxy=galaxy,
                     image=image,
+                    ensemble_key=ensemble_key,
                     median=r.median,
                     mean=r.mean,
                     spread=r.spread,
@@ -237,7 +242,10 @@ def predictions_save(*, ensemble, items: list[tuple[Galaxy, GalaxyImage, Ensembl
                     members={**r.members, **{f"reject:{k}": v for k, v in r.rejection_members.items()}},
                 )
                 for galaxy, image, r in items
-            ]
+            ],
+            update_conflicts=True,
+            unique_fields=["galaxy", "image", "ensemble_key"],
+            update_fields=["median", "mean", "spread", "rejection_likelihood", "n_models", "members", "created_at"],
         )
         for (galaxy, _, result), summary in zip(items, summaries, strict=True):
             raised = alarms_check(galaxy=galaxy, summary=summary, consensus=consensus.get(galaxy.pk))
@@ -638,7 +646,8 @@ def galaxy_color_image_ensure(*, galaxy: Galaxy) -> None:
         return
     from acquisition.services import galaxy_acquire_now
 
-    galaxy_acquire_now(galaxy=galaxy)
+    # predict=False: the caller predicts right after; a queued prediction would be a second one.
+    galaxy_acquire_now(galaxy=galaxy, predict=False)
     galaxy.refresh_from_db()
 
 

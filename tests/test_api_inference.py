@@ -9,7 +9,7 @@ from PIL import Image
 from acquisition.models import GalaxyImage
 from acquisition.renderer import draw_params, render_galaxy, to_fits
 from acquisition.standin import running_standin
-from inference.models import EnsemblePrediction
+from inference.models import EnsemblePrediction, Prediction
 from labeling.models import Galaxy
 from tests.api_fixtures import (
     assert_error,
@@ -143,6 +143,27 @@ class TestByPgc:
         assert response.status_code == 200, response.content[:500]
         assert GalaxyImage.objects.filter(galaxy=galaxy, band="color").exists()
         assert_ensemble_result(response.json()["result"])
+
+    @pytest.mark.usefixtures("ensemble")
+    def test_predicts_once_even_with_the_on_commit_work_run(
+        self, api_client, settings, django_capture_on_commit_callbacks
+    ):
+        # The acquisition on the way stores an image, whose on-commit hook must not add a second prediction;
+        # asking again with the same ensemble updates the prediction rather than adding one.
+        galaxy = GalaxyFactory(pgc=4243, ra=150.0, dec=2.0, d25_arcmin=1.0, state=Galaxy.State.NEW)
+        with running_standin() as standin:
+            settings.GIZ_SDSS_CUTOUT_BASE_URL = standin.url
+            settings.GIZ_SDSS_FRAMES_BASE_URL = f"{standin.url}/sas"
+            settings.GIZ_SDSS_FETCH_FITS = False
+            for _ in range(2):
+                with django_capture_on_commit_callbacks(execute=True):
+                    response = api_client.get("/api/inference/pgc/4243/")
+                assert response.status_code == 200, response.content[:500]
+        saved = EnsemblePrediction.objects.get(galaxy=galaxy)
+        assert saved.median == pytest.approx(response.json()["result"]["median"])
+        assert Prediction.objects.filter(galaxy=galaxy).count() == saved.n_models + (
+            1 if saved.rejection_likelihood is not None else 0
+        )
 
     @pytest.mark.parametrize("pgc", ["999999", "123456789012345678901234"])
     def test_unknown_pgc_is_a_404(self, api_client, pgc):

@@ -66,8 +66,8 @@ class TestPrediction:
         alarm = DiscrepancyAlarm.objects.get(galaxy=galaxy)
         assert alarm.kind == DiscrepancyAlarm.Kind.HUMAN_DISAGREEMENT
         assert alarm.consensus_inclination == 75.0 and alarm.ensemble_median == pytest.approx(61.0, abs=1e-3)
-        assert EnsemblePrediction.objects.filter(galaxy=galaxy).count() == 3
-        # One row per image and model, updated in place.
+        # One row per image and model, and one summary per image and ensemble, updated in place.
+        assert EnsemblePrediction.objects.filter(galaxy=galaxy).count() == 1
         assert Prediction.objects.filter(galaxy=galaxy).count() == 4
 
     def test_uploaded_bytes_give_every_number(self, active_ensemble):
