@@ -7,8 +7,9 @@ from django.utils.html import format_html, format_html_join
 
 from acquisition.models import AcquisitionJob, AcquisitionJobItem, GalaxyImage
 from acquisition.services import acquisition_job_create, catalog_import
+from giz_site.admin_pagination import LargeTableAdmin, image_thumbnail
 from giz_site.exceptions import ApplicationError
-from labeling.admin import GalaxyAdmin, LargeTableAdmin, image_thumbnail
+from labeling.admin import GalaxyAdmin
 
 
 @admin.register(GalaxyImage)
@@ -22,11 +23,13 @@ class GalaxyImageAdmin(LargeTableAdmin):
 
     @admin.display(description="image")
     def thumbnail(self, image: GalaxyImage) -> str:
-        return image_thumbnail(image) if image.format != GalaxyImage.Format.FITS else "FITS"
+        return image_thumbnail(image.file, alt=str(image)) if image.format != GalaxyImage.Format.FITS else "FITS"
 
     @admin.display(description="preview")
     def preview(self, image: GalaxyImage) -> str:
-        return image_thumbnail(image, size=384) if image.format != GalaxyImage.Format.FITS else "FITS"
+        return (
+            image_thumbnail(image.file, size=384, alt=str(image)) if image.format != GalaxyImage.Format.FITS else "FITS"
+        )
 
 
 @admin.register(AcquisitionJob)

@@ -1,15 +1,118 @@
-"""REST API for image acquisition: fetch a galaxy's images now (staff)."""
+"""REST API of what shows images: standards, the volunteer's next assignment, fetching a galaxy's images (staff)."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from acquisition.models import GalaxyImage
+from acquisition.selectors import standards_with_images
 from acquisition.services import galaxy_acquire_now
-from giz_site.api_permissions import IsStaff
+from giz_site.api_pagination import paginated_response, paginated_serializer, pagination_parameters
+from giz_site.api_permissions import IsStaff, IsVolunteer
 from giz_site.api_schema import pgc_path_parameter
-from labeling.apis import ImageOutputSerializer
-from labeling.models import Galaxy
+from labeling.models import Assignment, Galaxy, StandardGalaxy
+from labeling.selectors import assignment_page_data
+from labeling.services import assignment_next
+
+
+class ImageOutputSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = GalaxyImage
+        fields = ["id", "band", "format", "source", "width", "height", "pixel_scale", "url", "acquired_at"]
+        ref_name = "GalaxyImage"
+
+    def get_url(self, image) -> str:
+        request = self.context.get("request")
+        url = image.file.url
+        return request.build_absolute_uri(url) if request else url
+
+
+class StandardListApi(APIView):
+    """The active standard galaxies volunteers compare against, by inclination."""
+
+    permission_classes = [AllowAny]
+
+    class OutputSerializer(serializers.ModelSerializer):
+        pgc = serializers.IntegerField(source="galaxy.pgc")
+        name = serializers.CharField(source="galaxy.name")
+        images = ImageOutputSerializer(source="galaxy.images", many=True)
+
+        class Meta:
+            model = StandardGalaxy
+            fields = ["id", "pgc", "name", "inclination", "inclination_source", "images"]
+            ref_name = "Standard"
+
+    @extend_schema(
+        operation_id="standards_list",
+        parameters=pagination_parameters(),
+        responses=paginated_serializer(OutputSerializer, name="StandardPage"),
+        tags=["galaxies"],
+    )
+    def get(self, request):
+        return paginated_response(
+            queryset=standards_with_images(),
+            serializer_class=self.OutputSerializer,
+            request=request,
+            view=self,
+            ordering=("inclination", "id"),
+        )
+
+
+class AssignmentGalaxyOutputSerializer(serializers.ModelSerializer):
+    """The galaxy to label: no consensus, no known inclination (that would bias or give away the answer)."""
+
+    images = ImageOutputSerializer(many=True)
+
+    class Meta:
+        model = Galaxy
+        fields = ["pgc", "name", "ra", "dec", "d25_arcmin", "position_angle", "images"]
+        ref_name = "AssignmentGalaxy"
+
+
+class AssignmentNextApi(APIView):
+    """The next galaxy for the signed-in volunteer with the standards to compare against and a one-time token.
+
+    POST the answer to /api/votes/ with that token; the website's rules apply (one vote per galaxy, a token is
+    used once, cited standards must be among those shown). 204 when nothing is left to label.
+    """
+
+    permission_classes = [IsVolunteer]
+
+    class OutputSerializer(serializers.Serializer):
+        token = serializers.CharField()
+        expires_at = serializers.DateTimeField()
+        galaxy = AssignmentGalaxyOutputSerializer()
+        standards = serializers.SerializerMethodField()
+        grid = serializers.SerializerMethodField(
+            help_text="Grid degree (45-90) -> id of the standard to show there, as the website lays them out."
+        )
+
+        class Meta:
+            ref_name = "Assignment"
+
+        @extend_schema_field(StandardListApi.OutputSerializer(many=True))
+        def get_standards(self, assignment) -> list[dict]:
+            standards = standards_with_images(ids=assignment.standard_ids).order_by("inclination", "id")
+            return StandardListApi.OutputSerializer(standards, many=True, context=self.context).data
+
+        def get_grid(self, assignment) -> dict[str, int]:
+            shown = assignment_page_data(assignment=assignment)["standards"]
+            return {degree: standard["id"] for degree, standard in shown.items()}
+
+    @extend_schema(operation_id="assignments_next", responses={200: OutputSerializer, 204: None}, tags=["votes"])
+    def get(self, request):
+        assignment = assignment_next(volunteer=request.user)
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        assignment = (
+            Assignment.objects.select_related("galaxy").prefetch_related("galaxy__images").get(pk=assignment.pk)
+        )
+        return Response(self.OutputSerializer(assignment, context={"request": request}).data)
 
 
 class GalaxyAcquireApi(APIView):

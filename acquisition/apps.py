@@ -6,4 +6,5 @@ class AcquisitionConfig(AppConfig):
     verbose_name = "Image acquisition"
 
     def ready(self) -> None:
-        from acquisition import checks  # noqa: F401  (registers the system checks)
+        # Imported here: modules with models can only be imported once the app registry is ready.
+        from acquisition import checks, receivers  # noqa: F401  (register the system checks and receivers)

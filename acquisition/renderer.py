@@ -39,7 +39,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import fft as sfft
 
-from inference.imaging import bands_to_rgb
+from acquisition.composites import bands_to_rgb
 
 __all__ = [
     "BANDS",

@@ -24,6 +24,7 @@ from django.utils import timezone
 from acquisition.catalog import CatalogError, CatalogRow, RowError, catalog_parse
 from acquisition.models import AcquisitionJob, AcquisitionJobItem, GalaxyImage, image_upload_to
 from acquisition.sdss import SdssClient, SdssError, check_position, parse_rate
+from acquisition.signals import color_image_stored
 from giz_site.exceptions import ApplicationError
 from labeling.models import Galaxy
 
@@ -87,13 +88,6 @@ def image_is_intact(image: GalaxyImage) -> bool:
     return digest.hexdigest() == image.checksum
 
 
-def _queue_prediction(galaxy_id: int) -> None:
-    # Imported here: inference's modules load the model stack, which acquisition-only processes never need.
-    from inference.tasks import predict_galaxy_task
-
-    predict_galaxy_task.delay(galaxy_id)
-
-
 def image_store(
     *,
     galaxy: Galaxy,
@@ -107,7 +101,7 @@ def image_store(
     """The one place that writes image files: write aside then move, SHA-256 recorded, idempotent.
 
     Storing the same bytes again changes nothing; different bytes replace the file (the old one is
-    deleted after commit). A new colour image hands the galaxy to inference after commit.
+    deleted after commit). A new colour image is announced (acquisition.signals) unless `predict=False`.
     """
     checksum = hashlib.sha256(data).hexdigest()
     width, height = _image_size(data, format)
@@ -133,9 +127,7 @@ def image_store(
         if old_name and old_name != name:
             transaction.on_commit(lambda: default_storage.delete(old_name))
         if predict and band == GalaxyImage.Band.COLOR:
-            galaxy_id = galaxy.pk
-            # robust: a broker hiccup here is logged, never turns a stored image into a failed task.
-            transaction.on_commit(lambda: _queue_prediction(galaxy_id), robust=True)
+            color_image_stored.send(sender=GalaxyImage, galaxy_id=galaxy.pk, image_id=image.pk)
     return image
 
 

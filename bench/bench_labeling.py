@@ -170,6 +170,12 @@ def fill() -> float:
             [],
         ),
         (
+            "colour images shown",
+            # Raw inserts fire no signals: write what acquisition's receiver keeps on the galaxy row.
+            """UPDATE labeling_galaxy SET color_image = 'images/bench/' || pgc || '.jpg' WHERE pgc > 50000000""",
+            [],
+        ),
+        (
             "votes",
             # Vote k of galaxy number i comes from volunteer (k * 7919 + i * 31) mod N: distinct for k < 5.
             # Ids are computed, not joined: the tables were just filled in order.

@@ -1,8 +1,10 @@
-"""Admin pagination that never counts a whole large table."""
+"""Admin for large tables: pagination that never counts a whole table, defaults that avoid N+1."""
 
+from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db import connections
 from django.utils.functional import cached_property
+from django.utils.html import format_html
 
 COUNT_CAP = 10_000
 
@@ -28,3 +30,18 @@ class LargeTablePaginator(Paginator):
             if row and row[0] > COUNT_CAP:
                 return int(row[0])
         return queryset.order_by()[: COUNT_CAP + 1].count()
+
+
+class LargeTableAdmin(admin.ModelAdmin):
+    """Admin defaults for tables that grow to millions of rows: no full counts, no N+1."""
+
+    paginator = LargeTablePaginator
+    show_full_result_count = False
+    list_per_page = 50
+
+
+def image_thumbnail(file, size: int = 64, alt: str = "") -> str:
+    """An <img> of a stored image file (a FieldFile), or "-" without one."""
+    if not file:
+        return "-"
+    return format_html('<img src="{}" width="{}" height="{}" alt="{}" loading="lazy">', file.url, size, size, alt)

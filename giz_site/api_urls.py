@@ -41,11 +41,11 @@ urlpatterns = [
     path("auth/token/current/", api_auth.TokenRevokeApi.as_view(), name="token-revoke"),
     # Galaxies and standards
     path("galaxies/", labeling_apis.GalaxyListApi.as_view(), name="galaxy-list"),
-    path("galaxies/<pgc:pgc>/", labeling_apis.GalaxyDetailApi.as_view(), name="galaxy-detail"),
+    path("galaxies/<pgc:pgc>/", inference_apis.GalaxyDetailApi.as_view(), name="galaxy-detail"),
     path("galaxies/<pgc:pgc>/acquire/", acquisition_apis.GalaxyAcquireApi.as_view(), name="galaxy-acquire"),
-    path("standards/", labeling_apis.StandardListApi.as_view(), name="standard-list"),
+    path("standards/", acquisition_apis.StandardListApi.as_view(), name="standard-list"),
     # Volunteering
-    path("assignments/next/", labeling_apis.AssignmentNextApi.as_view(), name="assignment-next"),
+    path("assignments/next/", acquisition_apis.AssignmentNextApi.as_view(), name="assignment-next"),
     path("assignments/reshuffle/", labeling_apis.AssignmentReshuffleApi.as_view(), name="assignment-reshuffle"),
     path("votes/", labeling_apis.VoteListApi.as_view(), name="vote-list"),
     path("votes/<id:vote_id>/", labeling_apis.VoteDetailApi.as_view(), name="vote-detail"),

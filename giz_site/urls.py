@@ -3,11 +3,14 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.static import serve
 
+from inference import views as inference_views
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", include("giz_site.api_urls")),
     path("", include("labeling.urls")),
+    path("galaxy/<int:pk>/<str:band>.png", inference_views.galaxy_band, name="galaxy_band"),
 ]
 
 if settings.GIZ_STORAGE_BACKEND == "local":

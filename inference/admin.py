@@ -9,6 +9,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from acquisition.models import GalaxyImage
+from giz_site.admin_pagination import LargeTableAdmin
 from giz_site.exceptions import ApplicationError
 from inference import services
 from inference.models import (
@@ -19,7 +20,6 @@ from inference.models import (
     Prediction,
     TrainingRun,
 )
-from labeling.admin import LargeTableAdmin
 
 
 def progress_bar(fraction: float) -> str:

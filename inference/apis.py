@@ -1,4 +1,5 @@
-"""REST API for inference (upload, by PGC, by position, batch jobs), model versions and alarms.
+"""REST API for inference (upload, by PGC, by position, batch jobs), model versions, alarms, and a galaxy's
+detail (it shows images and predictions, so it lives in the app that sees both).
 
 Also the compatibility layer: the original IncliNET service's GET /api/pgc/<id>, GET /api/objname/<name>
 and POST /api/file, answered with its response shape so existing clients keep working.
@@ -19,13 +20,14 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from acquisition.apis import ImageOutputSerializer
 from acquisition.models import GalaxyImage
 from giz_site.api_pagination import paginated_response, paginated_serializer, pagination_parameters
 from giz_site.api_permissions import IsStaff, IsVolunteer
 from giz_site.api_schema import pgc_path_parameter
 from giz_site.exceptions import ApplicationError
-from inference.models import DiscrepancyAlarm, InferenceJob, ModelVersion
-from inference.selectors import inference_job_results
+from inference.models import DiscrepancyAlarm, EnsemblePrediction, InferenceJob, ModelVersion
+from inference.selectors import ensemble_predictions_latest, inference_job_results
 from inference.services import (
     alarm_resolve,
     galaxy_color_image_ensure,
@@ -35,7 +37,8 @@ from inference.services import (
     predict_galaxy,
     predict_image_bytes,
 )
-from labeling.models import Galaxy
+from labeling.apis import GalaxySummaryOutputSerializer
+from labeling.models import Galaxy, StandardGalaxy
 
 # The original service refused uploads over 1 MB (Flask MAX_CONTENT_LENGTH); its form keeps that limit.
 COMPAT_MAX_BYTES = 1 * 2**20
@@ -64,6 +67,75 @@ class EnsembleResultOutputSerializer(serializers.Serializer):
 
     class Meta:
         ref_name = "EnsembleResult"
+
+
+class EnsembleOutputSerializer(serializers.ModelSerializer):
+    members = serializers.DictField(child=serializers.FloatField(), help_text="Model name -> inclination (deg).")
+
+    class Meta:
+        model = EnsemblePrediction
+        fields = ["id", "median", "mean", "spread", "rejection_likelihood", "n_models", "members", "created_at"]
+        ref_name = "EnsemblePrediction"
+
+
+# ------------------------------------------------------------------------------ galaxy detail
+
+
+class GalaxyDetailApi(APIView):
+    """One galaxy by PGC number: its images, consensus and the latest predictions."""
+
+    permission_classes = [AllowAny]
+    PREDICTIONS_SHOWN = 10
+
+    class OutputSerializer(GalaxySummaryOutputSerializer):
+        images = ImageOutputSerializer(many=True)
+        predictions = serializers.SerializerMethodField(help_text="Latest ensemble predictions, newest first.")
+        standard_inclination = serializers.SerializerMethodField()
+        known_inclination = serializers.SerializerMethodField(
+            help_text="Synthetic truth or gold reference; hidden from volunteers for gold galaxies."
+        )
+
+        class Meta(GalaxySummaryOutputSerializer.Meta):
+            fields = [
+                *GalaxySummaryOutputSerializer.Meta.fields,
+                "known_inclination",
+                "standard_inclination",
+                "images",
+                "predictions",
+            ]
+            ref_name = "GalaxyDetail"
+
+        @extend_schema(responses=EnsembleOutputSerializer(many=True))
+        def get_predictions(self, galaxy) -> list:
+            return EnsembleOutputSerializer(galaxy.latest_ensembles, many=True).data
+
+        def get_known_inclination(self, galaxy) -> float | None:
+            request = self.context.get("request")
+            if galaxy.is_gold and not (request and request.user.is_staff):
+                return None  # the answer volunteers are scored against
+            return galaxy.known_inclination
+
+        def get_standard_inclination(self, galaxy) -> float | None:
+            try:
+                return galaxy.standard.inclination
+            except StandardGalaxy.DoesNotExist:
+                return None
+
+    @extend_schema(
+        operation_id="galaxies_retrieve",
+        parameters=[pgc_path_parameter()],
+        responses=OutputSerializer,
+        tags=["galaxies"],
+    )
+    def get(self, request, pgc: int):
+        galaxy = get_object_or_404(
+            Galaxy.objects.select_related("consensus", "standard").prefetch_related("images"), pgc=pgc
+        )
+        galaxy.latest_ensembles = ensemble_predictions_latest(galaxy=galaxy, limit=self.PREDICTIONS_SHOWN)
+        return Response(self.OutputSerializer(galaxy, context={"request": request}).data)
+
+
+# ------------------------------------------------------------------------------ inference
 
 
 class GalaxyBriefOutputSerializer(serializers.ModelSerializer):

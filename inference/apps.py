@@ -6,4 +6,5 @@ class InferenceConfig(AppConfig):
     verbose_name = "CNN models, predictions and alarms"
 
     def ready(self) -> None:
-        from inference import checks  # noqa: F401 - registers the system checks
+        # Imported here: modules with models can only be imported once the app registry is ready.
+        from inference import checks, receivers  # noqa: F401 - register the system checks and receivers

@@ -36,6 +36,9 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 from scipy import ndimage
 
+from acquisition import composites
+from acquisition.composites import bands_to_rgb
+
 __all__ = [
     "DecodedImage",
     "ImageError",
@@ -52,11 +55,6 @@ __all__ = [
 
 PILLOW_FORMATS = ("JPEG", "PNG", "GIF", "TIFF")
 FITS_MAGIC = b"SIMPLE  ="
-# The g, r, i scales that make nanomaggy images look like SDSS colour JPEGs (tuned by eye
-# against SkyServer cutouts); i goes to red, r to green, g to blue.
-SDSS_BAND_SCALES = (1.9, 1.25, 1.0)  # g, r, i
-SDSS_STRETCH = 0.45
-SDSS_Q = 8.0
 
 
 class ImageError(ValueError):
@@ -344,40 +342,20 @@ def _decode_fits(data: bytes, limits: Limits) -> DecodedImage:
 # Stretches and composites
 
 
-def bands_to_rgb(
-    bands: np.ndarray,
-    *,
-    stretch: float | None = SDSS_STRETCH,
-    Q: float = SDSS_Q,
-    scales: Sequence[float] = SDSS_BAND_SCALES,
-) -> np.ndarray:
-    """Lupton et al. (2004) asinh colour composite of g, r, i bands (H x W x 3) -> uint8 RGB.
-
-    Like SDSS: i -> red, r -> green, g -> blue. The default stretch suits sky-subtracted
-    nanomaggies per 0.396" pixel; `stretch=None` picks one from the image's own noise and
-    brightness, for data in unknown units.
-    """
-    from astropy.visualization import make_lupton_rgb
-
-    bands = np.asarray(bands, dtype=np.float32)
-    if bands.ndim == 2:
-        bands = bands[..., np.newaxis]
-    if bands.shape[-1] == 1:
-        bands = np.repeat(bands, 3, axis=-1)
-    if bands.shape[-1] < 3:
-        bands = np.concatenate([bands, bands[..., -1:]], axis=-1)
-    g, r, i = (bands[..., k] * scale for k, scale in zip((0, 1, 2), scales, strict=True))
-    if stretch is None:
-        # Sky level and noise from the stamp's outer frame, where the sky is.
-        intensity = (g + r + i) / 3.0
-        frame = _border(intensity[..., np.newaxis], max(1, min(intensity.shape) // 20))
-        sky = float(np.median(frame))
-        g, r, i = g - sky, r - sky, i - sky
-        noise = _robust_sigma(frame)
-        bright = float(np.percentile(intensity - sky, 99.9))
-        stretch = max(12.0 * noise, bright / 40.0, 1e-12)
-    with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 where the intensity is 0: black
-        return make_lupton_rgb(i, r, g, minimum=0.0, stretch=stretch, Q=Q)
+def band_png(decoded: DecodedImage, band: str) -> bytes:
+    """One band of an image as a grey PNG: a FITS plane asinh-stretched, or the matching colour channel."""
+    pixels = decoded.pixels
+    if decoded.kind == "bands":
+        plane = pixels[..., decoded.bands.index(band)] if band in decoded.bands else pixels[..., 0]
+        grey = asinh_stretch(plane)
+    elif decoded.kind == "rgb":
+        # SDSS colour composites put i in red, r in green, g in blue.
+        grey = pixels[..., {"i": 0, "r": 1, "g": 2}[band]]
+    else:
+        grey = pixels[..., 0]
+    buffer = io.BytesIO()
+    Image.fromarray((np.clip(grey, 0, 1) * 255).astype("uint8"), mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def asinh_stretch(band: np.ndarray, *, softening: float = 0.05) -> np.ndarray:
@@ -387,33 +365,13 @@ def asinh_stretch(band: np.ndarray, *, softening: float = 0.05) -> np.ndarray:
     band = np.asarray(band, dtype=np.float32)
     sky = float(np.median(band))
     top = float(np.percentile(band, 99.95))
-    scale = max(top - sky, 8.0 * _robust_sigma(band), 1e-12)
+    scale = max(top - sky, 8.0 * composites.robust_sigma(band), 1e-12)
     normalised = np.clip((band - sky) / scale, 0.0, 1.0)
     return np.asarray(AsinhStretch(a=softening)(normalised, clip=True), dtype=np.float32)
 
 
-def _robust_sigma(values: np.ndarray) -> float:
-    values = np.asarray(values, dtype=np.float32).ravel()
-    if values.size > 200_000:  # a strided sample is plenty for a median
-        values = values[:: values.size // 100_000]
-    median = np.median(values)
-    return float(1.4826 * np.median(np.abs(values - median)))
-
-
 # --------------------------------------------------------------------------------------------
 # Geometry
-
-
-def _border(pixels: np.ndarray, width: int) -> np.ndarray:
-    """The outer frame of an H x W x C image as N x C (where the sky is, in a stamp)."""
-    return np.concatenate(
-        [
-            pixels[:width].reshape(-1, pixels.shape[-1]),
-            pixels[-width:].reshape(-1, pixels.shape[-1]),
-            pixels[:, :width].reshape(-1, pixels.shape[-1]),
-            pixels[:, -width:].reshape(-1, pixels.shape[-1]),
-        ]
-    )
 
 
 def _sky_fill(pixels: np.ndarray, mask: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -425,7 +383,7 @@ def _sky_fill(pixels: np.ndarray, mask: np.ndarray, reference: np.ndarray) -> np
     if not mask.any():
         return pixels
     width = max(1, min(reference.shape[0], reference.shape[1]) // 20)
-    border = _border(reference, width)
+    border = composites.border(reference, width)
     sky = np.median(border, axis=0)
     sigma = 1.4826 * np.median(np.abs(border - sky), axis=0)
     rng = np.random.default_rng(reference.shape[0] * 100_003 + reference.shape[1])

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from django.db.models import Max, QuerySet
+from django.db.models import Exists, Max, OuterRef, QuerySet
 
-from inference.models import DiscrepancyAlarm, InferenceJob, InferenceJobItem, ModelVersion, TrainingRun
-from labeling.models import ConsensusLabel
+from acquisition.models import GalaxyImage
+from inference.models import (
+    DiscrepancyAlarm,
+    EnsemblePrediction,
+    InferenceJob,
+    InferenceJobItem,
+    ModelVersion,
+    TrainingRun,
+)
+from labeling.models import ConsensusLabel, Galaxy
 
 
 def last_training_cutoff():
@@ -52,3 +60,20 @@ def model_versions_compare(*, ids: list[int]) -> list[ModelVersion]:
 
 def active_versions() -> QuerySet[ModelVersion]:
     return ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).order_by("kind", "name")
+
+
+def ensemble_predictions_latest(*, galaxy, limit: int) -> list[EnsemblePrediction]:
+    """The galaxy's latest ensemble predictions, newest first."""
+    return list(EnsemblePrediction.objects.filter(galaxy=galaxy).order_by("-created_at", "-id")[:limit])
+
+
+def galaxies_without_prediction(*, limit: int) -> list[int]:
+    """Ids of galaxies that have a colour image and no ensemble prediction at all, oldest first."""
+    has_image = GalaxyImage.objects.filter(galaxy_id=OuterRef("pk"), band=GalaxyImage.Band.COLOR)
+    predicted = EnsemblePrediction.objects.filter(galaxy_id=OuterRef("pk"))
+    return list(
+        Galaxy.objects.filter(Exists(has_image))
+        .exclude(Exists(predicted))
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )

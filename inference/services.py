@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from acquisition.models import GalaxyImage
+from acquisition.services import galaxy_acquire_now, galaxy_from_position
 from giz_site.exceptions import ApplicationError
 from inference import ensemble as ensemble_holder
 from inference import imaging, metrics
@@ -35,6 +36,7 @@ from inference.models import (
     TrainingRun,
 )
 from inference.selectors import labels_since_last_training
+from labeling import services as labeling_services
 from labeling.models import ConsensusLabel, Galaxy
 
 logger = logging.getLogger(__name__)
@@ -251,13 +253,31 @@ def predictions_save(*, ensemble, items: list[tuple[Galaxy, GalaxyImage, Ensembl
             raised = alarms_check(galaxy=galaxy, summary=summary, consensus=consensus.get(galaxy.pk))
             result.alarm_raised = result.alarm_raised or raised
     for galaxy, _, _ in items:
-        _priority_refresh(galaxy)
+        galaxy_priority_refresh(galaxy=galaxy)
 
 
-def _priority_refresh(galaxy: Galaxy) -> None:
-    from labeling import services as labeling_services
+def galaxy_priority_refresh(*, galaxy: Galaxy) -> float:
+    """Write the models' word on a galaxy onto labeling's row; returns its new label priority.
 
-    labeling_services.galaxy_priority_refresh(galaxy=galaxy)
+    Galaxies where the models disagree with each other (spread), are unsure whether a human would reject it,
+    or have open discrepancy alarms (10 each) come first; labeling adds how far the votes are from the median.
+    """
+    latest = (
+        EnsemblePrediction.objects.filter(galaxy=galaxy)
+        .order_by("-created_at")
+        .values("median", "spread", "rejection_likelihood")
+        .first()
+    )
+    priority = 10.0 * DiscrepancyAlarm.objects.filter(galaxy=galaxy, status=DiscrepancyAlarm.Status.OPEN).count()
+    if latest is not None:
+        priority += min(latest["spread"], 20.0)
+        if latest["rejection_likelihood"] is not None:
+            priority += 5.0 * (1.0 - abs(2.0 * latest["rejection_likelihood"] - 1.0))
+    return labeling_services.galaxy_prediction_record(
+        galaxy=galaxy,
+        predicted_inclination=latest["median"] if latest is not None else None,
+        model_priority=round(priority, 3),
+    )
 
 
 # ------------------------------------------------------------------------------ alarms
@@ -334,7 +354,7 @@ def alarm_resolve(*, alarm: DiscrepancyAlarm, user, note: str) -> DiscrepancyAla
     if not updated:
         raise ApplicationError("This alarm is already resolved.", code="already_resolved", status_code=409)
     alarm.refresh_from_db()
-    _priority_refresh(alarm.galaxy)
+    galaxy_priority_refresh(galaxy=alarm.galaxy)
     return alarm
 
 
@@ -630,8 +650,6 @@ def _job_galaxies(job: InferenceJob):
             last = chunk[-1].pk
             yield [(g.pgc, g) for g in chunk]
     else:
-        from acquisition.services import galaxy_from_position
-
         p = job.params
         galaxy = galaxy_from_position(ra=p["ra"], dec=p["dec"], fov_arcmin=p["fov_arcmin"])
         yield [(galaxy.pgc, galaxy)]
@@ -644,8 +662,6 @@ def galaxy_color_image_ensure(*, galaxy: Galaxy) -> None:
     """
     if GalaxyImage.objects.filter(galaxy=galaxy, band=GalaxyImage.Band.COLOR).exists():
         return
-    from acquisition.services import galaxy_acquire_now
-
     # predict=False: the caller predicts right after; a queued prediction would be a second one.
     galaxy_acquire_now(galaxy=galaxy, predict=False)
     galaxy.refresh_from_db()

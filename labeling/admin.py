@@ -1,26 +1,7 @@
 from django.contrib import admin
-from django.db.models import Prefetch
-from django.utils.html import format_html
 
-from acquisition.models import GalaxyImage
-from giz_site.admin_pagination import LargeTablePaginator
+from giz_site.admin_pagination import LargeTableAdmin, image_thumbnail
 from labeling.models import Assignment, ConsensusLabel, ConsensusRun, Galaxy, StandardGalaxy, VolunteerProfile, Vote
-
-
-def image_thumbnail(image: GalaxyImage | None, size: int = 64) -> str:
-    if image is None or not image.file:
-        return "-"
-    return format_html(
-        '<img src="{}" width="{}" height="{}" alt="{}" loading="lazy">', image.file.url, size, size, image
-    )
-
-
-class LargeTableAdmin(admin.ModelAdmin):
-    """Admin defaults for tables that grow to millions of rows: no full counts, no N+1."""
-
-    paginator = LargeTablePaginator
-    show_full_result_count = False
-    list_per_page = 50
 
 
 class VoteInline(admin.TabularInline):
@@ -33,11 +14,6 @@ class VoteInline(admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("volunteer")
-
-
-def color_images_prefetch(lookup: str = "images") -> Prefetch:
-    """Prefetch only the colour composites, as `color_images`, for list thumbnails."""
-    return Prefetch(lookup, queryset=GalaxyImage.objects.filter(band=GalaxyImage.Band.COLOR), to_attr="color_images")
 
 
 @admin.register(Galaxy)
@@ -60,9 +36,6 @@ class GalaxyAdmin(LargeTableAdmin):
     readonly_fields = ["votes_count", "created_at", "updated_at", "large_image"]
     inlines = [VoteInline]
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related(color_images_prefetch())
-
     def get_search_results(self, request, queryset, search_term):
         # The whole term is one PGC number or the start of one name: both are index lookups.
         term = search_term.strip()
@@ -75,13 +48,11 @@ class GalaxyAdmin(LargeTableAdmin):
 
     @admin.display(description="image")
     def thumbnail(self, galaxy: Galaxy) -> str:
-        images = getattr(galaxy, "color_images", [])
-        return image_thumbnail(images[0] if images else None)
+        return image_thumbnail(galaxy.color_image, alt=str(galaxy))
 
     @admin.display(description="colour image")
     def large_image(self, galaxy: Galaxy) -> str:
-        image = galaxy.images.filter(band=GalaxyImage.Band.COLOR).first()
-        return image_thumbnail(image, size=256)
+        return image_thumbnail(galaxy.color_image, size=256, alt=str(galaxy))
 
 
 @admin.register(StandardGalaxy)
@@ -92,13 +63,9 @@ class StandardGalaxyAdmin(LargeTableAdmin):
     raw_id_fields = ["galaxy"]
     list_select_related = ["galaxy"]
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related(color_images_prefetch("galaxy__images"))
-
     @admin.display(description="image")
     def thumbnail(self, standard: StandardGalaxy) -> str:
-        images = getattr(standard.galaxy, "color_images", [])
-        return image_thumbnail(images[0] if images else None)
+        return image_thumbnail(standard.galaxy.color_image, alt=str(standard.galaxy))
 
 
 @admin.register(Vote)

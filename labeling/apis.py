@@ -1,21 +1,20 @@
-"""REST API for galaxies, standards, assignments and votes (thin: validate, call a service or selector, serialise)."""
+"""REST API for galaxies, votes and reshuffles (thin: validate, call a service or selector, serialise).
 
-from django.db.models import Prefetch
+Endpoints that show images live in acquisition.apis, those that show predictions in inference.apis.
+"""
+
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from acquisition.models import GalaxyImage
 from giz_site.api_pagination import paginated_response, paginated_serializer, pagination_parameters
 from giz_site.api_permissions import IsVolunteer
-from giz_site.api_schema import pgc_path_parameter
-from inference.models import EnsemblePrediction
-from labeling.models import Assignment, ConsensusLabel, Galaxy, StandardGalaxy, Vote
-from labeling.selectors import assignment_page_data, galaxy_list_filtered, votes_of
-from labeling.services import assignment_next, assignment_reshuffle, vote_submit
+from labeling.models import ConsensusLabel, Galaxy, Vote
+from labeling.selectors import galaxy_list_filtered, votes_of
+from labeling.services import assignment_reshuffle, vote_submit
 
 # ------------------------------------------------------------------------------ shared output pieces
 
@@ -25,29 +24,6 @@ class ConsensusOutputSerializer(serializers.ModelSerializer):
         model = ConsensusLabel
         fields = ["status", "inclination", "uncertainty", "n_votes", "updated_at"]
         ref_name = "Consensus"
-
-
-class ImageOutputSerializer(serializers.ModelSerializer):
-    url = serializers.SerializerMethodField()
-
-    class Meta:
-        model = GalaxyImage
-        fields = ["id", "band", "format", "source", "width", "height", "pixel_scale", "url", "acquired_at"]
-        ref_name = "GalaxyImage"
-
-    def get_url(self, image) -> str:
-        request = self.context.get("request")
-        url = image.file.url
-        return request.build_absolute_uri(url) if request else url
-
-
-class EnsembleOutputSerializer(serializers.ModelSerializer):
-    members = serializers.DictField(child=serializers.FloatField(), help_text="Model name -> inclination (deg).")
-
-    class Meta:
-        model = EnsemblePrediction
-        fields = ["id", "median", "mean", "spread", "rejection_likelihood", "n_models", "members", "created_at"]
-        ref_name = "EnsemblePrediction"
 
 
 class GalaxySummaryOutputSerializer(serializers.ModelSerializer):
@@ -136,101 +112,6 @@ class GalaxyListApi(APIView):
         )
 
 
-class GalaxyDetailApi(APIView):
-    """One galaxy by PGC number: its images, consensus and the latest predictions."""
-
-    permission_classes = [AllowAny]
-    PREDICTIONS_SHOWN = 10
-
-    class OutputSerializer(GalaxySummaryOutputSerializer):
-        images = ImageOutputSerializer(many=True)
-        predictions = serializers.SerializerMethodField(help_text="Latest ensemble predictions, newest first.")
-        standard_inclination = serializers.SerializerMethodField()
-        known_inclination = serializers.SerializerMethodField(
-            help_text="Synthetic truth or gold reference; hidden from volunteers for gold galaxies."
-        )
-
-        class Meta(GalaxySummaryOutputSerializer.Meta):
-            fields = [
-                *GalaxySummaryOutputSerializer.Meta.fields,
-                "known_inclination",
-                "standard_inclination",
-                "images",
-                "predictions",
-            ]
-            ref_name = "GalaxyDetail"
-
-        @extend_schema(responses=EnsembleOutputSerializer(many=True))
-        def get_predictions(self, galaxy) -> list:
-            return EnsembleOutputSerializer(galaxy.latest_ensembles, many=True).data
-
-        def get_known_inclination(self, galaxy) -> float | None:
-            request = self.context.get("request")
-            if galaxy.is_gold and not (request and request.user.is_staff):
-                return None  # the answer volunteers are scored against
-            return galaxy.known_inclination
-
-        def get_standard_inclination(self, galaxy) -> float | None:
-            try:
-                return galaxy.standard.inclination
-            except StandardGalaxy.DoesNotExist:
-                return None
-
-    @extend_schema(
-        operation_id="galaxies_retrieve",
-        parameters=[pgc_path_parameter()],
-        responses=OutputSerializer,
-        tags=["galaxies"],
-    )
-    def get(self, request, pgc: int):
-        galaxy = get_object_or_404(
-            Galaxy.objects.select_related("consensus", "standard").prefetch_related("images"), pgc=pgc
-        )
-        galaxy.latest_ensembles = list(
-            EnsemblePrediction.objects.filter(galaxy=galaxy).order_by("-created_at", "-id")[: self.PREDICTIONS_SHOWN]
-        )
-        return Response(self.OutputSerializer(galaxy, context={"request": request}).data)
-
-
-# ------------------------------------------------------------------------------ standards
-
-
-class StandardListApi(APIView):
-    """The active standard galaxies volunteers compare against, by inclination."""
-
-    permission_classes = [AllowAny]
-
-    class OutputSerializer(serializers.ModelSerializer):
-        pgc = serializers.IntegerField(source="galaxy.pgc")
-        name = serializers.CharField(source="galaxy.name")
-        images = ImageOutputSerializer(source="galaxy.images", many=True)
-
-        class Meta:
-            model = StandardGalaxy
-            fields = ["id", "pgc", "name", "inclination", "inclination_source", "images"]
-            ref_name = "Standard"
-
-    @extend_schema(
-        operation_id="standards_list",
-        parameters=pagination_parameters(),
-        responses=paginated_serializer(OutputSerializer, name="StandardPage"),
-        tags=["galaxies"],
-    )
-    def get(self, request):
-        queryset = (
-            StandardGalaxy.objects.filter(active=True)
-            .select_related("galaxy")
-            .prefetch_related(Prefetch("galaxy__images", queryset=GalaxyImage.objects.order_by("band", "format")))
-        )
-        return paginated_response(
-            queryset=queryset,
-            serializer_class=self.OutputSerializer,
-            request=request,
-            view=self,
-            ordering=("inclination", "id"),
-        )
-
-
 # ------------------------------------------------------------------------------ votes
 
 
@@ -316,63 +197,6 @@ class VoteDetailApi(APIView):
 
 
 # ------------------------------------------------------------------------------ assignments
-
-
-class AssignmentGalaxyOutputSerializer(serializers.ModelSerializer):
-    """The galaxy to label: no consensus, no known inclination (that would bias or give away the answer)."""
-
-    images = ImageOutputSerializer(many=True)
-
-    class Meta:
-        model = Galaxy
-        fields = ["pgc", "name", "ra", "dec", "d25_arcmin", "position_angle", "images"]
-        ref_name = "AssignmentGalaxy"
-
-
-class AssignmentNextApi(APIView):
-    """The next galaxy for the signed-in volunteer with the standards to compare against and a one-time token.
-
-    POST the answer to /api/votes/ with that token; the website's rules apply (one vote per galaxy, a token is
-    used once, cited standards must be among those shown). 204 when nothing is left to label.
-    """
-
-    permission_classes = [IsVolunteer]
-
-    class OutputSerializer(serializers.Serializer):
-        token = serializers.CharField()
-        expires_at = serializers.DateTimeField()
-        galaxy = AssignmentGalaxyOutputSerializer()
-        standards = serializers.SerializerMethodField()
-        grid = serializers.SerializerMethodField(
-            help_text="Grid degree (45-90) -> id of the standard to show there, as the website lays them out."
-        )
-
-        class Meta:
-            ref_name = "Assignment"
-
-        @extend_schema_field(StandardListApi.OutputSerializer(many=True))
-        def get_standards(self, assignment) -> list[dict]:
-            standards = (
-                StandardGalaxy.objects.filter(pk__in=assignment.standard_ids)
-                .select_related("galaxy")
-                .prefetch_related("galaxy__images")
-                .order_by("inclination", "id")
-            )
-            return StandardListApi.OutputSerializer(standards, many=True, context=self.context).data
-
-        def get_grid(self, assignment) -> dict[str, int]:
-            shown = assignment_page_data(assignment=assignment)["standards"]
-            return {degree: standard["id"] for degree, standard in shown.items()}
-
-    @extend_schema(operation_id="assignments_next", responses={200: OutputSerializer, 204: None}, tags=["votes"])
-    def get(self, request):
-        assignment = assignment_next(volunteer=request.user)
-        if assignment is None:
-            return Response(status=status.HTTP_204_NO_CONTENT)
-        assignment = (
-            Assignment.objects.select_related("galaxy").prefetch_related("galaxy__images").get(pk=assignment.pk)
-        )
-        return Response(self.OutputSerializer(assignment, context={"request": request}).data)
 
 
 class AssignmentReshuffleApi(APIView):

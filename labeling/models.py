@@ -35,6 +35,14 @@ class Galaxy(models.Model):
     votes_count = models.PositiveIntegerField(default=0)
     retired_at = models.DateTimeField(null=True, blank=True)
     label_priority = models.FloatField(default=0.0, help_text="Higher is shown first (active learning, alarms).")
+    # Written by the apps above labeling through labeling.services, so labeling never reads their tables.
+    color_image = models.FileField(
+        max_length=255, blank=True, default="", db_default="", editable=False, help_text="The colour composite shown."
+    )
+    predicted_inclination = models.FloatField(null=True, blank=True, help_text="The latest ensemble median (deg).")
+    model_priority = models.FloatField(
+        default=0.0, db_default=0.0, help_text="The models' share of the priority: spread, rejection doubt, alarms."
+    )
     # Votes asked for beyond GIZ_VOTES_TO_RETIRE because the votes so far disagree.
     extra_votes = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)

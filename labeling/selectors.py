@@ -1,9 +1,9 @@
 """Reads for volunteer labeling: what the labeling page shows, a volunteer's figures, the leaderboard."""
 
+from django.core.files.storage import default_storage
 from django.db.models import Avg, Count, F, Q, QuerySet, Value
 from django.db.models.functions import Abs, Replace
 
-from acquisition.models import GalaxyImage
 from labeling import consensus as maths
 from labeling.models import Assignment, Galaxy, StandardGalaxy, VolunteerProfile, Vote
 
@@ -19,15 +19,9 @@ def assignment_galaxy_id(*, volunteer, token: str) -> int | None:
 
 
 def color_image_urls(*, galaxy_ids) -> dict[int, str]:
-    """galaxy id -> URL of its stored colour composite (JPEG preferred), in one query."""
-    urls: dict[int, str] = {}
-    images = GalaxyImage.objects.filter(galaxy_id__in=list(galaxy_ids), band=GalaxyImage.Band.COLOR).order_by(
-        "galaxy_id", "-format"
-    )
-    for image in images.only("galaxy_id", "file", "format"):
-        if image.galaxy_id not in urls or image.format == GalaxyImage.Format.JPEG:
-            urls[image.galaxy_id] = image.file.url
-    return urls
+    """galaxy id -> URL of the colour composite shown to volunteers, in one query."""
+    names = Galaxy.objects.filter(pk__in=list(galaxy_ids)).exclude(color_image="").values_list("pk", "color_image")
+    return {pk: default_storage.url(name) for pk, name in names}
 
 
 def standards_shown(*, standard_ids) -> dict[int, dict]:

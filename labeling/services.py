@@ -15,9 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, Count, Exists, F, FloatField, OuterRef, Q, Sum, When
 from django.utils import timezone
 
-from acquisition.models import GalaxyImage
 from giz_site.exceptions import ApplicationError
-from inference import services as inference_services
 from labeling import consensus as maths
 from labeling.models import (
     Assignment,
@@ -28,6 +26,7 @@ from labeling.models import (
     VolunteerProfile,
     Vote,
 )
+from labeling.signals import consensus_labels_added
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +79,9 @@ def volunteer_tutorial_done(*, user: AbstractBaseUser) -> None:
 
 def _standards_pool() -> list[tuple[int, float]]:
     """(id, inclination) of the active standards that have a colour image: a few hundred rows."""
-    with_image = GalaxyImage.objects.filter(galaxy_id=OuterRef("galaxy_id"), band=GalaxyImage.Band.COLOR)
     return list(
         StandardGalaxy.objects.filter(active=True, inclination__gte=GRID_MIN - GRID_TOLERANCE)
-        .filter(Exists(with_image))
+        .exclude(galaxy__color_image="")
         .values_list("id", "inclination")
     )
 
@@ -383,9 +381,8 @@ def vote_submit(
         if not galaxy.is_gold:
             if galaxy.votes_count >= settings.GIZ_VOTES_TO_RETIRE:
                 consensus_update(galaxy=galaxy)
-            if galaxy.label_priority > 0:
-                # Only galaxies with predictions or alarms have a priority, and only for them can a vote
-                # move it; the rest save two queries per vote.
+            if galaxy.predicted_inclination is not None:
+                # Only a vote on a predicted galaxy can move its priority; the rest save a query per vote.
                 galaxy_priority_refresh(galaxy=galaxy)
     return vote
 
@@ -418,9 +415,8 @@ def _vote_inputs(votes) -> list[maths.VoteIn]:
     ]
 
 
-def _training_maybe_trigger() -> None:
-    # Looked up at call time so tests can count calls by patching inference.services.
-    inference_services.training_maybe_trigger()
+def _consensus_labels_added() -> None:
+    consensus_labels_added.send(sender=ConsensusLabel)
 
 
 def consensus_update(*, galaxy: Galaxy) -> ConsensusLabel | None:
@@ -459,7 +455,7 @@ def consensus_update(*, galaxy: Galaxy) -> ConsensusLabel | None:
         },
     )
     if created:
-        transaction.on_commit(_training_maybe_trigger)
+        transaction.on_commit(_consensus_labels_added)
     return label
 
 
@@ -542,7 +538,7 @@ def consensus_recompute_all(*, batch_galaxies: int = 20000, progress=None) -> di
     stats["new_labels"] = first["new_labels"] + second["new_labels"]
     stats["retired"] = first["retired"] + second["retired"]
     if stats["new_labels"]:
-        _training_maybe_trigger()
+        _consensus_labels_added()
     return stats
 
 
@@ -652,32 +648,32 @@ def _labels_pass(*, batch_galaxies: int, progress=None, only_missing: bool = Fal
 
 
 def galaxy_priority_refresh(*, galaxy: Galaxy) -> float:
-    """Set how urgently a galaxy needs votes from its open alarms and its latest ensemble prediction.
+    """Set how urgently a galaxy needs votes: the models' share, plus how far the votes so far are from them.
 
-    Galaxies where the models disagree with each other (spread), are unsure whether a human would reject it,
-    or disagree with the votes so far come first; each open discrepancy alarm adds 10. Issue 5 calls this
-    after saving predictions; vote_submit calls it after each vote.
+    The models' share (spread, rejection doubt, 10 per open discrepancy alarm) and the predicted inclination
+    are written by inference through galaxy_prediction_record; vote_submit calls this after each vote.
     """
-    from inference.models import DiscrepancyAlarm, EnsemblePrediction
-
-    latest = (
-        EnsemblePrediction.objects.filter(galaxy=galaxy)
-        .order_by("-created_at")
-        .values("median", "spread", "rejection_likelihood")
-        .first()
-    )
-    priority = 10.0 * DiscrepancyAlarm.objects.filter(galaxy=galaxy, status=DiscrepancyAlarm.Status.OPEN).count()
-    if latest is not None:
-        priority += min(latest["spread"], 20.0)
-        if latest["rejection_likelihood"] is not None:
-            priority += 5.0 * (1.0 - abs(2.0 * latest["rejection_likelihood"] - 1.0))
+    priority = galaxy.model_priority
+    if galaxy.predicted_inclination is not None:
         votes = list(
             Vote.objects.filter(galaxy=galaxy, flag="", inclination__isnull=False).values_list("inclination", flat=True)
         )
         if votes:
-            priority += min(abs(maths.weighted_median(votes, [1.0] * len(votes)) - latest["median"]), 20.0)
+            priority += min(abs(maths.weighted_median(votes, [1.0] * len(votes)) - galaxy.predicted_inclination), 20.0)
     priority = round(priority, 3)
     if priority != galaxy.label_priority:
         galaxy.label_priority = priority
         galaxy.save(update_fields=["label_priority"])
     return priority
+
+
+def galaxy_prediction_record(*, galaxy: Galaxy, predicted_inclination: float | None, model_priority: float) -> float:
+    """Inference's latest word on a galaxy; returns its new label priority."""
+    galaxy.predicted_inclination, galaxy.model_priority = predicted_inclination, model_priority
+    galaxy.save(update_fields=["predicted_inclination", "model_priority"])
+    return galaxy_priority_refresh(galaxy=galaxy)
+
+
+def galaxy_color_image_set(*, galaxy_id: int, name: str) -> None:
+    """Acquisition's choice of the colour composite volunteers see (a storage name, "" for none)."""
+    Galaxy.objects.filter(pk=galaxy_id).exclude(color_image=name).update(color_image=name)

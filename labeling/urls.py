@@ -11,5 +11,4 @@ urlpatterns = [
     path("label/vote/", views.vote, name="vote"),
     path("label/reshuffle/", views.reshuffle, name="reshuffle"),
     path("label/tutorial-done/", views.tutorial_done, name="tutorial_done"),
-    path("galaxy/<int:pk>/<str:band>.png", views.galaxy_band, name="galaxy_band"),
 ]

@@ -1,25 +1,21 @@
 """Pages of the volunteer website: thin wrappers around labeling.services and labeling.selectors."""
 
-import io
 import json
 import math
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
-from django.core.files.storage import default_storage
-from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from acquisition.models import GalaxyImage
 from giz_site.exceptions import ApplicationError, error_body
 from labeling import selectors, services
-from labeling.models import Galaxy, Vote
+from labeling.models import Vote
 
 FLAG_CHOICES = [(value, label) for value, label in Vote.Flag.choices if value not in ("", "face_on")]
 
@@ -180,61 +176,6 @@ def reshuffle(request):
 def tutorial_done(request):
     services.volunteer_tutorial_done(user=request.user)
     return JsonResponse({"tutorial_done": True})
-
-
-# ------------------------------------------------------------------------------ Band images
-
-
-@login_required
-def galaxy_band(request, pk: int, band: str):
-    """A grey g, r or i view as PNG: the stored band image, a band of the FITS cube, or the colour channel."""
-    if band not in ("g", "r", "i"):
-        raise Http404("Unknown band.")
-    galaxy = get_object_or_404(Galaxy, pk=pk)
-    images = {(i.band, i.format): i for i in GalaxyImage.objects.filter(galaxy=galaxy)}
-    for fmt in (GalaxyImage.Format.PNG, GalaxyImage.Format.JPEG):
-        if (band, fmt) in images:
-            return redirect(images[(band, fmt)].file.url)
-    png = _render_band(images, band)
-    if png is None:
-        raise Http404("No image of this galaxy in that band.")
-    response = HttpResponse(png, content_type="image/png")
-    response["Cache-Control"] = "private, max-age=86400"
-    return response
-
-
-def _render_band(images: dict, band: str) -> bytes | None:
-    import numpy as np
-    from PIL import Image
-
-    from inference.imaging import ImageError, Limits, asinh_stretch, decode_image
-
-    limits = Limits(max_bytes=settings.GIZ_IMAGE_MAX_BYTES, max_pixels=settings.GIZ_IMAGE_MAX_PIXELS)
-    source = (
-        images.get((band, GalaxyImage.Format.FITS))
-        or images.get(("gri", GalaxyImage.Format.FITS))
-        or images.get(("color", GalaxyImage.Format.JPEG))
-        or images.get(("color", GalaxyImage.Format.PNG))
-    )
-    if source is None:
-        return None
-    try:
-        with default_storage.open(source.file.name, "rb") as handle:
-            decoded = decode_image(handle.read(), limits=limits)
-    except (OSError, ImageError):
-        return None
-    pixels = decoded.pixels
-    if decoded.kind == "bands":
-        plane = pixels[..., decoded.bands.index(band)] if band in decoded.bands else pixels[..., 0]
-        grey = asinh_stretch(plane)
-    elif decoded.kind == "rgb":
-        # SDSS colour composites put i in red, r in green, g in blue.
-        grey = pixels[..., {"i": 0, "r": 1, "g": 2}[band]]
-    else:
-        grey = pixels[..., 0]
-    buffer = io.BytesIO()
-    Image.fromarray((np.clip(grey, 0, 1) * 255).astype("uint8"), mode="L").save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 # ------------------------------------------------------------------------------ Errors

@@ -8,9 +8,10 @@ from giz_site.exceptions import ApplicationError
 from inference import ensemble, imaging, services
 from inference.models import DiscrepancyAlarm, EnsemblePrediction, InferenceJob, Prediction
 from inference.selectors import inference_job_results
-from inference.tasks import predict_galaxy_task
+from inference.tasks import predict_galaxy_task, predict_missing
 from labeling.models import ConsensusLabel
 from tests import inference_fixtures
+from tests.factories import GalaxyFactory
 from tests.inference_fixtures import (
     constant_regression_model,
     galaxy_jpeg,
@@ -186,6 +187,24 @@ class TestBulkJobs:
             services.inference_job_create(kind=InferenceJob.Kind.PGC_LIST, user=bob, pgcs=[galaxy.pgc])
         html = bob_client.get(reverse("admin:inference_inferencejob_changelist")).content.decode()
         assert '<progress value="100"' in html
+
+
+class TestPredictionBackstop:
+    def test_the_beat_predicts_galaxies_whose_announcement_was_lost(self, active_ensemble):
+        galaxy, _ = galaxy_with_image()  # stored without announcing it, as when the broker lost the message
+        no_image = GalaxyFactory()
+        assert predict_missing.delay().get() == 1
+        assert EnsemblePrediction.objects.filter(galaxy=galaxy).count() == 1
+        assert predict_missing.delay().get() == 0  # nothing left: predicted galaxies are not predicted again
+        assert not EnsemblePrediction.objects.filter(galaxy=no_image).exists()
+
+    def test_without_models_it_waits(self):
+        galaxy_with_image()
+        assert predict_missing.delay().get() == 0
+        assert not EnsemblePrediction.objects.exists()
+
+    def test_it_is_on_the_beat_schedule(self, settings):
+        assert "inference.tasks.predict_missing" in {e["task"] for e in settings.CELERY_BEAT_SCHEDULE.values()}
 
 
 def test_scaled_output_models_from_the_original_service_are_converted(db):

@@ -380,7 +380,7 @@ class TestActiveLearning:
         EnsemblePrediction.objects.create(galaxy=calm, median=60, mean=60, spread=0.5, n_models=3)
         EnsemblePrediction.objects.create(galaxy=spread, median=60, mean=61, spread=7.0, n_models=3)
         DiscrepancyAlarm.objects.create(galaxy=alarmed, kind=DiscrepancyAlarm.Kind.HUMAN_DISAGREEMENT)
-        priorities = {g.pk: services.galaxy_priority_refresh(galaxy=g) for g in (calm, spread, alarmed)}
+        priorities = {g.pk: inference_services.galaxy_priority_refresh(galaxy=g) for g in (calm, spread, alarmed)}
         assert priorities[alarmed.pk] > priorities[spread.pk] > priorities[calm.pk]
         assert Galaxy.objects.get(pk=spread.pk).label_priority == priorities[spread.pk]
         assert services.assignment_next(volunteer=alice).galaxy == alarmed
@@ -390,7 +390,7 @@ class TestActiveLearning:
 
         galaxy = make_galaxy()
         EnsemblePrediction.objects.create(galaxy=galaxy, median=80, mean=80, spread=1.0, n_models=3)
-        before = services.galaxy_priority_refresh(galaxy=galaxy)
+        before = inference_services.galaxy_priority_refresh(galaxy=galaxy)
         client = Client()
         client.force_login(UserFactory())
         client.post(reverse("vote"), vote_form(served(client), 55))

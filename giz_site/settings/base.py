@@ -172,6 +172,8 @@ CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "giz_site.tasks.worker_heartbeat", "schedule": 60.0},
     # Retraining starts on new labels; this catches missed triggers and killed runs.
     "training-backstop": {"task": "inference.tasks.training_backstop_task", "schedule": 900.0},
+    # New images are predicted when acquisition announces them; this catches announcements lost on the way.
+    "predict-missing": {"task": "inference.tasks.predict_missing", "schedule": 300.0},
     "acquire-missing-images": {"task": "acquisition.tasks.acquire_missing", "schedule": 300.0},
     "labeling-recompute-consensus": {"task": "labeling.tasks.recompute_consensus", "schedule": 24 * 3600.0},
 }

@@ -1,0 +1,20 @@
+"""Inference's answers to what the apps below it announce; connected by InferenceConfig.ready()."""
+
+from django.db import transaction
+from django.dispatch import receiver
+
+from acquisition.signals import color_image_stored
+from inference import services, tasks
+from labeling.signals import consensus_labels_added
+
+
+@receiver(color_image_stored, dispatch_uid="inference.predict_stored_image")
+def predict_stored_image(sender, *, galaxy_id: int, **kwargs) -> None:
+    # robust: a broker hiccup here is logged, never turns a stored image into a failed task; the beat task
+    # predict_missing picks the galaxy up later.
+    transaction.on_commit(lambda: tasks.predict_galaxy_task.delay(galaxy_id), robust=True)
+
+
+@receiver(consensus_labels_added, dispatch_uid="inference.count_new_labels")
+def count_new_labels(sender, **kwargs) -> None:
+    services.training_maybe_trigger()

@@ -1,0 +1,45 @@
+"""Website views that read stored images with the inference image maths."""
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.files.storage import default_storage
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+
+from acquisition.models import GalaxyImage
+from inference import imaging
+from labeling.models import Galaxy
+
+
+@login_required
+def galaxy_band(request, pk: int, band: str):
+    """A grey g, r or i view as PNG: the stored band image, a band of the FITS cube, or the colour channel."""
+    if band not in ("g", "r", "i"):
+        raise Http404("Unknown band.")
+    galaxy = get_object_or_404(Galaxy, pk=pk)
+    images = {(i.band, i.format): i for i in GalaxyImage.objects.filter(galaxy=galaxy)}
+    for fmt in (GalaxyImage.Format.PNG, GalaxyImage.Format.JPEG):
+        if (band, fmt) in images:
+            return redirect(images[(band, fmt)].file.url)
+    source = (
+        images.get((band, GalaxyImage.Format.FITS))
+        or images.get(("gri", GalaxyImage.Format.FITS))
+        or images.get(("color", GalaxyImage.Format.JPEG))
+        or images.get(("color", GalaxyImage.Format.PNG))
+    )
+    png = _band_png(source, band) if source is not None else None
+    if png is None:
+        raise Http404("No image of this galaxy in that band.")
+    response = HttpResponse(png, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+def _band_png(source: GalaxyImage, band: str) -> bytes | None:
+    limits = imaging.Limits(max_bytes=settings.GIZ_IMAGE_MAX_BYTES, max_pixels=settings.GIZ_IMAGE_MAX_PIXELS)
+    try:
+        with default_storage.open(source.file.name, "rb") as handle:
+            decoded = imaging.decode_image(handle.read(), limits=limits)
+    except (OSError, imaging.ImageError):
+        return None
+    return imaging.band_png(decoded, band)
