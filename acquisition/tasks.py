@@ -11,6 +11,9 @@ from labeling.models import Galaxy
 
 logger = logging.getLogger(__name__)
 
+# Time limits (s): the soft one raises SoftTimeLimitExceeded in the task, which records the failure; the hard one
+# kills a task stuck where no exception reaches (a C call). Backstops stay under their beat period.
+
 
 # GIZ_SDSS_RATE_LIMIT is enforced by the process's SDSS client on every request (retries and FITS
 # frames included), so N worker processes make at most N x the limit requests per second. Celery's
@@ -20,6 +23,8 @@ logger = logging.getLogger(__name__)
     name="acquisition.tasks.acquire_galaxy",
     max_retries=None,  # the limit is GIZ_SDSS_MAX_RETRIES, checked below so the reason gets recorded
     ignore_result=True,
+    soft_time_limit=300,
+    time_limit=360,
 )
 def acquire_galaxy(self, galaxy_id: int, job_id: int | None = None) -> str:
     """Fetch and store a galaxy's images; retry transient failures, record permanent ones."""
@@ -55,7 +60,7 @@ def acquire_galaxy(self, galaxy_id: int, job_id: int | None = None) -> str:
     return "failed"
 
 
-@shared_task(name="acquisition.tasks.acquire_job", ignore_result=True)
+@shared_task(name="acquisition.tasks.acquire_job", ignore_result=True, soft_time_limit=300, time_limit=360)
 def acquire_job(job_id: int) -> int:
     """Fan a job out: one acquire_galaxy task per galaxy still pending."""
     return services.acquisition_job_fan_out(
@@ -63,7 +68,7 @@ def acquire_job(job_id: int) -> int:
     )
 
 
-@shared_task(name="acquisition.tasks.acquire_missing", ignore_result=True)
+@shared_task(name="acquisition.tasks.acquire_missing", ignore_result=True, soft_time_limit=240, time_limit=290)
 def acquire_missing() -> int:
     """Beat backstop: queue galaxies still without images (new, or stuck after a worker died)."""
     services.partial_files_clean()

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from acquisition import apis as acquisition_apis
 from giz_site import api_auth
 from inference import apis as inference_apis
+from inference import compat as inference_compat
 from labeling import apis as labeling_apis
 
 
@@ -62,9 +63,9 @@ urlpatterns = [
     path("alarms/", inference_apis.AlarmListApi.as_view(), name="alarm-list"),
     path("alarms/<id:alarm_id>/resolve/", inference_apis.AlarmResolveApi.as_view(), name="alarm-resolve"),
     # The original IncliNET service's URLs (compatibility layer; no trailing slash, as there)
-    path("pgc/<pgc:pgc>", inference_apis.CompatPgcApi.as_view(), name="compat-pgc"),
-    path("objname/<str:objname>", inference_apis.CompatObjnameApi.as_view(), name="compat-objname"),
-    path("file", inference_apis.CompatFileApi.as_view(), name="compat-file"),
+    path("pgc/<pgc:pgc>", inference_compat.CompatPgcApi.as_view(), name="compat-pgc"),
+    path("objname/<str:objname>", inference_compat.CompatObjnameApi.as_view(), name="compat-objname"),
+    path("file", inference_compat.CompatFileApi.as_view(), name="compat-file"),
     # Anything else under /api/ is a JSON 404, not the website's HTML page.
     re_path(r"^.*$", api_auth.ApiNotFound.as_view(), name="not-found"),
 ]

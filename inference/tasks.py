@@ -11,8 +11,11 @@ from labeling.models import Galaxy
 
 logger = logging.getLogger(__name__)
 
+# Time limits (s): the soft one raises SoftTimeLimitExceeded in the task, which records the failure; the hard one
+# kills a task stuck where no exception reaches (a C call). Backstops stay under their beat period.
 
-@shared_task(name="inference.tasks.predict_galaxy_task", ignore_result=True)
+
+@shared_task(name="inference.tasks.predict_galaxy_task", ignore_result=True, soft_time_limit=120, time_limit=180)
 def predict_galaxy_task(galaxy_id: int) -> str:
     """Predict a newly acquired galaxy with the active ensemble (raises alarms, refreshes its priority)."""
     galaxy = Galaxy.objects.filter(pk=galaxy_id).first()
@@ -27,7 +30,7 @@ def predict_galaxy_task(galaxy_id: int) -> str:
     return "ok"
 
 
-@shared_task(name="inference.tasks.predict_missing", ignore_result=True)
+@shared_task(name="inference.tasks.predict_missing", ignore_result=True, soft_time_limit=240, time_limit=290)
 def predict_missing() -> int:
     """Beat backstop: predict galaxies with a colour image but no prediction (an announcement lost on the way)."""
     galaxy_ids = selectors.galaxies_without_prediction(limit=settings.GIZ_INFERENCE_BATCH_SIZE)
@@ -44,24 +47,27 @@ def predict_missing() -> int:
     return len(outcomes) - len(failed)
 
 
-@shared_task(name="inference.tasks.inference_job_task", ignore_result=True)
+# A job cut short by its limit keeps its results; queueing this task again for it continues where it stopped.
+@shared_task(
+    name="inference.tasks.inference_job_task", ignore_result=True, soft_time_limit=6 * 3600, time_limit=6 * 3600 + 300
+)
 def inference_job_task(job_id: int) -> None:
     """Bulk prediction of a job's galaxies in batches, with progress on the job row (resumable)."""
     services.inference_job_run(job_id=job_id)
 
 
 # acks_late (settings) puts a killed worker's training back on the queue; the run then starts clean.
-@shared_task(name="inference.tasks.train_task", ignore_result=True)
+@shared_task(name="inference.tasks.train_task", ignore_result=True, soft_time_limit=4 * 3600, time_limit=4 * 3600 + 600)
 def train_task(run_id: int) -> None:
     services.training_run_execute(run_id=run_id)
 
 
-@shared_task(name="inference.tasks.training_backstop_task", ignore_result=True)
+@shared_task(name="inference.tasks.training_backstop_task", ignore_result=True, soft_time_limit=60, time_limit=120)
 def training_backstop_task() -> None:
     """Beat backstop: re-queue a killed run, or start one if enough new labels are waiting."""
     services.training_backstop()
 
 
-@shared_task(name="inference.tasks.alarm_email_task", ignore_result=True)
+@shared_task(name="inference.tasks.alarm_email_task", ignore_result=True, soft_time_limit=60, time_limit=90)
 def alarm_email_task(alarm_id: int) -> None:
     services.alarm_email_send(alarm_id=alarm_id)

@@ -9,7 +9,10 @@ from labeling import services
 logger = logging.getLogger(__name__)
 
 
-@shared_task(acks_late=True)
+# Time limits (s): the soft one raises SoftTimeLimitExceeded, which the run records as its failure.
+@shared_task(
+    name="labeling.tasks.recompute_consensus", acks_late=True, soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300
+)
 def recompute_consensus() -> dict:
     """Recompute volunteer calibrations and every consensus label in batches (nightly; does not block voting)."""
     run = services.consensus_recompute_run()
