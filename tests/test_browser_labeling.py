@@ -60,7 +60,7 @@ def sign_up(page, live_server, username: str) -> None:
 
 
 def test_volunteer_signs_up_and_labels_with_mouse_keyboard_flags_and_gold(browser, live_server, monkeypatch):
-    monkeypatch.setattr(services, "GOLD_RATES", ((float("inf"), 0.0),))
+    monkeypatch.setattr(services.serving, "GOLD_RATES", ((float("inf"), 0.0),))
     make_standards()
     for inclination in (62.0, 75.0, 50.0):
         make_galaxy(inclination=inclination)
@@ -117,7 +117,7 @@ def test_volunteer_signs_up_and_labels_with_mouse_keyboard_flags_and_gold(browse
     assert (flagged.flag, flagged.inclination, flagged.note) == ("multiple_objects", None, "two overlapping discs")
 
     # A gold galaxy: immediate feedback with the known value and the bracketing standards.
-    monkeypatch.setattr(services, "GOLD_RATES", ((float("inf"), 1.0),))
+    monkeypatch.setattr(services.serving, "GOLD_RATES", ((float("inf"), 1.0),))
     page.goto(f"{live_server.url}/label/")
     page.click(".strip.step1 .gap[data-gap='5']")  # 65-70
     page.click(".strip.step2 .gap[data-gap='2']")  # 66-67 -> 66.5

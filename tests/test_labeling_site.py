@@ -24,7 +24,7 @@ def standards(db):
 @pytest.fixture(autouse=True)
 def no_gold_by_chance(monkeypatch):
     # Gold galaxies are drawn at random; tests that want one create only gold galaxies.
-    monkeypatch.setattr(services, "GOLD_RATES", ((float("inf"), 0.0),))
+    monkeypatch.setattr(services.serving, "GOLD_RATES", ((float("inf"), 0.0),))
 
 
 def served(client) -> dict:
@@ -143,7 +143,7 @@ class TestServing:
         assert services.assignment_next(volunteer=third) is None
 
     def test_gold_galaxies_are_mixed_in(self, alice, standards, monkeypatch):
-        monkeypatch.setattr(services, "GOLD_RATES", ((float("inf"), 1.0),))
+        monkeypatch.setattr(services.serving, "GOLD_RATES", ((float("inf"), 1.0),))
         make_galaxy()
         gold = make_gold()
         assignment = services.assignment_next(volunteer=alice)
@@ -268,7 +268,7 @@ class TestVoting:
         assert not Vote.objects.exists()
 
     def test_gold_vote_gives_feedback_with_the_known_value(self, alice_client, alice, standards, monkeypatch):
-        monkeypatch.setattr(services, "GOLD_RATES", ((float("inf"), 1.0),))
+        monkeypatch.setattr(services.serving, "GOLD_RATES", ((float("inf"), 1.0),))
         make_gold(known=67.3)
         page = served(alice_client)
         response = alice_client.post(reverse("vote"), vote_form(page, 64), follow=True)
@@ -327,7 +327,7 @@ class TestConsensus:
         for user, low in ((alice, 60), (UserFactory(), 61), (UserFactory(), 60)):
             self.vote_as(user, low)
         assert ConsensusLabel.objects.filter(galaxy=galaxy).exists()
-        monkeypatch.setattr(services, "GOLD_RATES", ((float("inf"), 1.0),))
+        monkeypatch.setattr(services.serving, "GOLD_RATES", ((float("inf"), 1.0),))
         make_gold(known=70.0)
         self.vote_as(alice, 72)
         client = Client()

@@ -1,4 +1,6 @@
-"""One training run end to end: data, members, evaluation on the fixed test set, registry, promotion.
+"""One training run end to end (the Django orchestration): data, members, evaluation on the fixed test set,
+registry, promotion. The Keras fitting is inference.keras_training; the run's life (one live at a time,
+claimed, re-queued) is inference.services.training_runs.
 
 Nothing reaches the registry until every member is trained and evaluated: model files are written
 under models/run-<id>/ and the ModelVersion rows created in one transaction at the very end. A run
@@ -20,11 +22,14 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from acquisition.models import GalaxyImage
-from inference import architectures, metrics, plots
+from inference import architectures, baseline, imaging, metrics, plots
 from inference import ensemble as ensemble_holder
 from inference import keras_training as training
 from inference import training_sets as synthetic_data
 from inference.models import ModelVersion, TrainingRun
+from inference.services.predictions import model_input
+from inference.services.registry import ensemble_replace
+from inference.services.training_runs import training_run_finish, training_run_progress
 from labeling.models import ConsensusLabel
 
 logger = logging.getLogger(__name__)
@@ -115,8 +120,6 @@ class _Progress:
             acc += weight
 
     def __call__(self, stage: str, fraction: float, message: str) -> None:
-        from inference.services import training_run_progress
-
         start, width = self.starts[stage]
         value = start + width * min(max(fraction, 0.0), 1.0)
         training_run_progress(run_id=self.run.pk, progress=value, message=message)
@@ -126,9 +129,6 @@ class _Progress:
 
 def _labelled(run: TrainingRun, size: int, mode: str):
     """Consensus-labelled galaxies with a stored colour image, prepared; split by galaxy (pgc hash)."""
-    from inference import imaging
-    from inference.services import image_position_angle
-
     labels = ConsensusLabel.objects.select_related("galaxy")
     if run.labels_cutoff is not None:
         labels = labels.filter(created_at__lte=run.labels_cutoff)
@@ -145,10 +145,7 @@ def _labelled(run: TrainingRun, size: int, mode: str):
             continue
         try:
             with image.file.open("rb") as f:
-                decoded = imaging.decode_for_model(f.read(), size=size)
-            angle = label.galaxy.position_angle
-            if angle is None:  # as at prediction time: measured on the image
-                angle = image_position_angle(decoded)
+                decoded, angle = model_input(f.read(), size=size, position_angle=label.galaxy.position_angle)
             prepared = imaging.prepare_for_model(decoded, size=size, mode=mode, position_angle=angle)
         except (imaging.ImageError, OSError) as exc:
             logger.warning("Skipping %s in training: %s", label.galaxy, exc)
@@ -167,8 +164,6 @@ def _labelled(run: TrainingRun, size: int, mode: str):
 
 def execute(run: TrainingRun, *, progress_callback=None) -> None:
     """Train, evaluate, store; promote the new ensemble if it is no worse than the active one."""
-    from inference.services import ensemble_replace, training_run_finish
-
     config = config_for(run)
     size, mode = int(config["input_size"]), "color"
     members = list(config["members"])
@@ -372,8 +367,6 @@ def execute(run: TrainingRun, *, progress_callback=None) -> None:
 
 
 def _baseline(image: np.ndarray) -> float:
-    from inference import baseline
-
     try:
         return baseline.predict_inclination(image.astype(np.float32) / 255.0)
     except ValueError:

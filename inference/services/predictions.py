@@ -1,0 +1,237 @@
+"""Predicting images and galaxies with the active ensemble, and storing the predictions (upserts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+
+from acquisition.models import GalaxyImage
+from giz_site.exceptions import ApplicationError
+from inference import baseline, imaging, metrics
+from inference import ensemble as ensemble_holder
+from inference.models import (
+    EnsemblePrediction,
+    Prediction,
+)
+from inference.services.alarms import alarms_check, galaxy_priority_refresh
+from labeling.models import ConsensusLabel, Galaxy
+
+
+@dataclass
+class EnsembleResult:
+    """What the active ensemble says about one image."""
+
+    members: dict[str, float]
+    median: float
+    mean: float
+    spread: float
+    rejection_likelihood: float | None
+    rejection_members: dict[str, float] = field(default_factory=dict)
+    alarm_raised: bool = False
+    model_versions: list[str] = field(default_factory=list)
+
+
+def _limits() -> imaging.Limits:
+    return imaging.Limits(max_bytes=settings.GIZ_IMAGE_MAX_BYTES, max_pixels=settings.GIZ_IMAGE_MAX_PIXELS)
+
+
+def active_ensemble() -> ensemble_holder.Ensemble:
+    ensemble = ensemble_holder.current()
+    if ensemble is None:
+        raise ApplicationError(
+            "No inclination model is active yet; staff can run `manage.py pretrain_ensemble` or upload one.",
+            code="no_active_models",
+            status_code=503,
+        )
+    return ensemble
+
+
+def _prepare(ensemble, decoded: list[imaging.DecodedImage], angles: list[float | None]) -> dict:
+    """Each decoded image prepared once per input kind the ensemble's members need."""
+    return {
+        (g.input_size, g.input_mode): imaging.prepare_batch(
+            decoded, size=g.input_size, mode=g.input_mode, position_angles=angles
+        )
+        for g in ensemble.groups
+    }
+
+
+def _largest_input(ensemble) -> int:
+    return max(group.input_size for group in ensemble.groups)
+
+
+def _results(ensemble, outputs: dict[str, np.ndarray], n: int) -> list[EnsembleResult]:
+    regression = [m.name for m in ensemble.members if m.kind == "regression"]
+    rejection = [m.name for m in ensemble.members if m.kind == "rejection"]
+    results = []
+    for i in range(n):
+        members = {name: float(np.clip(outputs[name][i], 45.0, 90.0)) for name in regression}
+        median, mean, spread = metrics.ensemble_summary(list(members.values()))
+        reject = {name: float(np.clip(outputs[name][i], 0.0, 1.0)) for name in rejection}
+        results.append(
+            EnsembleResult(
+                members=members,
+                median=median,
+                mean=mean,
+                spread=spread,
+                rejection_likelihood=float(np.mean(list(reject.values()))) if reject else None,
+                rejection_members=reject,
+                alarm_raised=spread > settings.GIZ_ALARM_SPREAD_DEG,
+                model_versions=ensemble.model_versions,
+            )
+        )
+    return results
+
+
+def image_position_angle(decoded: imaging.DecodedImage) -> float | None:
+    """The galaxy's PA measured on the image (the models expect the major axis horizontal)."""
+    try:
+        return baseline.measure_axial_ratio(imaging.prepare_for_model(decoded, size=128)).position_angle
+    except ValueError:
+        return None  # no galaxy outline found: predict the image as it is
+
+
+def model_input(data: bytes, *, size: int, position_angle: float | None) -> tuple[imaging.DecodedImage, float | None]:
+    """An image's bytes -> the image decoded for the models and the angle that turns its major axis horizontal.
+
+    The one way from a stored or uploaded image to what the models see, for prediction and training alike
+    (imaging.prepare_batch / prepare_for_model then make each model's input): the catalogue's position angle
+    when there is one, else the angle measured on the image. ImageError for a bad image.
+    """
+    decoded = imaging.decode_for_model(data, size=size, limits=_limits())
+    if position_angle is None:
+        position_angle = image_position_angle(decoded)
+    return decoded, position_angle
+
+
+def predict_image_bytes(*, data: bytes, position_angle: float | None = None) -> EnsembleResult:
+    """The active ensemble's answer for an uploaded image (ImageError for a bad image).
+
+    Without a catalogue position angle, the angle is measured on the image itself.
+    """
+    ensemble = active_ensemble()
+    decoded, position_angle = model_input(data, size=_largest_input(ensemble), position_angle=position_angle)
+    prepared = _prepare(ensemble, [decoded], [position_angle])
+    return _results(ensemble, ensemble.run(prepared), 1)[0]
+
+
+def _color_images(galaxy_ids: list[int]) -> dict[int, GalaxyImage]:
+    images = GalaxyImage.objects.filter(galaxy_id__in=galaxy_ids, band=GalaxyImage.Band.COLOR).order_by("format")
+    out: dict[int, GalaxyImage] = {}
+    for image in images:
+        out.setdefault(image.galaxy_id, image)
+    return out
+
+
+def _read(image: GalaxyImage) -> bytes:
+    with image.file.open("rb") as f:
+        return f.read()
+
+
+def predict_galaxy(*, galaxy: Galaxy, image: GalaxyImage | None = None, save: bool = True) -> EnsembleResult:
+    """Predict from the galaxy's stored colour image; save the predictions and raise alarms when asked."""
+    if image is None:
+        image = _color_images([galaxy.pk]).get(galaxy.pk)
+    if image is None:
+        raise ApplicationError(f"{galaxy} has no stored colour image yet.", code="no_image", status_code=409)
+    outcome = predict_galaxies(galaxies=[galaxy], images={galaxy.pk: image}, save=save)[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def predict_galaxies(
+    *, galaxies: list[Galaxy], images: dict[int, GalaxyImage] | None = None, save: bool = True
+) -> list[EnsembleResult | ApplicationError | imaging.ImageError]:
+    """Predict a batch of galaxies in one pass through the ensemble; per-galaxy errors are returned, not raised."""
+    ensemble = active_ensemble()
+    largest = _largest_input(ensemble)
+    if images is None:
+        images = _color_images([g.pk for g in galaxies])
+    outcomes: list = [None] * len(galaxies)
+    decoded, angles, index = [], [], []
+    for i, galaxy in enumerate(galaxies):
+        image = images.get(galaxy.pk)
+        if image is None:
+            outcomes[i] = ApplicationError(
+                f"{galaxy} has no stored colour image yet.", code="no_image", status_code=409
+            )
+            continue
+        try:
+            one, angle = model_input(_read(image), size=largest, position_angle=galaxy.position_angle)
+        except imaging.ImageError as exc:
+            outcomes[i] = exc
+            continue
+        except OSError as exc:
+            outcomes[i] = ApplicationError(f"The stored image of {galaxy} cannot be read: {exc}", code="image_missing")
+            continue
+        decoded.append(one)
+        angles.append(angle)
+        index.append(i)
+    if decoded:
+        results = _results(ensemble, ensemble.run(_prepare(ensemble, decoded, angles)), len(decoded))
+        for i, result in zip(index, results, strict=True):
+            outcomes[i] = result
+        if save:
+            predictions_save(
+                ensemble=ensemble,
+                items=[(galaxies[i], images[galaxies[i].pk], outcomes[i]) for i in index],
+            )
+    return outcomes
+
+
+def predictions_save(*, ensemble, items: list[tuple[Galaxy, GalaxyImage, EnsembleResult]]) -> None:
+    """Store member and ensemble predictions, raise alarms, then refresh the galaxies' label priority.
+
+    Upserts: predicting an image again with the same models updates its rows instead of adding some.
+    """
+    ids = {m.name: m.version_id for m in ensemble.members}
+    consensus = {
+        c.galaxy_id: c.inclination
+        for c in ConsensusLabel.objects.filter(
+            galaxy_id__in=[g.pk for g, _, _ in items], status=ConsensusLabel.Status.ACCEPTED
+        )
+    }
+    with transaction.atomic():
+        rows = []
+        for galaxy, image, result in items:
+            for name, value in result.members.items():
+                rows.append(Prediction(galaxy=galaxy, image=image, model_version_id=ids[name], inclination=value))
+            for name, value in result.rejection_members.items():
+                rows.append(
+                    Prediction(galaxy=galaxy, image=image, model_version_id=ids[name], rejection_likelihood=value)
+                )
+        Prediction.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["image", "model_version"],
+            update_fields=["inclination", "rejection_likelihood", "created_at"],
+        )
+        ensemble_key = ",".join(str(pk) for pk in sorted(ids.values()))
+        summaries = EnsemblePrediction.objects.bulk_create(
+            [
+                EnsemblePrediction(
+                    galaxy=galaxy,
+                    image=image,
+                    ensemble_key=ensemble_key,
+                    median=r.median,
+                    mean=r.mean,
+                    spread=r.spread,
+                    rejection_likelihood=r.rejection_likelihood,
+                    n_models=len(r.members),
+                    members={**r.members, **{f"reject:{k}": v for k, v in r.rejection_members.items()}},
+                )
+                for galaxy, image, r in items
+            ],
+            update_conflicts=True,
+            unique_fields=["galaxy", "image", "ensemble_key"],
+            update_fields=["median", "mean", "spread", "rejection_likelihood", "n_models", "members", "created_at"],
+        )
+        for (galaxy, _, result), summary in zip(items, summaries, strict=True):
+            raised = alarms_check(galaxy=galaxy, summary=summary, consensus=consensus.get(galaxy.pk))
+            result.alarm_raised = result.alarm_raised or raised
+    for galaxy, _, _ in items:
+        galaxy_priority_refresh(galaxy=galaxy)

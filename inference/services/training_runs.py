@@ -1,0 +1,119 @@
+"""Training runs: one live at a time, claimed by one worker, re-queued when its worker dies."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from inference.models import TrainingRun
+from inference.selectors import labels_since_last_training
+
+logger = logging.getLogger(__name__)
+
+
+def training_run_create(*, trigger: str, config: dict | None = None, queue: bool = True) -> TrainingRun | None:
+    """A new live training run (None when one is live already: never two at a time), queued on commit."""
+    try:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(
+                trigger=trigger, config=config or {}, labels_cutoff=timezone.now(), message="Queued"
+            )
+    except IntegrityError:  # the unique `live` column: another run is queued or running
+        return None
+    if queue:
+        # Imported here: inference.tasks imports the services, a cycle at module level.
+        from inference.tasks import train_task
+
+        transaction.on_commit(lambda: train_task.delay(run.pk))
+    return run
+
+
+def training_maybe_trigger() -> TrainingRun | None:
+    """Start a retraining when GIZ_RETRAIN_AFTER_LABELS new consensus labels exist since the last one.
+
+    Safe to call from every vote at once: the unique `live` column admits one queued/running run.
+    """
+    if TrainingRun.objects.filter(live=True).exists():
+        return None
+    threshold = settings.GIZ_RETRAIN_AFTER_LABELS
+    if labels_since_last_training(at_most=threshold) < threshold:
+        return None
+    return training_run_create(trigger=TrainingRun.Trigger.NEW_LABELS)
+
+
+def training_backstop() -> TrainingRun | None:
+    """Beat backstop: re-queue a live run whose worker died, else trigger if enough labels wait."""
+    stale_before = timezone.now() - timedelta(seconds=settings.GIZ_TRAINING_STALE_S)
+    stale = (
+        TrainingRun.objects.filter(live=True, created_at__lt=stale_before)
+        .exclude(heartbeat_at__gte=stale_before)
+        .first()
+    )
+    if stale is not None:
+        # Imported here: inference.tasks imports the services, a cycle at module level.
+        from inference.tasks import train_task
+
+        TrainingRun.objects.filter(pk=stale.pk).update(status=TrainingRun.Status.QUEUED, message="Re-queued (stale)")
+        transaction.on_commit(lambda: train_task.delay(stale.pk))
+        return stale
+    return training_maybe_trigger()
+
+
+def training_run_claim(*, run_id: int) -> TrainingRun | None:
+    """Atomically mark a live run as running (None if it finished, or another process is still on it).
+
+    A broker redelivers a task whose worker it believes dead (Redis: after its visibility timeout), even
+    while that worker still trains; a run whose heartbeat is fresh is left alone, so one run never
+    trains in two processes.
+    """
+    now = timezone.now()
+    stale_before = now - timedelta(seconds=settings.GIZ_TRAINING_STALE_S)
+    claimable = Q(status=TrainingRun.Status.QUEUED) | Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale_before)
+    claimed = TrainingRun.objects.filter(claimable, pk=run_id, live=True).update(
+        status=TrainingRun.Status.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        attempts=F("attempts") + 1,
+        progress=0.0,
+        message="Starting",
+        error="",
+    )
+    return TrainingRun.objects.get(pk=run_id) if claimed else None
+
+
+def training_run_progress(*, run_id: int, progress: float, message: str) -> None:
+    TrainingRun.objects.filter(pk=run_id).update(
+        progress=min(max(progress, 0.0), 1.0), message=message[:255], heartbeat_at=timezone.now()
+    )
+
+
+def training_run_finish(*, run_id: int, status: str, error: str = "", **fields) -> None:
+    """End a run: it stops being live (so the next one may start)."""
+    TrainingRun.objects.filter(pk=run_id).update(
+        status=status, live=None, finished_at=timezone.now(), error=error, **fields
+    )
+
+
+def training_run_execute(*, run_id: int, progress_callback=None) -> TrainingRun | None:
+    """Run a claimed training (the Celery task and the management commands call this)."""
+    # Imported here: Keras, TensorFlow and matplotlib load only in the process that trains; web and
+    # acquisition processes import these services too.
+    from inference.services.training import discard_partial, execute
+
+    run = training_run_claim(run_id=run_id)
+    if run is None:
+        return None
+    try:
+        execute(run, progress_callback=progress_callback)
+    except Exception as exc:
+        logger.exception("Training run %s failed", run_id)
+        discard_partial(run)
+        training_run_finish(
+            run_id=run_id, status=TrainingRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:5000]
+        )
+    return TrainingRun.objects.get(pk=run_id)

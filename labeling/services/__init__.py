@@ -1,0 +1,66 @@
+"""Labeling writes, one module per concept: volunteers, serving galaxies (standards, assignments, priority),
+votes, consensus. Reads live in labeling.selectors.
+"""
+
+from labeling.services.consensus import (
+    consensus_recompute_all,
+    consensus_recompute_run,
+    consensus_recompute_total,
+    consensus_update,
+    volunteer_calibrations_update,
+)
+from labeling.services.serving import (
+    ALL_DEGREES,
+    CANDIDATE_PAGES,
+    CANDIDATES_PER_PAGE,
+    GOLD_RATES,
+    GRID_MAX,
+    GRID_MIN,
+    GRID_TOLERANCE,
+    STEP1_DEGREES,
+    assignment_next,
+    assignment_reshuffle,
+    galaxy_color_image_set,
+    galaxy_prediction_record,
+    galaxy_priority_refresh,
+    gold_rate,
+    standards_draw,
+)
+from labeling.services.volunteers import (
+    volunteer_profile_get,
+    volunteer_profile_update,
+    volunteer_register,
+    volunteer_tutorial_done,
+)
+from labeling.services.votes import CheckedVote, gold_error, vote_check, vote_submit
+
+__all__ = [
+    "volunteer_profile_get",
+    "volunteer_register",
+    "volunteer_profile_update",
+    "volunteer_tutorial_done",
+    "GRID_MIN",
+    "GRID_MAX",
+    "STEP1_DEGREES",
+    "ALL_DEGREES",
+    "GRID_TOLERANCE",
+    "GOLD_RATES",
+    "CANDIDATES_PER_PAGE",
+    "CANDIDATE_PAGES",
+    "standards_draw",
+    "gold_rate",
+    "assignment_next",
+    "assignment_reshuffle",
+    "galaxy_priority_refresh",
+    "galaxy_prediction_record",
+    "galaxy_color_image_set",
+    "CheckedVote",
+    "vote_check",
+    "vote_submit",
+    "gold_error",
+    "consensus_update",
+    "volunteer_calibrations_update",
+    "consensus_recompute_all",
+    "consensus_recompute_total",
+    "consensus_recompute_run",
+]

@@ -1,0 +1,227 @@
+"""Serving galaxies: the standards drawn for the grid, the next galaxy (gold or by priority), reshuffles,
+and the label priority that orders them."""
+
+import math
+import random
+import secrets
+from collections import defaultdict
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, OuterRef
+from django.utils import timezone
+
+from giz_site.exceptions import ApplicationError
+from labeling import consensus as maths
+from labeling.models import (
+    Assignment,
+    Galaxy,
+    StandardGalaxy,
+    Vote,
+)
+from labeling.services.volunteers import volunteer_profile_get
+
+GRID_MIN, GRID_MAX = 45, 90
+STEP1_DEGREES = list(range(GRID_MIN, GRID_MAX + 1, 5))
+ALL_DEGREES = list(range(GRID_MIN, GRID_MAX + 1))
+# How far a standard may sit from a grid point and still stand in for it.
+GRID_TOLERANCE = 1.5
+# Volunteers new to the task see more gold galaxies (as Zooniverse does): (votes so far below, rate).
+GOLD_RATES = ((15, 1 / 3), (40, 1 / 5), (math.inf, 1 / 10))
+CANDIDATES_PER_PAGE = 20
+CANDIDATE_PAGES = 10
+
+_rng = random.SystemRandom()
+
+
+def _standards_pool() -> list[tuple[int, float]]:
+    """(id, inclination) of the active standards that have a colour image: a few hundred rows."""
+    return list(
+        StandardGalaxy.objects.filter(active=True, inclination__gte=GRID_MIN - GRID_TOLERANCE)
+        .exclude(galaxy__color_image="")
+        .values_list("id", "inclination")
+    )
+
+
+def standards_draw(
+    *, degrees: list[int], avoid: set[int] = frozenset(), pool: list[tuple[int, float]] | None = None
+) -> dict[int, int]:
+    """One standard drawn at random for each grid point (degree -> standard id).
+
+    Standards within half a degree of the point are preferred, then the nearest within GRID_TOLERANCE; ones in
+    `avoid` (already shown) only when nothing else fits. A point with no standard near it is left out.
+    """
+    pool = _standards_pool() if pool is None else pool
+    by_degree: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    for sid, inclination in pool:
+        by_degree[round(inclination)].append((sid, inclination))
+    reach_buckets = math.ceil(GRID_TOLERANCE)
+    chosen: dict[int, int] = {}
+    used: set[int] = set()
+    for degree in degrees:
+        nearby = [s for d in range(degree - reach_buckets, degree + reach_buckets + 1) for s in by_degree.get(d, ())]
+        for reach in (0.5, GRID_TOLERANCE):
+            near = [sid for sid, incl in nearby if abs(incl - degree) <= reach and sid not in used]
+            fresh = [sid for sid in near if sid not in avoid]
+            if fresh or near:
+                chosen[degree] = _rng.choice(fresh or near)
+                used.add(chosen[degree])
+                break
+    return chosen
+
+
+def gold_rate(*, votes_count: int) -> float:
+    return next(rate for below, rate in GOLD_RATES if votes_count < below)
+
+
+def _votes_target(galaxy: Galaxy) -> int:
+    return settings.GIZ_VOTES_TO_RETIRE + galaxy.extra_votes
+
+
+def _gold_pick(*, volunteer) -> Galaxy | None:
+    """A random gold galaxy the volunteer has not voted on: a random start on the gold index, then wrap."""
+    voted = Vote.objects.filter(volunteer=volunteer, galaxy=OuterRef("pk"))
+    golds = Galaxy.objects.filter(is_gold=True, state=Galaxy.State.READY).exclude(Exists(voted)).order_by("id")
+    bounds = Galaxy.objects.filter(is_gold=True, state=Galaxy.State.READY).order_by("id").values_list("id", flat=True)
+    first, last = bounds.first(), bounds.last()
+    if first is None:
+        return None
+    pivot = _rng.randint(first, last)
+    return golds.filter(id__gte=pivot).first() or golds.filter(id__lt=pivot).first()
+
+
+def _label_pick(*, volunteer, now) -> Galaxy | None:
+    """The first galaxy in priority order the volunteer has not voted on and that still has a vote free.
+
+    Walks galaxy_to_label_idx (priority, then fewest votes) page by page. Rows another transaction is
+    serving right now are skipped (SKIP LOCKED) rather than waited for, and each candidate's open
+    assignments count as reserved votes, so the last vote a galaxy needs goes to one volunteer only.
+    The caller's transaction keeps the chosen row locked until its assignment is saved.
+    """
+    voted = Vote.objects.filter(volunteer=volunteer, galaxy=OuterRef("pk"))
+    queue = (
+        Galaxy.objects.filter(retired_at__isnull=True, state=Galaxy.State.READY, is_gold=False)
+        .exclude(Exists(voted))
+        .exclude(Exists(StandardGalaxy.objects.filter(galaxy=OuterRef("pk"))))  # standards are the yardstick
+        .order_by("-label_priority", "votes_count", "id")
+        .only("id", "votes_count", "extra_votes", "label_priority")
+        .select_for_update(skip_locked=True, of=("self",), no_key=True)
+    )
+    for page in range(CANDIDATE_PAGES):
+        start = page * CANDIDATES_PER_PAGE
+        candidates = list(queue[start : start + CANDIDATES_PER_PAGE])
+        if not candidates:
+            return None
+        reserved = dict(
+            Assignment.objects.filter(
+                galaxy_id__in=[g.id for g in candidates], used_at__isnull=True, expires_at__gt=now
+            )
+            .values("galaxy_id")
+            .annotate(n=Count("id"))
+            .values_list("galaxy_id", "n")
+        )
+        for galaxy in candidates:
+            if galaxy.votes_count + reserved.get(galaxy.id, 0) < _votes_target(galaxy):
+                return galaxy
+    return None
+
+
+def assignment_next(*, volunteer) -> Assignment | None:
+    """The galaxy this volunteer should label now, with the standards to show, or None when nothing is left.
+
+    An open, unexpired assignment is served again (a reload shows the same galaxy). Gold galaxies are mixed
+    in at a rate that falls with experience.
+    """
+    for _ in range(3):
+        try:
+            return _assignment_next(volunteer=volunteer)
+        except IntegrityError:
+            # Another request of the same volunteer created the open assignment first: serve that one.
+            continue
+    raise ApplicationError("Too many requests at once; reload the page.", code="busy", status_code=409)
+
+
+@transaction.atomic
+def _assignment_next(*, volunteer) -> Assignment | None:
+    now = timezone.now()
+    current = (
+        Assignment.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("galaxy")
+        .filter(volunteer=volunteer, used_at__isnull=True)
+        .first()
+    )
+    if current is not None:
+        if current.expires_at > now and current.galaxy.retired_at is None:
+            return current
+        current.delete()  # lapsed: free its reservation and pick afresh
+    profile = volunteer_profile_get(user=volunteer)
+    galaxy = None
+    if _rng.random() < gold_rate(votes_count=profile.votes_count):
+        galaxy = _gold_pick(volunteer=volunteer)
+    galaxy = galaxy or _label_pick(volunteer=volunteer, now=now) or _gold_pick(volunteer=volunteer)
+    if galaxy is None:
+        return None
+    standards = standards_draw(degrees=ALL_DEGREES)
+    return Assignment.objects.create(
+        volunteer=volunteer,
+        galaxy=galaxy,
+        token=secrets.token_urlsafe(32),
+        standard_ids=sorted(set(standards.values())),
+        is_gold=galaxy.is_gold,
+        issued_at=now,
+        expires_at=now + timedelta(seconds=settings.GIZ_ASSIGNMENT_TTL_S),
+    )
+
+
+def assignment_reshuffle(*, volunteer, token: str, degrees: list[int]) -> dict[int, int]:
+    """Draw other standards for these grid points of an open assignment; they become citable in the vote."""
+    wanted = sorted({int(d) for d in degrees if GRID_MIN <= int(d) <= GRID_MAX})
+    if not wanted:
+        raise ApplicationError("Choose grid points between 45 and 90 degrees.", code="invalid_degrees")
+    with transaction.atomic():
+        assignment = (
+            Assignment.objects.select_for_update(no_key=True)
+            .filter(token=token, volunteer=volunteer, used_at__isnull=True)
+            .first()
+        )
+        if assignment is None:
+            raise ApplicationError(
+                "This galaxy is no longer open for you; load the next one.", code="unknown_assignment"
+            )
+        drawn = standards_draw(degrees=wanted, avoid=set(assignment.standard_ids))
+        assignment.standard_ids = sorted(set(assignment.standard_ids) | set(drawn.values()))
+        assignment.save(update_fields=["standard_ids"])
+    return drawn
+
+
+def galaxy_priority_refresh(*, galaxy: Galaxy) -> float:
+    """Set how urgently a galaxy needs votes: the models' share, plus how far the votes so far are from them.
+
+    The models' share (spread, rejection doubt, 10 per open discrepancy alarm) and the predicted inclination
+    are written by inference through galaxy_prediction_record; vote_submit calls this after each vote.
+    """
+    priority = galaxy.model_priority
+    if galaxy.predicted_inclination is not None:
+        votes = list(
+            Vote.objects.filter(galaxy=galaxy, flag="", inclination__isnull=False).values_list("inclination", flat=True)
+        )
+        if votes:
+            priority += min(abs(maths.weighted_median(votes, [1.0] * len(votes)) - galaxy.predicted_inclination), 20.0)
+    priority = round(priority, 3)
+    if priority != galaxy.label_priority:
+        galaxy.label_priority = priority
+        galaxy.save(update_fields=["label_priority"])
+    return priority
+
+
+def galaxy_prediction_record(*, galaxy: Galaxy, predicted_inclination: float | None, model_priority: float) -> float:
+    """Inference's latest word on a galaxy; returns its new label priority."""
+    galaxy.predicted_inclination, galaxy.model_priority = predicted_inclination, model_priority
+    galaxy.save(update_fields=["predicted_inclination", "model_priority"])
+    return galaxy_priority_refresh(galaxy=galaxy)
+
+
+def galaxy_color_image_set(*, galaxy_id: int, name: str) -> None:
+    """Acquisition's choice of the colour composite volunteers see (a storage name, "" for none)."""
+    Galaxy.objects.filter(pk=galaxy_id).exclude(color_image=name).update(color_image=name)

@@ -1,0 +1,175 @@
+"""Checking and recording votes."""
+
+import math
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from giz_site.exceptions import ApplicationError
+from labeling.models import (
+    Assignment,
+    Galaxy,
+    StandardGalaxy,
+    VolunteerProfile,
+    Vote,
+)
+from labeling.services.consensus import consensus_update
+from labeling.services.serving import galaxy_priority_refresh
+
+
+@dataclass(frozen=True)
+class CheckedVote:
+    inclination: float | None
+    flag: str
+    left: StandardGalaxy | None
+    right: StandardGalaxy | None
+
+
+def vote_check(
+    *,
+    assignment: Assignment,
+    inclination: float | None,
+    flag: str,
+    left_standard_id: int | None,
+    right_standard_id: int | None,
+    note: str,
+) -> CheckedVote:
+    """Validate an answer against what was shown; raises ApplicationError naming what is wrong."""
+    if flag not in Vote.Flag.values:
+        raise ApplicationError(f"Unknown flag {flag!r}.", code="invalid_flag")
+    if len(note) > 2000:
+        raise ApplicationError("The note is limited to 2000 characters.", code="note_too_long")
+    shown = set(assignment.standard_ids)
+    cited = [sid for sid in (left_standard_id, right_standard_id) if sid is not None]
+    if any(sid not in shown for sid in cited):
+        raise ApplicationError(
+            "The form names a standard galaxy that was not shown with this galaxy; reload and vote again.",
+            code="standard_not_shown",
+        )
+    standards = StandardGalaxy.objects.in_bulk(cited)
+    left, right = standards.get(left_standard_id), standards.get(right_standard_id)
+    if flag == Vote.Flag.NONE:
+        if inclination is None or not math.isfinite(inclination):
+            raise ApplicationError("Place the galaxy between two standards, or choose a flag.", code="no_answer")
+        if not 45 <= inclination <= 90:
+            raise ApplicationError(
+                "An inclination must be between 45 and 90 degrees; place it left of the 45 degree standard for "
+                "face-on.",
+                code="inclination_out_of_range",
+            )
+        if left is None or right is None:
+            raise ApplicationError("An inclination needs the two standards it was placed between.", code="no_pair")
+        low, high = sorted((left.inclination, right.inclination))
+        # Half a degree of slack: the page rounds to one decimal.
+        if not low - 0.5 <= inclination <= high + 0.5:
+            raise ApplicationError(
+                "The inclination does not lie between the two standards it was placed between.",
+                code="inclination_not_between",
+            )
+        return CheckedVote(inclination=round(float(inclination), 2), flag="", left=left, right=right)
+    if inclination is not None:
+        raise ApplicationError("Give either an inclination or a flag, not both.", code="flag_and_inclination")
+    return CheckedVote(inclination=None, flag=flag, left=left, right=right)
+
+
+def _seconds_taken(assignment: Assignment, claimed: float | None, now) -> float:
+    """The page's own timer when it is plausible, else the time since the galaxy was served."""
+    elapsed = max((now - assignment.issued_at).total_seconds(), 0.0)
+    if claimed is not None and math.isfinite(claimed) and 0 <= claimed <= elapsed + 5:
+        return round(float(claimed), 1)
+    return round(elapsed, 1)
+
+
+def vote_submit(
+    *,
+    volunteer,
+    token: str,
+    inclination: float | None,
+    flag: str,
+    not_sure: bool,
+    note: str,
+    left_standard_id: int | None,
+    right_standard_id: int | None,
+    seconds_taken: float | None,
+) -> Vote:
+    """Record the answer for the galaxy served under `token`, once; update counters and the consensus.
+
+    Everything happens in one transaction holding the assignment's and then the galaxy's row lock (the same
+    order as assignment_next), so a double submission waits and then finds the token used, and a failure
+    anywhere saves nothing. The locks are FOR NO KEY UPDATE: foreign-key checks of rows inserted elsewhere
+    (labels written by the full recomputation) take KEY SHARE locks, which must not wait on a vote.
+    """
+    with transaction.atomic():
+        now = timezone.now()
+        assignment = Assignment.objects.select_for_update(no_key=True).filter(token=token, volunteer=volunteer).first()
+        if assignment is None:
+            raise ApplicationError(
+                "This form does not belong to a galaxy served to you (it may have expired); here is a fresh one.",
+                code="unknown_assignment",
+            )
+        if assignment.used_at is not None:
+            raise ApplicationError(
+                "Your vote on this galaxy was already recorded; it was not saved twice.",
+                code="already_voted",
+                status_code=409,
+            )
+        galaxy = Galaxy.objects.select_for_update(no_key=True).get(pk=assignment.galaxy_id)
+        if galaxy.retired_at is not None:
+            raise ApplicationError(
+                "This galaxy has collected all the votes it needs while you were looking; here is another one.",
+                code="galaxy_retired",
+                status_code=409,
+            )
+        checked = vote_check(
+            assignment=assignment,
+            inclination=inclination,
+            flag=flag,
+            left_standard_id=left_standard_id,
+            right_standard_id=right_standard_id,
+            note=note,
+        )
+        vote = Vote.objects.create(
+            volunteer=volunteer,
+            galaxy=galaxy,
+            inclination=checked.inclination,
+            flag=checked.flag,
+            not_sure=not_sure,
+            note=note.strip(),
+            left_standard=checked.left,
+            right_standard=checked.right,
+            seconds_taken=_seconds_taken(assignment, seconds_taken, now),
+            was_gold=galaxy.is_gold,
+        )
+        assignment.used_at = now
+        assignment.save(update_fields=["used_at"])
+        Galaxy.objects.filter(pk=galaxy.pk).update(votes_count=F("votes_count") + 1)
+        galaxy.votes_count += 1
+        counters = {"votes_count": F("votes_count") + 1}
+        error = gold_error(vote=vote, known=galaxy.known_inclination) if galaxy.is_gold else None
+        if error is not None:
+            counters |= {
+                "gold_votes_count": F("gold_votes_count") + 1,
+                "gold_abs_error_sum": F("gold_abs_error_sum") + error,
+            }
+        VolunteerProfile.objects.filter(user=volunteer).update(**counters)
+        if not galaxy.is_gold:
+            if galaxy.votes_count >= settings.GIZ_VOTES_TO_RETIRE:
+                consensus_update(galaxy=galaxy)
+            if galaxy.predicted_inclination is not None:
+                # Only a vote on a predicted galaxy can move its priority; the rest save a query per vote.
+                galaxy_priority_refresh(galaxy=galaxy)
+    return vote
+
+
+def gold_error(*, vote: Vote, known: float | None) -> float | None:
+    """Degrees between a gold vote and the known value; a face-on call counts as 45 deg, other flags don't count."""
+    if known is None:
+        return None
+    if vote.inclination is not None:
+        return abs(vote.inclination - max(known, 45.0))
+    if vote.flag == Vote.Flag.FACE_ON:
+        return max(known - 45.0, 0.0)
+    return None
