@@ -1,24 +1,20 @@
 """Fixtures and helpers for the API tests: token clients, images (good, corrupt, bombs), galaxies with images."""
 
-import io
 import os
 import struct
 import tempfile
 import zlib
 from pathlib import Path
 
-import numpy as np
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
-from PIL import Image
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from acquisition.models import GalaxyImage
 from inference.models import ModelVersion
-from tests.factories import GalaxyFactory, StandardGalaxyFactory
+from tests.factories import GalaxyImageFactory, ModelVersionFactory, StandardGalaxyFactory
 
 
 def token_client(user) -> APIClient:
@@ -60,17 +56,6 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
 # ------------------------------------------------------------------------------ images
 
 
-def galaxy_jpeg(size: int = 64, *, seed: int = 0, fmt: str = "JPEG") -> bytes:
-    """A small elliptical blob on a dark sky, encoded as `fmt`."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:size, 0:size] - size / 2
-    blob = np.exp(-((x / (size / 5)) ** 2 + (y / (size / 10)) ** 2))
-    rgb = np.clip(np.stack([blob, blob * 0.9, blob * 0.8], axis=-1) + rng.normal(0, 0.02, (size, size, 3)), 0, 1)
-    buffer = io.BytesIO()
-    Image.fromarray((rgb * 255).astype(np.uint8)).save(buffer, format=fmt)
-    return buffer.getvalue()
-
-
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
@@ -91,36 +76,13 @@ def upload(name: str, data: bytes, content_type: str = "image/jpeg"):
 # ------------------------------------------------------------------------------ galaxies
 
 
-def galaxy_with_image(**kwargs):
-    """A ready galaxy with a stored colour JPEG (written straight to storage: the test needs no SDSS)."""
-    galaxy = GalaxyFactory(**kwargs)
-    add_color_image(galaxy)
-    return galaxy
-
-
-def add_color_image(galaxy, *, seed: int = 0) -> GalaxyImage:
-    data = galaxy_jpeg(64, seed=seed)
-    image = GalaxyImage(
-        galaxy=galaxy,
-        band=GalaxyImage.Band.COLOR,
-        format=GalaxyImage.Format.JPEG,
-        source=galaxy.source,
-        pixel_scale=0.4,
-        width=64,
-        height=64,
-        checksum="0" * 64,
-    )
-    image.file.save("color.jpg", ContentFile(data), save=True)
-    return image
-
-
 def standards_grid(degrees=range(45, 91)):
     """One standard per degree with a colour image, as the volunteers' comparison grid."""
     standards = []
     for degree in degrees:
         # Retired: the standards themselves are not in the labeling queue.
         standard = StandardGalaxyFactory(inclination=float(degree), galaxy__retired_at=timezone.now())
-        add_color_image(standard.galaxy, seed=degree)
+        GalaxyImageFactory(galaxy=standard.galaxy, seed=degree)
         standards.append(standard)
     return standards
 
@@ -187,12 +149,12 @@ def ensemble_store(*, members: int = 3, rejection: bool = True) -> list[ModelVer
             f"models/test/tiny-{kind}-{seed}.keras", ContentFile(tiny_model_file(kind, seed=seed))
         )
         versions.append(
-            ModelVersion.objects.create(
+            ModelVersionFactory(
                 name=f"tiny-{kind}-{seed}",
                 kind=kind,
                 architecture=f"{kind}_tiny",
                 file=stored,
-                status=ModelVersion.Status.ACTIVE,
+                input_size=128,
                 activated_at=timezone.now(),
             )
         )

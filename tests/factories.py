@@ -1,9 +1,50 @@
-"""factory_boy factories for the platform's data."""
+"""factory_boy factories for the platform's data: the one way the tests build rows."""
+
+import io
+import tempfile
+from pathlib import Path
 
 import factory
+import numpy as np
 from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
+from PIL import Image, ImageDraw
 
+from acquisition.models import GalaxyImage
+from inference.models import DiscrepancyAlarm, EnsemblePrediction, ModelVersion
 from labeling.models import Galaxy, StandardGalaxy, Vote
+
+TINY_INPUT_SIZE = 32  # the inference fixtures set GIZ_MODEL_INPUT_SIZE to this
+
+
+def galaxy_jpeg(*, inclination: float = 60.0, size: int = 64, seed: int = 0, fmt: str = "JPEG") -> bytes:
+    """A small colour image of an ellipse on a noisy sky whose axis ratio follows the inclination.
+
+    b/a = cos i with a thickness of 0.2, so the axial-ratio baseline and the position angle can be measured.
+    """
+    rng = np.random.default_rng(seed)
+    q = max(np.cos(np.radians(inclination)), 0.2)
+    base = (rng.normal(8, 3, (size, size, 3))).clip(0, 255).astype("uint8")
+    image = Image.fromarray(base, "RGB")
+    draw = ImageDraw.Draw(image)
+    a = size * 0.38
+    b = a * q
+    c = size / 2
+    draw.ellipse([c - a, c - b, c + a, c + b], fill=(235, 200, 150))
+    draw.ellipse([c - a / 4, c - b / 3, c + a / 4, c + b / 3], fill=(255, 245, 220))
+    out = io.BytesIO()
+    image.save(out, format=fmt, **({"quality": 80} if fmt == "JPEG" else {}))
+    return out.getvalue()
+
+
+def constant_model_file(kind: str, answer: float, *, size: int = TINY_INPUT_SIZE) -> bytes:
+    """A real tiny network answering `answer` (degrees, or a probability) for every image, as .keras bytes."""
+    # Imported here: Keras loads only in tests that build model versions.
+    from tests.inference_fixtures import constant_regression_model, constant_rejection_model, model_bytes
+
+    if kind == ModelVersion.Kind.REJECTION:
+        return model_bytes(constant_rejection_model(answer, size=size))
+    return model_bytes(constant_regression_model(answer, size=size))
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -25,6 +66,8 @@ class UserFactory(factory.django.DjangoModelFactory):
 class GalaxyFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Galaxy
+        # Saving again after the image would overwrite the colour image acquisition's receiver just set.
+        skip_postgeneration_save = True
 
     pgc = factory.Sequence(lambda n: 1_000_000 + n)
     name = factory.LazyAttribute(lambda g: f"PGC{g.pgc}")
@@ -34,6 +77,12 @@ class GalaxyFactory(factory.django.DjangoModelFactory):
     position_angle = 30.0
     axial_ratio = 0.5
     state = Galaxy.State.READY
+
+    class Params:
+        # GalaxyFactory(with_image=True, image__seed=3): a ready galaxy with a stored colour JPEG.
+        with_image = factory.Trait(
+            image=factory.RelatedFactory("tests.factories.GalaxyImageFactory", factory_related_name="galaxy")
+        )
 
 
 class StandardGalaxyFactory(factory.django.DjangoModelFactory):
@@ -52,3 +101,79 @@ class VoteFactory(factory.django.DjangoModelFactory):
     volunteer = factory.SubFactory(UserFactory)
     galaxy = factory.SubFactory(GalaxyFactory)
     inclination = 60.0
+
+
+class GalaxyImageFactory(factory.django.DjangoModelFactory):
+    """A stored colour JPEG of a galaxy (written straight to storage, not announced to inference)."""
+
+    class Meta:
+        model = GalaxyImage
+
+    class Params:
+        inclination = 60.0
+        seed = 0
+        size = 64
+
+    galaxy = factory.SubFactory(GalaxyFactory)
+    band = GalaxyImage.Band.COLOR
+    format = GalaxyImage.Format.JPEG
+    source = factory.LazyAttribute(lambda o: o.galaxy.source)
+    pixel_scale = 0.4
+    width = factory.SelfAttribute("size")
+    height = factory.SelfAttribute("size")
+    checksum = "0" * 64
+    file = factory.LazyAttribute(
+        lambda o: ContentFile(
+            galaxy_jpeg(inclination=o.inclination, size=o.size, seed=o.seed), name=f"{o.galaxy.pgc}-color.jpg"
+        )
+    )
+
+
+class ModelVersionFactory(factory.django.DjangoModelFactory):
+    """An active tiny model version answering `answer` for every image, or storing `keras_model` when given."""
+
+    class Meta:
+        model = ModelVersion
+
+    class Params:
+        answer = 60.0
+        keras_model = None
+
+    name = factory.Sequence(lambda n: f"tiny-{n}")
+    kind = ModelVersion.Kind.REGRESSION
+    architecture = "tiny"
+    input_size = TINY_INPUT_SIZE
+    status = ModelVersion.Status.ACTIVE
+    file = factory.LazyAttribute(
+        lambda o: ContentFile(
+            _keras_bytes(o.keras_model) if o.keras_model is not None else constant_model_file(o.kind, o.answer),
+            name=f"{o.name}.keras",
+        )
+    )
+
+
+def _keras_bytes(model) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.keras"
+        model.save(path)
+        return path.read_bytes()
+
+
+class EnsemblePredictionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = EnsemblePrediction
+
+    galaxy = factory.SubFactory(GalaxyFactory)
+    median = 60.0
+    mean = factory.SelfAttribute("median")
+    spread = 1.0
+    n_models = 3
+    ensemble_key = factory.Sequence(lambda n: f"test-{n}")
+
+
+class DiscrepancyAlarmFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DiscrepancyAlarm
+
+    galaxy = factory.SubFactory(GalaxyFactory)
+    kind = DiscrepancyAlarm.Kind.ENSEMBLE_SPREAD

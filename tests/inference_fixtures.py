@@ -10,16 +10,12 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from PIL import Image
 
-from acquisition import renderer as synthetic
-from acquisition.models import GalaxyImage
 from inference import ensemble
 from inference.architectures import build_regression_model, build_rejection_model
 from inference.models import ModelVersion
-from tests.factories import GalaxyFactory
+from tests.factories import ModelVersionFactory
 
 SIZE = 32
 
@@ -61,49 +57,11 @@ def model_bytes(model: keras.Model, suffix: str = ".keras") -> bytes:
         return path.read_bytes()
 
 
-def store_version(model: keras.Model, *, name: str, kind: str = "regression", status: str = "active", **fields):
-    stored = default_storage.save(f"models/test/{name}.keras", ContentFile(model_bytes(model)))
-    return ModelVersion.objects.create(
-        name=name,
-        kind=kind,
-        architecture="tiny",
-        file=stored,
-        input_size=SIZE,
-        status=status,
-        **fields,
-    )
-
-
 def make_ensemble(inclinations=(50.0, 60.0, 70.0), rejection: float | None = 0.2) -> list[ModelVersion]:
-    versions = [
-        store_version(constant_regression_model(value), name=f"reg-{i}-{value:g}")
-        for i, value in enumerate(inclinations)
-    ]
+    versions = [ModelVersionFactory(name=f"reg-{i}-{value:g}", answer=value) for i, value in enumerate(inclinations)]
     if rejection is not None:
-        versions.append(store_version(constant_rejection_model(rejection), name="rej-0", kind="rejection"))
+        versions.append(ModelVersionFactory(name="rej-0", kind="rejection", answer=rejection))
     return versions
-
-
-def galaxy_jpeg(seed: int = 1, inclination: float = 70.0) -> bytes:
-    params = synthetic.draw_params(np.random.default_rng(seed), inclination=inclination)
-    return synthetic.to_color_jpeg(synthetic.render_galaxy(params, size=64, seed=seed))
-
-
-def galaxy_with_image(seed: int = 1, **fields):
-    galaxy = GalaxyFactory(**fields)
-    data = galaxy_jpeg(seed)
-    stored = default_storage.save(f"images/test/{galaxy.pgc}/color.jpg", ContentFile(data))
-    image = GalaxyImage.objects.create(
-        galaxy=galaxy,
-        band="color",
-        format="jpeg",
-        file=stored,
-        source="synthetic",
-        width=64,
-        height=64,
-        checksum="0" * 64,
-    )
-    return galaxy, image
 
 
 def png_bytes(size: int = 40) -> bytes:

@@ -6,10 +6,9 @@ from tests.api_fixtures import (
     assert_error,
     ensemble,  # noqa: F401
     fresh_ensemble,  # noqa: F401
-    galaxy_jpeg,
-    galaxy_with_image,
     upload,
 )
+from tests.factories import GalaxyFactory, galaxy_jpeg
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_ensemble")]
 
@@ -33,7 +32,9 @@ def assert_original_shape(body: dict, *, members: int = 3) -> None:
 class TestCompatPgc:
     @pytest.mark.usefixtures("ensemble")
     def test_answers_the_original_shape_with_units_in_strings(self, api_client):
-        galaxy_with_image(pgc=2557, name="NGC0224", ra=10.6848, dec=41.2689, position_angle=35.0, d25_arcmin=177.827)
+        GalaxyFactory(
+            with_image=True, pgc=2557, name="NGC0224", ra=10.6848, dec=41.2689, position_angle=35.0, d25_arcmin=177.827
+        )
         response = api_client.get("/api/pgc/2557")
         assert response.status_code == 200, response.content[:500]
         body = response.json()
@@ -49,7 +50,7 @@ class TestCompatPgc:
 
     @pytest.mark.usefixtures("ensemble")
     def test_groups_follow_the_architecture(self, api_client):
-        galaxy_with_image(pgc=7)
+        GalaxyFactory(with_image=True, pgc=7)
         groups = {k for k in api_client.get("/api/pgc/7").json()["inclinations"] if k != "summary"}
         assert groups == {"Group_0"}  # the tiny ensemble is three members of one architecture
 
@@ -72,7 +73,7 @@ class TestCompatObjname:
     @pytest.mark.parametrize("asked", ["NGC4579", "ngc 4579", "NGC%204579"])
     @pytest.mark.usefixtures("ensemble")
     def test_finds_the_galaxy_by_name(self, api_client, asked):
-        galaxy_with_image(pgc=42168, name="NGC 4579")
+        GalaxyFactory(with_image=True, pgc=42168, name="NGC 4579")
         response = api_client.get(f"/api/objname/{asked}")
         assert response.status_code == 200, response.content[:500]
         assert response.json()["galaxy"]["pgc"] == 42168
@@ -87,7 +88,7 @@ class TestCompatObjname:
 class TestCompatFile:
     @pytest.mark.usefixtures("ensemble")
     def test_a_file_upload_answers_the_original_shape_with_the_filename(self, api_client):
-        response = api_client.post("/api/file", {"file": upload("NGC_4579.jpg", galaxy_jpeg(64))}, format="multipart")
+        response = api_client.post("/api/file", {"file": upload("NGC_4579.jpg", galaxy_jpeg())}, format="multipart")
         assert response.status_code == 200, response.content[:500]
         body = response.json()
         assert body["filename"] == "NGC_4579.jpg"
@@ -96,7 +97,7 @@ class TestCompatFile:
 
     @pytest.mark.usefixtures("ensemble")
     def test_over_one_megabyte_is_refused_like_the_original(self, api_client):
-        big = galaxy_jpeg(64) + b"\0" * (2**20)
+        big = galaxy_jpeg() + b"\0" * (2**20)
         response = api_client.post("/api/file", {"file": upload("big.jpg", big)}, format="multipart")
         assert_error(response, 413, "too_large")
         assert response.json()["status"] == "failed"
@@ -108,5 +109,5 @@ class TestCompatFile:
         assert response.json()["status"] == "failed"
 
     def test_the_field_must_be_called_file(self, api_client):
-        response = api_client.post("/api/file", {"fileToUpload": upload("x.jpg", galaxy_jpeg(64))}, format="multipart")
+        response = api_client.post("/api/file", {"fileToUpload": upload("x.jpg", galaxy_jpeg())}, format="multipart")
         assert "file" in assert_error(response, 400, "invalid")["details"]

@@ -6,10 +6,9 @@ from urllib.parse import quote
 import pytest
 
 from acquisition.standin import running_standin
-from inference.models import EnsemblePrediction
 from labeling.models import ConsensusLabel, Galaxy
-from tests.api_fixtures import add_color_image, assert_error, galaxy_with_image, standards_grid, token_client
-from tests.factories import GalaxyFactory
+from tests.api_fixtures import assert_error, standards_grid, token_client
+from tests.factories import EnsemblePredictionFactory, GalaxyFactory, GalaxyImageFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -116,9 +115,9 @@ class TestGalaxyList:
 
 class TestGalaxyDetail:
     def test_detail_has_images_consensus_and_predictions(self, api_client):
-        galaxy = galaxy_with_image(pgc=2557, name="NGC0224")
+        galaxy = GalaxyFactory(with_image=True, pgc=2557, name="NGC0224")
         ConsensusLabel.objects.create(galaxy=galaxy, status="accepted", inclination=77.0, n_votes=5)
-        EnsemblePrediction.objects.create(
+        EnsemblePredictionFactory(
             galaxy=galaxy, median=75.0, mean=74.5, spread=1.2, n_models=3, members={"a": 74.0, "b": 75.0, "c": 74.5}
         )
         body = api_client.get("/api/galaxies/2557/").json()
@@ -145,7 +144,7 @@ class TestStandards:
         standards = standards_grid(degrees=[80, 50, 65])
         standards[0].active = False
         standards[0].save(update_fields=["active"])
-        add_color_image(GalaxyFactory())  # not a standard
+        GalaxyImageFactory()  # not a standard
         body = api_client.get("/api/standards/").json()
         assert [s["inclination"] for s in body["results"]] == [50.0, 65.0]
         assert body["results"][0]["images"][0]["band"] == "color"

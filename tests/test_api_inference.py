@@ -15,13 +15,11 @@ from tests.api_fixtures import (
     assert_error,
     ensemble,  # noqa: F401
     fresh_ensemble,  # noqa: F401
-    galaxy_jpeg,
-    galaxy_with_image,
     png_bomb,
     token_client,
     upload,
 )
-from tests.factories import GalaxyFactory
+from tests.factories import GalaxyFactory, galaxy_jpeg
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_ensemble")]
 
@@ -51,7 +49,7 @@ def fits_bytes() -> bytes:
 
 def encoded(fmt: str) -> bytes:
     buffer = io.BytesIO()
-    Image.open(io.BytesIO(galaxy_jpeg(64))).save(buffer, format=fmt)
+    Image.open(io.BytesIO(galaxy_jpeg())).save(buffer, format=fmt)
     return buffer.getvalue()
 
 
@@ -59,7 +57,7 @@ class TestUpload:
     @pytest.mark.parametrize(
         "name, data_factory",
         [
-            ("g.jpg", lambda: galaxy_jpeg(64)),
+            ("g.jpg", lambda: galaxy_jpeg()),
             ("g.png", lambda: encoded("PNG")),
             ("g.gif", lambda: encoded("GIF")),
             ("g.tiff", lambda: encoded("TIFF")),
@@ -74,11 +72,11 @@ class TestUpload:
 
     @pytest.mark.usefixtures("ensemble")
     def test_the_same_image_gives_the_same_answer(self, api_client):
-        first = post_image(api_client, galaxy_jpeg(64)).json()
-        assert post_image(api_client, galaxy_jpeg(64)).json()["members"] == first["members"]
+        first = post_image(api_client, galaxy_jpeg()).json()
+        assert post_image(api_client, galaxy_jpeg()).json()["members"] == first["members"]
 
     def test_no_active_models_is_a_503_in_the_error_format(self, api_client):
-        assert_error(post_image(api_client, galaxy_jpeg(64)), 503, "no_active_models")
+        assert_error(post_image(api_client, galaxy_jpeg()), 503, "no_active_models")
 
 
 class TestUploadBadInput:
@@ -89,7 +87,7 @@ class TestUploadBadInput:
         [
             ("bomb.png", png_bomb(), "image/png", 413, "too_many_pixels"),
             ("notes.png", b"these are not pixels" * 20, "image/png", 400, None),
-            ("cut.jpg", galaxy_jpeg(64)[:200], "image/jpeg", 400, None),
+            ("cut.jpg", galaxy_jpeg()[:200], "image/jpeg", 400, None),
             ("random.fits", b"SIMPLE  =" + bytes(range(256)) * 12, "application/fits", 400, None),
             ("empty.jpg", b"", "image/jpeg", 400, None),
             ("script.jpg", b"#!/bin/sh\nrm -rf /\n", "image/jpeg", 400, None),
@@ -98,7 +96,7 @@ class TestUploadBadInput:
     @pytest.mark.usefixtures("ensemble")
     def test_bad_files(self, api_client, name, data, content_type, status, code):
         assert_error(post_image(api_client, data, name, content_type), status, code)
-        assert post_image(api_client, galaxy_jpeg(64)).status_code == 200  # still serving
+        assert post_image(api_client, galaxy_jpeg()).status_code == 200  # still serving
 
     @pytest.mark.usefixtures("ensemble")
     def test_a_file_over_the_size_limit_is_a_413_before_it_is_read(self, api_client, settings):
@@ -123,7 +121,7 @@ class TestUploadBadInput:
 class TestByPgc:
     @pytest.mark.usefixtures("ensemble")
     def test_uses_the_stored_image_and_saves_the_prediction(self, api_client):
-        galaxy = galaxy_with_image(pgc=2557, name="NGC0224")
+        galaxy = GalaxyFactory(with_image=True, pgc=2557, name="NGC0224")
         response = api_client.get("/api/inference/pgc/2557/")
         assert response.status_code == 200, response.content[:500]
         body = response.json()
@@ -213,7 +211,7 @@ class TestBatchJobs:
     @pytest.mark.usefixtures("ensemble")
     def test_a_list_of_pgcs_with_progress_and_paged_results(self, alice, django_capture_on_commit_callbacks):
         for pgc in (11, 12, 13):
-            galaxy_with_image(pgc=pgc)
+            GalaxyFactory(with_image=True, pgc=pgc)
         client = token_client(alice)
         with django_capture_on_commit_callbacks(execute=True):  # the task runs eagerly once queued
             response = client.post("/api/jobs/", {"kind": "pgc_list", "pgcs": [11, 12, 13, 999999]}, format="json")
@@ -234,7 +232,7 @@ class TestBatchJobs:
 
     @pytest.mark.usefixtures("ensemble")
     def test_a_whole_catalog_job_is_for_staff(self, alice, bob):
-        galaxy_with_image(pgc=21)
+        GalaxyFactory(with_image=True, pgc=21)
         assert_error(token_client(alice).post("/api/jobs/", {"kind": "catalog"}, format="json"), 403)
         response = token_client(bob).post("/api/jobs/", {"kind": "catalog"}, format="json")
         assert response.status_code == 202, response.content[:500]
@@ -256,7 +254,7 @@ class TestBatchJobs:
 
     @pytest.mark.usefixtures("ensemble")
     def test_another_users_job_is_a_404(self, alice, charlie):
-        galaxy_with_image(pgc=31)
+        GalaxyFactory(with_image=True, pgc=31)
         job = token_client(alice).post("/api/jobs/", {"kind": "pgc_list", "pgcs": [31]}, format="json").json()
         other = token_client(charlie)
         assert_error(other.get(f"/api/jobs/{job['id']}/"), 404, "not_found")

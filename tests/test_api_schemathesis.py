@@ -16,11 +16,10 @@ from acquisition.standin import running_standin
 from tests.api_fixtures import (
     ensemble_upload,
     fresh_ensemble,  # noqa: F401
-    galaxy_with_image,
     standards_grid,
     token_client,
 )
-from tests.factories import UserFactory
+from tests.factories import GalaxyFactory, UserFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_ensemble")]
 
@@ -39,8 +38,8 @@ def fuzzable_data(settings, bob):
         ensemble_upload(token_client(bob))
         standards_grid(degrees=[50, 60, 70])
         for pgc in (1, 2, 3):
-            galaxy_with_image(pgc=pgc)
-        galaxy_with_image(pgc=2557, name="NGC0224", d25_arcmin=177.8)  # the schema's example PGC
+            GalaxyFactory(with_image=True, pgc=pgc)
+        GalaxyFactory(with_image=True, pgc=2557, name="NGC0224", d25_arcmin=177.8)  # the schema's example PGC
         yield
 
 

@@ -3,7 +3,8 @@
 import pytest
 
 from labeling.models import Vote
-from tests.api_fixtures import assert_error, galaxy_with_image, standards_grid, token_client
+from tests.api_fixtures import assert_error, standards_grid, token_client
+from tests.factories import GalaxyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -12,7 +13,7 @@ pytestmark = pytest.mark.django_db
 def field():
     """Two galaxies to label and a full grid of standards."""
     standards_grid()
-    return [galaxy_with_image(pgc=5001), galaxy_with_image(pgc=5002)]
+    return [GalaxyFactory(with_image=True, pgc=5001), GalaxyFactory(with_image=True, pgc=5002)]
 
 
 def answer_between(assignment: dict, low: int, high: int, inclination: float) -> dict:

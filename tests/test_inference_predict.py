@@ -11,13 +11,10 @@ from inference.selectors import inference_job_results
 from inference.tasks import predict_galaxy_task, predict_missing
 from labeling.models import ConsensusLabel
 from tests import inference_fixtures
-from tests.factories import GalaxyFactory
+from tests.factories import GalaxyFactory, GalaxyImageFactory, ModelVersionFactory, galaxy_jpeg
 from tests.inference_fixtures import (
     constant_regression_model,
-    galaxy_jpeg,
-    galaxy_with_image,
     make_ensemble,
-    store_version,
 )
 
 active_ensemble = inference_fixtures.active_ensemble
@@ -31,7 +28,8 @@ class TestPrediction:
         self, active_ensemble, settings, django_capture_on_commit_callbacks
     ):
         settings.GIZ_ALARM_EMAILS = ["staff@example.org"]
-        galaxy, image = galaxy_with_image()
+        image = GalaxyImageFactory()
+        galaxy = image.galaxy
 
         with django_capture_on_commit_callbacks(execute=True):
             assert predict_galaxy_task.delay(galaxy.pk).get() == "ok"
@@ -56,7 +54,7 @@ class TestPrediction:
 
     def test_agreeing_members_raise_no_alarm_and_repeats_keep_one_open_alarm(self, db):
         make_ensemble((60.0, 61.0, 62.0))
-        galaxy, _ = galaxy_with_image()
+        galaxy = GalaxyFactory(with_image=True)
         result = services.predict_galaxy(galaxy=galaxy)
         assert result.alarm_raised is False and result.spread < 1
         assert not DiscrepancyAlarm.objects.exists()
@@ -85,7 +83,8 @@ class TestPrediction:
         make_ensemble()
         with pytest.raises(imaging.ImageError):
             services.predict_image_bytes(data=b"this is not an image")
-        galaxy, image = galaxy_with_image()
+        image = GalaxyImageFactory()
+        galaxy = image.galaxy
         image.delete()
         with pytest.raises(ApplicationError) as excinfo:
             services.predict_galaxy(galaxy=galaxy)
@@ -96,19 +95,19 @@ class TestPreloadedEnsemble:
     def test_models_load_once_and_the_compiled_function_never_retraces(self, active_ensemble):
         before = ensemble.stats()["models_loaded"]
         for seed in range(4):
-            services.predict_image_bytes(data=galaxy_jpeg(seed))
+            services.predict_image_bytes(data=galaxy_jpeg(seed=seed))
         assert ensemble.stats()["models_loaded"] - before == 4  # 3 regression + 1 rejection, once
         current = ensemble.current()
         function = current.groups[0].function
         assert function.input_signature[0].shape.as_list() == [None, 32, 32, 3]
-        galaxies = [galaxy_with_image(seed)[0] for seed in range(3)]
+        galaxies = [GalaxyFactory(with_image=True, image__seed=seed) for seed in range(3)]
         services.predict_galaxies(galaxies=galaxies)  # a batch of 3 through the same graph
         assert function.experimental_get_tracing_count() == 1
 
     def test_activation_swaps_the_whole_ensemble_and_a_held_one_stays_complete(self, active_ensemble):
         old = ensemble.current()
         assert len(old.members) == 4
-        new = store_version(constant_regression_model(80.0), name="reg-new", status="candidate")
+        new = ModelVersionFactory(keras_model=constant_regression_model(80.0), name="reg-new", status="candidate")
         services.model_version_activate(model_version=new)
         # A request that took the old ensemble keeps using all of it.
         outputs = old.run({(32, "color"): imaging.prepare_batch([galaxy_jpeg()], size=32)})
@@ -130,7 +129,8 @@ class TestAlarmsInTheAdmin:
     def test_list_shows_both_images_and_the_numbers_and_staff_resolve_with_a_note(
         self, active_ensemble, bob_client, bob
     ):
-        galaxy, image = galaxy_with_image()
+        image = GalaxyImageFactory()
+        galaxy = image.galaxy
         services.predict_galaxy(galaxy=galaxy)
         alarm = DiscrepancyAlarm.objects.get(galaxy=galaxy)
 
@@ -154,8 +154,8 @@ class TestBulkJobs:
         self, active_ensemble, settings, bob, django_capture_on_commit_callbacks
     ):
         settings.GIZ_INFERENCE_BATCH_SIZE = 2
-        galaxies = [galaxy_with_image(seed)[0] for seed in range(3)]
-        no_image = galaxy_with_image(9)[0]
+        galaxies = [GalaxyFactory(with_image=True, image__seed=seed) for seed in range(3)]
+        no_image = GalaxyFactory(with_image=True, image__seed=9)
         no_image.images.all().delete()
         pgcs = [g.pgc for g in galaxies] + [no_image.pgc, 424242]
 
@@ -173,7 +173,7 @@ class TestBulkJobs:
         assert EnsemblePrediction.objects.count() == 3
 
     def test_a_catalog_job_without_models_fails_with_the_reason(self, bob, django_capture_on_commit_callbacks):
-        galaxy_with_image()
+        GalaxyFactory(with_image=True)
         with django_capture_on_commit_callbacks(execute=True):
             job = services.inference_job_create(kind=InferenceJob.Kind.CATALOG, user=bob)
         job.refresh_from_db()
@@ -182,7 +182,7 @@ class TestBulkJobs:
     def test_job_list_in_the_admin_shows_progress(
         self, active_ensemble, bob, bob_client, django_capture_on_commit_callbacks
     ):
-        galaxy, _ = galaxy_with_image()
+        galaxy = GalaxyFactory(with_image=True)
         with django_capture_on_commit_callbacks(execute=True):
             services.inference_job_create(kind=InferenceJob.Kind.PGC_LIST, user=bob, pgcs=[galaxy.pgc])
         html = bob_client.get(reverse("admin:inference_inferencejob_changelist")).content.decode()
@@ -191,7 +191,7 @@ class TestBulkJobs:
 
 class TestPredictionBackstop:
     def test_the_beat_predicts_galaxies_whose_announcement_was_lost(self, active_ensemble):
-        galaxy, _ = galaxy_with_image()  # stored without announcing it, as when the broker lost the message
+        galaxy = GalaxyFactory(with_image=True)  # stored without announcing it, as when the broker lost the message
         no_image = GalaxyFactory()
         assert predict_missing.delay().get() == 1
         assert EnsemblePrediction.objects.filter(galaxy=galaxy).count() == 1
@@ -199,7 +199,7 @@ class TestPredictionBackstop:
         assert not EnsemblePrediction.objects.filter(galaxy=no_image).exists()
 
     def test_without_models_it_waits(self):
-        galaxy_with_image()
+        GalaxyFactory(with_image=True)
         assert predict_missing.delay().get() == 0
         assert not EnsemblePrediction.objects.exists()
 
@@ -213,7 +213,7 @@ def test_scaled_output_models_from_the_original_service_are_converted(db):
     inputs = keras.Input((32, 32, 3))
     pooled = keras.layers.GlobalAveragePooling2D()(inputs)
     raw = keras.layers.Dense(1, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(0.5))(pooled)
-    store_version(keras.Model(inputs, raw), name="seed-style", output="scaled")
+    ModelVersionFactory(keras_model=keras.Model(inputs, raw), name="seed-style", output="scaled")
     # The original's models answer in [-1, 1] over 45-90 deg: 0.5 means 67.5 + 0.5 x 22.5.
     result = services.predict_image_bytes(data=galaxy_jpeg())
     assert result.members["seed-style"] == pytest.approx(78.75, abs=1e-3)

@@ -11,9 +11,9 @@ from giz_site.exceptions import ApplicationError
 from inference import ensemble, services
 from inference.models import ModelVersion
 from tests import inference_fixtures
+from tests.factories import galaxy_jpeg
 from tests.inference_fixtures import (
     constant_regression_model,
-    galaxy_jpeg,
     make_ensemble,
     model_bytes,
 )

@@ -19,7 +19,7 @@ from inference.models import ModelVersion, TrainingRun
 from inference.tasks import train_task
 from labeling.models import ConsensusLabel
 from tests import inference_fixtures
-from tests.inference_fixtures import galaxy_jpeg, galaxy_with_image
+from tests.factories import GalaxyFactory, galaxy_jpeg
 from tests.services import require_postgres
 
 tiny_inference_settings = inference_fixtures.tiny_inference_settings
@@ -35,7 +35,7 @@ def queued(monkeypatch):
 
 def labels(n: int, *, accepted: bool = True):
     for seed in range(n):
-        galaxy, _ = galaxy_with_image(seed)
+        galaxy = GalaxyFactory(with_image=True, image__seed=seed)
         ConsensusLabel.objects.create(
             galaxy=galaxy,
             status="accepted" if accepted or seed % 2 else "rejected",

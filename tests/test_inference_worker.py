@@ -4,7 +4,8 @@ import pytest
 
 from inference.models import DiscrepancyAlarm, EnsemblePrediction, Prediction
 from tests import inference_fixtures
-from tests.inference_fixtures import galaxy_with_image, make_ensemble
+from tests.factories import GalaxyFactory
+from tests.inference_fixtures import make_ensemble
 from tests.services import broker_url, celery_worker, require_postgres, send_task, wait_for
 
 tiny_inference_settings = inference_fixtures.tiny_inference_settings
@@ -16,7 +17,7 @@ def test_a_real_worker_predicts_a_new_galaxy_and_raises_the_alarm():
     require_postgres()
     url = broker_url("redis")
     make_ensemble((50.0, 60.0, 70.0))
-    galaxy, _ = galaxy_with_image()
+    galaxy = GalaxyFactory(with_image=True)
     env = {"GIZ_MODEL_INPUT_SIZE": "32", "GIZ_TRAINING_PROFILE": "tiny"}
     with celery_worker(broker=url, queues="inference-test", extra_env=env, timeout=120):
         send_task(url, "inference.tasks.predict_galaxy_task", args=[galaxy.pk], queue="inference-test")

@@ -10,7 +10,7 @@ from django.urls import reverse
 from inference import services as inference_services
 from labeling import services
 from labeling.models import Assignment, ConsensusLabel, Galaxy, VolunteerProfile, Vote
-from tests.factories import UserFactory
+from tests.factories import DiscrepancyAlarmFactory, EnsemblePredictionFactory, UserFactory
 from tests.labeling_fixtures import make_galaxy, make_gold, make_standards
 
 pytestmark = pytest.mark.django_db
@@ -374,22 +374,18 @@ class TestBandImages:
 
 class TestActiveLearning:
     def test_model_disagreement_and_alarms_put_a_galaxy_first(self, alice, standards):
-        from inference.models import DiscrepancyAlarm, EnsemblePrediction
-
         calm, spread, alarmed = make_galaxy(), make_galaxy(), make_galaxy()
-        EnsemblePrediction.objects.create(galaxy=calm, median=60, mean=60, spread=0.5, n_models=3)
-        EnsemblePrediction.objects.create(galaxy=spread, median=60, mean=61, spread=7.0, n_models=3)
-        DiscrepancyAlarm.objects.create(galaxy=alarmed, kind=DiscrepancyAlarm.Kind.HUMAN_DISAGREEMENT)
+        EnsemblePredictionFactory(galaxy=calm, median=60, mean=60, spread=0.5)
+        EnsemblePredictionFactory(galaxy=spread, median=60, mean=61, spread=7.0)
+        DiscrepancyAlarmFactory(galaxy=alarmed, kind="human_disagreement")
         priorities = {g.pk: inference_services.galaxy_priority_refresh(galaxy=g) for g in (calm, spread, alarmed)}
         assert priorities[alarmed.pk] > priorities[spread.pk] > priorities[calm.pk]
         assert Galaxy.objects.get(pk=spread.pk).label_priority == priorities[spread.pk]
         assert services.assignment_next(volunteer=alice).galaxy == alarmed
 
     def test_votes_far_from_the_models_raise_the_priority(self, standards):
-        from inference.models import EnsemblePrediction
-
         galaxy = make_galaxy()
-        EnsemblePrediction.objects.create(galaxy=galaxy, median=80, mean=80, spread=1.0, n_models=3)
+        EnsemblePredictionFactory(galaxy=galaxy, median=80, mean=80, spread=1.0)
         before = inference_services.galaxy_priority_refresh(galaxy=galaxy)
         client = Client()
         client.force_login(UserFactory())
