@@ -258,6 +258,8 @@ class ConsensusRun(models.Model):
         FAILED = "failed", "Failed"
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    # NULL for finished runs and True for the running one: the unique index allows one recomputation at a time.
+    live = models.BooleanField(null=True, default=True, unique=True, editable=False)
     total = models.PositiveIntegerField(default=0, help_text="Galaxy passes to do (two per voted galaxy).")
     done = models.PositiveIntegerField(default=0)
     stats = models.JSONField(default=dict, blank=True)
@@ -270,6 +272,9 @@ class ConsensusRun(models.Model):
         ordering = ["-started_at"]
         constraints = [
             models.CheckConstraint(condition=Q(done__lte=models.F("total")), name="consensus_run_done_le_total"),
+            models.CheckConstraint(
+                condition=Q(live__isnull=True) | Q(live=True), name="consensus_run_live_true_or_null"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -16,5 +16,8 @@ logger = logging.getLogger(__name__)
 def recompute_consensus() -> dict:
     """Recompute volunteer calibrations and every consensus label in batches (nightly; does not block voting)."""
     run = services.consensus_recompute_run()
+    if run is None:
+        logger.info("consensus recomputation skipped: another one is running")
+        return {}
     logger.info("consensus recomputed: %s", run.stats)
     return run.stats

@@ -8,11 +8,12 @@ import factory
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
+from django.utils import timezone
 from PIL import Image, ImageDraw
 
 from acquisition.models import GalaxyImage
 from inference.models import DiscrepancyAlarm, EnsemblePrediction, ModelVersion
-from labeling.models import Galaxy, StandardGalaxy, Vote
+from labeling.models import ConsensusRun, Galaxy, StandardGalaxy, Vote
 
 TINY_INPUT_SIZE = 32  # the inference fixtures set GIZ_MODEL_INPUT_SIZE to this
 
@@ -177,3 +178,12 @@ class DiscrepancyAlarmFactory(factory.django.DjangoModelFactory):
 
     galaxy = factory.SubFactory(GalaxyFactory)
     kind = DiscrepancyAlarm.Kind.ENSEMBLE_SPREAD
+
+
+class ConsensusRunFactory(factory.django.DjangoModelFactory):
+    """A consensus recomputation in progress (live), its worker's heartbeat just now."""
+
+    class Meta:
+        model = ConsensusRun
+
+    heartbeat_at = factory.LazyFunction(timezone.now)

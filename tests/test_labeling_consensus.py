@@ -1,5 +1,7 @@
 """Consensus: the maths, per-volunteer calibration and weights, and the full recomputation task."""
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 
@@ -7,7 +9,7 @@ from inference import services as inference_services
 from labeling import consensus as maths
 from labeling.models import ConsensusLabel, ConsensusRun, Galaxy, VolunteerProfile, Vote
 from labeling.tasks import recompute_consensus
-from tests.factories import GalaxyFactory, UserFactory
+from tests.factories import ConsensusRunFactory, GalaxyFactory, UserFactory
 from tests.services import broker_url, celery_worker, require_postgres, send_task, wait_for
 
 
@@ -112,6 +114,20 @@ def test_full_recomputation_calibrates_volunteers_and_relabels(django_capture_on
     recompute_consensus.delay()
     assert {lbl.galaxy_id: (lbl.inclination, lbl.uncertainty) for lbl in ConsensusLabel.objects.all()} == before
     assert triggers == [1]
+
+
+@pytest.mark.django_db
+def test_one_recomputation_at_a_time_and_a_dead_one_is_taken_over(monkeypatch):
+    monkeypatch.setattr(inference_services, "training_maybe_trigger", lambda: None)
+    build_votes(galaxies=2)
+    running = ConsensusRunFactory()
+    assert recompute_consensus.delay().get() == {}  # skipped: the nightly task found one running
+    assert ConsensusRun.objects.count() == 1 and not ConsensusLabel.objects.exists()
+    ConsensusRun.objects.filter(pk=running.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    assert recompute_consensus.delay().get()["labels"] == 2
+    running.refresh_from_db()
+    assert (running.status, running.live) == ("failed", None)
+    assert ConsensusRun.objects.get(live=None, status="done")
 
 
 @pytest.mark.services

@@ -1,9 +1,10 @@
 """Consensus labels from the votes, volunteer calibrations, and the full nightly recomputation."""
 
 from collections import defaultdict
+from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Case, Count, Exists, F, FloatField, OuterRef, Q, Sum, When
 from django.utils import timezone
 
@@ -16,6 +17,9 @@ from labeling.models import (
     Vote,
 )
 from labeling.signals import consensus_labels_added
+
+# Heartbeats come after every batch, seconds apart; this long without one means the worker died.
+RUN_STALE_AFTER = timedelta(minutes=30)
 
 
 def _vote_inputs(votes) -> list[maths.VoteIn]:
@@ -166,9 +170,21 @@ def consensus_recompute_total() -> int:
     return 0 if first is None else 2 * (last - first + 1)
 
 
-def consensus_recompute_run(*, batch_galaxies: int = 20000, progress=None) -> ConsensusRun:
-    """consensus_recompute_all with a ConsensusRun row that shows its progress (and any failure) in the admin."""
-    run = ConsensusRun.objects.create(total=consensus_recompute_total())
+def consensus_recompute_run(*, batch_galaxies: int = 20000, progress=None) -> ConsensusRun | None:
+    """consensus_recompute_all with a ConsensusRun row that shows its progress (and any failure) in the admin.
+
+    One at a time: None when another recomputation is live. A live run whose heartbeat stopped
+    (RUN_STALE_AFTER: a worker killed mid-way) is marked failed and this one takes over.
+    """
+    now = timezone.now()
+    ConsensusRun.objects.filter(live=True).filter(
+        Q(heartbeat_at__lt=now - RUN_STALE_AFTER) | Q(heartbeat_at__isnull=True, started_at__lt=now - RUN_STALE_AFTER)
+    ).update(live=None, status=ConsensusRun.Status.FAILED, error="No heartbeat: its worker died.", finished_at=now)
+    try:
+        with transaction.atomic():
+            run = ConsensusRun.objects.create(total=consensus_recompute_total(), heartbeat_at=now)
+    except IntegrityError:  # the unique `live` column: another recomputation is running
+        return None
 
     def advance(n: int) -> None:
         run.done = min(run.total, run.done + n)  # galaxies voted on meanwhile are not in the total
@@ -181,10 +197,11 @@ def consensus_recompute_run(*, batch_galaxies: int = 20000, progress=None) -> Co
         run.stats = consensus_recompute_all(batch_galaxies=batch_galaxies, progress=advance)
     except Exception as error:
         run.status, run.error, run.finished_at = ConsensusRun.Status.FAILED, repr(error), timezone.now()
-        run.save(update_fields=["status", "error", "finished_at"])
+        run.live = None
+        run.save(update_fields=["status", "error", "finished_at", "live"])
         raise
-    run.status, run.done, run.finished_at = ConsensusRun.Status.DONE, run.total, timezone.now()
-    run.save(update_fields=["status", "done", "stats", "finished_at"])
+    run.status, run.done, run.finished_at, run.live = ConsensusRun.Status.DONE, run.total, timezone.now(), None
+    run.save(update_fields=["status", "done", "stats", "finished_at", "live"])
     return run
 
 
