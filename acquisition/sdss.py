@@ -5,7 +5,7 @@ whether it is permanent (404, invalid coordinates, a blank image outside the foo
 product) or transient (5xx, 429, timeouts, connection resets, truncated or undecodable bodies);
 callers retry only the transient ones, honouring `retry_after` when the server sent one.
 
-URL forms (GIZ.md):
+URL forms (docs/DOMAIN.md):
 - cutout: {base}/{dr}/SkyServerWS/ImgCutout/getjpeg?ra=&dec=&scale=&width=&height=&opt=
 - field lookup: {base}/{dr}/SkyServerWS/SearchTools/SqlSearch?cmd=<SQL>&format=json
   (the same service astroquery.sdss uses; one SQL query needs no extra dependency)
@@ -49,7 +49,7 @@ __all__ = [
 STAMP_PX = 512  # the stored postage stamp, as the human protocol shows it
 MIN_CUTOUT_PX, MAX_CUTOUT_PX = 64, 2048  # ImgCutout's limits on width and height
 START_SCALE = 0.25  # arcsec/px; doubled until the field of view fits in MAX_CUTOUT_PX
-DEFAULT_FOV_FACTOR = 2.0  # field of view in units of D25 (GIZ.md: 1.5-3)
+DEFAULT_FOV_FACTOR = 2.0  # field of view in units of D25 (docs/DOMAIN.md: 1.5-3)
 DEFAULT_D25_ARCMIN = 1.0  # when the catalog gives no size
 SDSS_PIXEL_SCALE = 0.396127
 FRAMES_RERUN = 301
@@ -115,7 +115,7 @@ def check_position(ra: float, dec: float) -> None:
 def cutout_plan(*, d25_arcmin: float | None, fov_factor: float = DEFAULT_FOV_FACTOR) -> tuple[float, int, float]:
     """(scale arcsec/px, request size px, field of view arcsec) for a galaxy of size D25.
 
-    GIZ.md: field of view fov_factor x D25; start at 0.25"/px and double the scale until the
+    docs/DOMAIN.md: field of view fov_factor x D25; start at 0.25"/px and double the scale until the
     field fits in 2048 px; never ask for fewer than 64 px. The stamp is then resampled to 512 px.
     """
     d25 = d25_arcmin if d25_arcmin and d25_arcmin > 0 and math.isfinite(d25_arcmin) else DEFAULT_D25_ARCMIN

@@ -1,7 +1,7 @@
 """The axial-ratio baseline: inclination from the shape of the galaxy's outer isophote.
 
 It is the non-CNN reference every CNN figure is compared with, and a usable predictor in its
-own right (GIZ.md: it works for roughly 60% of clean images).
+own right (docs/DOMAIN.md: it works for roughly 60% of clean images).
 
 Method (`measure_axial_ratio`):
 1. Collapse colour to one channel; estimate the sky (median) and its noise (MAD) from

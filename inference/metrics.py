@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# The original service reported these ranges (GIZ.md); 10 deg wide except the last.
+# The original service reported these ranges (docs/DOMAIN.md); 10 deg wide except the last.
 BINS = ((45.0, 55.0), (55.0, 65.0), (65.0, 75.0), (75.0, 85.0), (85.0, 90.0))
 
 
