@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Max, Q, Value, When
 from django.utils import timezone
 
+from acquisition import selectors
 from acquisition.catalog import CatalogError, CatalogRow, RowError, catalog_parse
 from acquisition.models import AcquisitionJob, AcquisitionJobItem, GalaxyImage, image_upload_to
 from acquisition.sdss import SdssClient, SdssError, check_position, parse_rate
@@ -355,15 +356,12 @@ def acquisition_job_record(*, job_id: int, galaxy_id: int, succeeded: bool, reas
         )
 
 
-def galaxies_missing_images(*, limit: int) -> list[int]:
+def galaxies_missing_images_claim(*, limit: int) -> list[int]:
     """Catalogued galaxies never acquired, and 'acquiring' ones whose worker vanished; claimed for a run."""
     stale = timezone.now() - timedelta(seconds=settings.GIZ_ACQUIRE_STALE_S)
     with transaction.atomic():
         ids = list(
-            Galaxy.objects.filter(
-                Q(state=Galaxy.State.NEW) | Q(state=Galaxy.State.ACQUIRING, updated_at__lt=stale),
-                source=Galaxy.Source.SDSS,
-            )
+            selectors.galaxies_missing_images(acquiring_since_before=stale)
             .order_by("pk")
             .values_list("pk", flat=True)[:limit]
         )

@@ -72,7 +72,7 @@ def acquire_job(job_id: int) -> int:
 def acquire_missing() -> int:
     """Beat backstop: queue galaxies still without images (new, or stuck after a worker died)."""
     services.partial_files_clean()
-    galaxy_ids = services.galaxies_missing_images(limit=settings.GIZ_ACQUIRE_BACKSTOP_BATCH)
+    galaxy_ids = services.galaxies_missing_images_claim(limit=settings.GIZ_ACQUIRE_BACKSTOP_BATCH)
     # A galaxy still pending in a job is queued for that job, so the job can still finish.
     jobs = services.pending_jobs_of(galaxy_ids=galaxy_ids)
     for galaxy_id in galaxy_ids:

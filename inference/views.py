@@ -1,6 +1,5 @@
 """Website views that read stored images with the inference image maths."""
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
 from django.http import Http404, HttpResponse
@@ -8,6 +7,7 @@ from django.shortcuts import get_object_or_404, redirect
 
 from acquisition.models import GalaxyImage
 from inference import imaging
+from inference.services import image_limits
 from labeling.models import Galaxy
 
 
@@ -36,10 +36,9 @@ def galaxy_band(request, pk: int, band: str):
 
 
 def _band_png(source: GalaxyImage, band: str) -> bytes | None:
-    limits = imaging.Limits(max_bytes=settings.GIZ_IMAGE_MAX_BYTES, max_pixels=settings.GIZ_IMAGE_MAX_PIXELS)
     try:
         with default_storage.open(source.file.name, "rb") as handle:
-            decoded = imaging.decode_image(handle.read(), limits=limits)
+            decoded = imaging.decode_image(handle.read(), limits=image_limits())
     except (OSError, imaging.ImageError):
         return None
     return imaging.band_png(decoded, band)

@@ -7,6 +7,7 @@ from inference.services.alarms import alarm_email_send, alarm_resolve, alarms_ch
 from inference.services.jobs import galaxy_color_image_ensure, inference_job_create, inference_job_run
 from inference.services.predictions import (
     EnsembleResult,
+    image_limits,
     image_position_angle,
     model_input,
     predict_galaxies,
@@ -33,6 +34,7 @@ from inference.services.training_runs import (
 
 __all__ = [
     "EnsembleResult",
+    "image_limits",
     "image_position_angle",
     "model_input",
     "predict_image_bytes",

@@ -34,7 +34,8 @@ class EnsembleResult:
     model_versions: list[str] = field(default_factory=list)
 
 
-def _limits() -> imaging.Limits:
+def image_limits() -> imaging.Limits:
+    """The site's limits on an image to decode (GIZ_IMAGE_MAX_BYTES, GIZ_IMAGE_MAX_PIXELS)."""
     return imaging.Limits(max_bytes=settings.GIZ_IMAGE_MAX_BYTES, max_pixels=settings.GIZ_IMAGE_MAX_PIXELS)
 
 
@@ -101,7 +102,7 @@ def model_input(data: bytes, *, size: int, position_angle: float | None) -> tupl
     (imaging.prepare_batch / prepare_for_model then make each model's input): the catalogue's position angle
     when there is one, else the angle measured on the image. ImageError for a bad image.
     """
-    decoded = imaging.decode_for_model(data, size=size, limits=_limits())
+    decoded = imaging.decode_for_model(data, size=size, limits=image_limits())
     if position_angle is None:
         position_angle = image_position_angle(decoded)
     return decoded, position_angle

@@ -4,6 +4,7 @@ from django.core.management import BaseCommand, CommandError
 from tqdm import tqdm
 
 from acquisition.models import AcquisitionJob
+from acquisition.selectors import galaxies_missing_images
 from acquisition.services import acquisition_job_create
 from labeling.models import Galaxy
 
@@ -21,8 +22,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, all_missing, pgc, retry_failed, no_wait, timeout, **options):
         if all_missing:
-            states = [Galaxy.State.NEW, Galaxy.State.ACQUIRING] + ([Galaxy.State.FAILED] if retry_failed else [])
-            galaxies = Galaxy.objects.filter(source=Galaxy.Source.SDSS, state__in=states)
+            galaxies = galaxies_missing_images(failed=retry_failed)
             description = "all galaxies without images"
         else:
             galaxies = Galaxy.objects.filter(pgc__in=pgc)
