@@ -37,8 +37,6 @@ from scipy import optimize, special
 ACCEPTED, FACE_ON, REJECTED = 0, 1, 2
 N_CLASSES = 3
 MIN_INCLINATION, MAX_INCLINATION = 45.0, 90.0
-# Votes fall on half degrees: one of 90 means the volunteer saw 89.75 deg or more.
-CENSOR_HIGH = 89.75
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,9 +176,11 @@ def _t_hazard(alpha: np.ndarray, nu: float) -> np.ndarray:
 class _VoteTerms:
     """What each vote says about its galaxy's inclination at the current estimate.
 
-    A vote of exactly 90 deg means "90 or more" and a face-on flag "below 45": both are censored observations
-    (a Tobit model), so galaxies near either end are not pulled toward the middle. For the volunteer step every
-    vote becomes a working value with a weight (iteratively reweighted least squares).
+    A face-on flag says "below 45 deg": a censored observation (a Tobit model), so that a galaxy near 45 deg,
+    whose lower votes turn into flags, is not pulled upward by the votes that remain. (Votes of 90 are taken as
+    they are: read as "90 or more" they would let a volunteer who answers 90 to everything look consistent.)
+    For the volunteer step every vote becomes a working value with a weight (iteratively reweighted least
+    squares).
     """
 
     score: np.ndarray  # d log-likelihood / d t
@@ -200,18 +200,16 @@ def _vote_terms(tv, x, censor, a, b, s_u, half, growth, settings: ModelSettings)
     info_mu = w / scatter**2
     censored = np.flatnonzero(censor)
     if len(censored):
-        # alpha: how far inside the allowed side the bound lies, in units of the scatter (only a few votes
-        # are censored; the Student-t CDF is the costly part).
-        side = np.where(censor[censored] < 0, 1.0, -1.0)
+        # alpha: how far above the vote's expected value 45 deg lies, in units of the scatter (only a few
+        # votes are censored; the Student-t CDF is the costly part).
         sc = scatter[censored]
-        bound = np.where(side > 0, MIN_INCLINATION, CENSOR_HIGH)
-        alpha = side * (bound - mu[censored]) / sc
+        alpha = (MIN_INCLINATION - mu[censored]) / sc
         lam = _t_hazard(alpha, nu)
         curvature = lam**2 + lam * (nu + 1) * alpha / (nu + alpha**2)
         # Far on the wrong side the Student-t tail makes the pull fade: a stray flag is an outlier, not a lever.
         curvature = np.maximum(curvature, 0.05 * lam**2)
         w[censored] = 1.0
-        score_mu[censored] = -side * lam / sc
+        score_mu[censored] = -lam / sc
         info_mu[censored] = curvature / sc**2
     return _VoteTerms(
         score=half * b * score_mu,
@@ -233,7 +231,7 @@ def _numeric_posterior(group, n_groups, x, censor, a, b, s_u, half, growth, sett
     """
     c = settings.center
     if start is None:
-        start_x = np.where(censor < 0, MIN_INCLINATION - 1.0, np.where(censor > 0, MAX_INCLINATION, x))
+        start_x = np.where(censor < 0, MIN_INCLINATION - 1.0, x)
         t = _group_median(group, c + (start_x - c - a) / b, n_groups)
         t[np.isnan(t)] = settings.prior_mean
         iterations = settings.inner_iterations
@@ -291,11 +289,12 @@ def _fit_growth(expected_sq, weight, t, settings: ModelSettings, rng) -> float:
 
 
 def _numeric_votes(votes: Votes):
-    """Mask of the votes that speak about an inclination, and for them (value, censor code)."""
+    """Mask of the votes that speak about an inclination, and for them (value, censor code: -1 for a face-on
+    flag, 0 for an inclination)."""
     face_on = votes.category == FACE_ON
     mask = ((votes.category == ACCEPTED) & ~np.isnan(votes.value)) | face_on
     value = votes.value[mask]
-    censor = np.where(face_on[mask], -1, np.where(value >= MAX_INCLINATION, 1, 0)).astype(np.int8)
+    censor = np.where(face_on[mask], -1, 0).astype(np.int8)
     return mask, np.where(censor == 0, value, 0.0), censor
 
 
