@@ -8,7 +8,7 @@ with c = 67.5 deg, the middle of the 45-90 deg range, so a_u is the volunteer's 
 2 deg high"), b_u how much they stretch the range, sigma_u their scatter near edge-on and gamma (one number for
 everybody) how much more everyone scatters toward face-on. The heavy Student-t tail lets a mis-click be an
 outlier instead of dragging the answer. Priors: a_u ~ N(0, bias_sd), b_u ~ N(1, scale_sd), sigma_u shrunk toward a
-typical value by a few pseudo-votes, t_g ~ N(67.5, 13) (a uniform 45-90 has that spread), so a volunteer with
+typical value by a few pseudo-votes, t_g ~ N(67.5, 16) (a uniform 45-90 spreads by 13), so a volunteer with
 few votes is treated as typical until the votes say otherwise. Gold galaxies (and standards, if voted on) are
 pinned to their known inclination: their votes calibrate volunteers and never form a consensus of their own.
 
@@ -44,7 +44,8 @@ class ModelSettings:
     nu: float = 4.0  # Student-t degrees of freedom: a vote 3 sigma off keeps about a third of its weight
     center: float = 67.5
     prior_mean: float = 67.5
-    prior_sd: float = 13.0
+    # A uniform 45-90 deg has a spread of 13 deg; wider, because face-on and rejected galaxies' votes count too.
+    prior_sd: float = 16.0
     bias_sd: float = 3.0
     scale_sd: float = 0.08
     sigma_typical: float = 4.0  # starting value; the fit replaces it by the median volunteer's
@@ -52,7 +53,7 @@ class ModelSettings:
     growth: float = 0.5  # starting value of gamma
     accuracy_prior: tuple[float, float] = (8.0, 2.0)  # Beta pseudo-counts (right, wrong) of a flag call
     not_sure_weight: float = 0.5
-    iterations: int = 40
+    iterations: int = 100
     inner_iterations: int = 8
     tolerance: float = 0.01  # deg: stop when no galaxy moves more
     growth_sample: int = 200_000  # votes used to fit gamma
