@@ -301,7 +301,7 @@ def accuracy_section(args, out: list[str]) -> dict:
     m, r, n, _ = results["today"]
     out.append(f"| today: 3 agreeing votes (max {K_MAX}) | {m:.2f} | {r:.2f} | {n} | – |")
     sweep = {}
-    for target in (1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 3.0):
+    for target in (1.25, 1.5, 1.75, 2.0, 2.1, 2.2, 2.3, 2.5, 3.0):
         sweep[target] = adaptive(target)
         m, r, n, c = sweep[target]
         bold = "**" if target == 2.0 else ""

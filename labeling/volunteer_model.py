@@ -55,7 +55,8 @@ class ModelSettings:
     not_sure_weight: float = 0.5
     iterations: int = 100
     inner_iterations: int = 8
-    tolerance: float = 0.01  # deg: stop when no galaxy moves more
+    # deg: stop when 99.9% of galaxies move less in a round (a few bimodal ones among a million creep for long)
+    tolerance: float = 0.01
     growth_sample: int = 200_000  # votes used to fit gamma
 
 
@@ -322,7 +323,7 @@ def fit(votes: Votes, settings: ModelSettings | None = None, *, seed: int = 0) -
     for iterations in range(1, settings.iterations + 1):  # noqa: B007 (reported after the loop)
         t, var, _ = _numeric_posterior(g, n_g, x, censor, a[u], b[u], sigma[u], half, growth, settings, start=previous)
         t[pinned], var[pinned] = pinned_t, 0.0
-        if previous is not None and np.max(np.abs(t - previous)) < settings.tolerance:
+        if previous is not None and np.quantile(np.abs(t - previous), 0.999) < settings.tolerance:
             converged = True
             break
         previous = t
