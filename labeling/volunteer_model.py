@@ -7,10 +7,12 @@ Each numeric vote x of volunteer u on galaxy g is read as
 with c = 67.5 deg, the middle of the 45-90 deg range, so a_u is the volunteer's bias there ("you tend to answer
 2 deg high"), b_u how much they stretch the range, sigma_u their scatter near edge-on and gamma (one number for
 everybody) how much more everyone scatters toward face-on. The heavy Student-t tail lets a mis-click be an
-outlier instead of dragging the answer. Priors: a_u ~ N(0, bias_sd), b_u ~ N(1, scale_sd), sigma_u shrunk toward a
-typical value by a few pseudo-votes, t_g ~ N(67.5, 16) (a uniform 45-90 spreads by 13), so a volunteer with
-few votes is treated as typical until the votes say otherwise. Gold galaxies (and standards, if voted on) are
+outlier instead of dragging the answer. Priors: a_u ~ N(0, bias_sd), b_u ~ N(1, scale_sd) and sigma_u shrunk
+toward the typical volunteer's by a few pseudo-votes, so that a volunteer with few votes is treated as typical
+until the votes say otherwise; t_g ~ N(67.5, 16). Gold galaxies (and standards, if voted on) are
 pinned to their known inclination: their votes calibrate volunteers and never form a consensus of their own.
+A face-on flag is read as a vote below 45 deg (censored), so galaxies near 45 deg, where some votes turn into
+flags, are not pushed up by the votes that remain.
 
 The fit is expectation-maximisation: the galaxy step is iteratively reweighted least squares per galaxy (the
 Student-t weights), giving each galaxy a Gaussian posterior (mean, sigma); the volunteer step solves a shrunk
@@ -83,6 +85,7 @@ class Votes:
     @classmethod
     def build(cls, *, galaxy, volunteer, value, category=None, not_sure=None, known=None, n_galaxies=None,
               n_volunteers=None) -> Votes:  # fmt: skip
+        """From any sequences; without `category`, a NaN value is a rejection and any other an inclination."""
         galaxy = np.asarray(galaxy, dtype=np.int64)
         volunteer = np.asarray(volunteer, dtype=np.int64)
         value = np.asarray(value, dtype=np.float64)
