@@ -278,19 +278,35 @@ def _pinned_classes(known: np.ndarray) -> np.ndarray:
     return classes
 
 
-def _fit_growth(expected_sq, weight, t, settings: ModelSettings, rng) -> float:
+def _fit_growth(expected_sq, weight, t) -> float:
     """The EM step for gamma: with each exact vote's Student-t weight and expected squared residual (in units of
-    its volunteer's sigma) fixed, the gamma that maximises the scale-mixture likelihood. On a sample: one number
-    needs few votes."""
-    if len(t) > settings.growth_sample:
-        pick = rng.choice(len(t), settings.growth_sample, replace=False)
-        expected_sq, weight, t = expected_sq[pick], weight[pick], t[pick]
+    its volunteer's sigma) fixed, the gamma that maximises the scale-mixture likelihood."""
 
     def negative_log_likelihood(growth: float) -> float:
         h = _growth_factor(t, growth)
         return float(np.sum(np.log(h) + weight * expected_sq / (2.0 * h * h)))
 
     return float(optimize.minimize_scalar(negative_log_likelihood, bounds=(0.0, 3.0), method="bounded").x)
+
+
+def _recentre(a, b, t, g, u, x, exact, precision, pinned, voted, settings: ModelSettings):
+    """Move every voted galaxy by delta and every bias by -scale * delta, delta chosen in closed form.
+
+    The votes cannot tell that shift apart (a vote expects c + a + b (t - c) either way): only the priors and
+    the gold galaxies can, and plain EM creeps along such a direction by a tiny step per round (parameter
+    expansion, as in PX-EM, takes it in one).
+    """
+    c = settings.center
+    gold = exact & pinned[g]
+    r = x[gold] - c - a[u[gold]] - b[u[gold]] * (t[g[gold]] - c)
+    wb = precision[gold] * b[u[gold]]
+    inv_bias, inv_prior = 1.0 / settings.bias_sd**2, 1.0 / settings.prior_sd**2
+    numerator = inv_bias * np.sum(a * b) - inv_prior * np.sum(t[voted] - settings.prior_mean) - np.sum(wb * r)
+    denominator = inv_bias * np.sum(b * b) + inv_prior * voted.sum() + np.sum(wb * b[u[gold]])
+    delta = numerator / denominator
+    t = t.copy()
+    t[voted] += delta
+    return a - b * delta, t
 
 
 def _numeric_votes(votes: Votes):
@@ -313,6 +329,11 @@ def fit(votes: Votes, settings: ModelSettings | None = None, *, seed: int = 0) -
     mask, x, censor = _numeric_votes(votes)
     g, u, half = votes.galaxy[mask], votes.volunteer[mask], half_all[mask]
     exact = censor == 0
+    # gamma is one number: a fixed sample of the exact votes suffices (the same one every round, or its noise
+    # would keep every galaxy moving).
+    on = np.flatnonzero(exact)
+    if len(on) > settings.growth_sample:
+        on = np.sort(rng.choice(on, settings.growth_sample, replace=False))
     pinned = ~np.isnan(votes.known)
     pinned_t = votes.known[pinned]
 
@@ -320,11 +341,12 @@ def fit(votes: Votes, settings: ModelSettings | None = None, *, seed: int = 0) -
     sigma = np.full(n_u, settings.sigma_typical)
     sigma_typical, growth = settings.sigma_typical, settings.growth
     n_exact = np.bincount(u, weights=half * exact, minlength=n_u)
-    previous = None
+    voted = (np.bincount(g, minlength=n_g) > 0) & ~pinned
+    previous = start = None
     converged = False
     iterations = 0
     for iterations in range(1, settings.iterations + 1):  # noqa: B007 (reported after the loop)
-        t, var, _ = _numeric_posterior(g, n_g, x, censor, a[u], b[u], sigma[u], half, growth, settings, start=previous)
+        t, var, _ = _numeric_posterior(g, n_g, x, censor, a[u], b[u], sigma[u], half, growth, settings, start=start)
         t[pinned], var[pinned] = pinned_t, 0.0
         if previous is not None and np.quantile(np.abs(t - previous), 0.999) < settings.tolerance:
             converged = True
@@ -347,15 +369,16 @@ def fit(votes: Votes, settings: ModelSettings | None = None, *, seed: int = 0) -
         det = m11 * m22 - m12 * m12
         a = (m22 * r1 - m12 * r2) / det
         b = np.clip((m11 * r2 - m12 * r1) / det, 0.3, 2.0)
+        a, start = _recentre(a, b, t, g, u, x, exact, weight / sigma[u] ** 2, pinned, voted, settings)
+        z = start[g] - c
         resid = np.where(exact, x - c - a[u] - b[u] * z, 0.0)
         sq = np.bincount(u, np.where(exact, weight * (resid**2 + b[u] ** 2 * vv), 0.0), n_u)
         enough = n_exact >= 20
         if enough.any():
             sigma_typical = float(np.median(np.sqrt(sq[enough] / n_exact[enough])))
         sigma = np.sqrt((sq + settings.sigma_votes * sigma_typical**2) / (n_exact + settings.sigma_votes))
-        on = np.flatnonzero(exact)
         expected_sq = (resid[on] ** 2 + b[u[on]] ** 2 * vv[on]) / sigma[u[on]] ** 2
-        growth = _fit_growth(expected_sq, terms.t_weight[on] * half[on], tv[on], settings, rng)
+        growth = _fit_growth(expected_sq, terms.t_weight[on] * half[on], tv[on])
 
     accuracy, class_prior = _fit_classes(votes, half_all, settings)
     volunteers = Volunteers(a, b, sigma, accuracy, n_exact, growth, class_prior, sigma_typical)
