@@ -493,7 +493,7 @@ def main() -> None:
     args = parser.parse_args()
 
     out = [
-        f"- Command: `.venv/bin/python -m bench.bench_consensus {' '.join(sys.argv[1:])}`".replace(" `", "`"),
+        f"- Command: `{' '.join(['.venv/bin/python -m bench.bench_consensus', *sys.argv[1:]])}`",
         f"- Machine: {machine()}, NumPy {np.__version__}, threads pinned to 1; "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average {os.getloadavg()[0]:.1f} at the start",
         "",
