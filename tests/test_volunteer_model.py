@@ -203,3 +203,11 @@ def test_a_volunteer_described_in_words():
 def test_category_codes_follow_the_vote_flags():
     codes = vm.category_codes(["", "face_on", "not_spiral", "bad_image"])
     np.testing.assert_array_equal(codes, [vm.ACCEPTED, vm.FACE_ON, vm.REJECTED, vm.REJECTED])
+
+
+def test_wide_posteriors_and_model_disagreement_come_first():
+    settled = vm.label_priority(sd=1.5, mean=70.0, model_median=70.5, model_spread=2.0)
+    wide = vm.label_priority(sd=4.0, mean=70.0, model_median=70.5, model_spread=2.0)
+    disputed = vm.label_priority(sd=1.5, mean=70.0, model_median=80.0, model_spread=2.0)
+    unvoted = vm.label_priority(sd=None, mean=None, model_median=80.0, model_spread=2.0)
+    assert settled < wide and settled < disputed and wide < unvoted
