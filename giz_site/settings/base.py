@@ -185,6 +185,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "giz_site.exceptions.api_exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "giz_site.parsers.LimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",
@@ -213,6 +218,8 @@ SPECTACULAR_SETTINGS = {
         "BatchJobKindEnum": "inference.apis.BATCH_JOB_KINDS",
     },
 }
+# Deeper JSON is refused with a 400 before parsing (Python's parser recurses once per level).
+GIZ_JSON_MAX_DEPTH = env_int("GIZ_JSON_MAX_DEPTH", 32, minimum=2)
 CORS_ALLOWED_ORIGINS = env_list("GIZ_CORS_ALLOWED_ORIGINS", [])  # closed unless listed
 
 # ------------------------------------------------------------------------------ Domain: images
