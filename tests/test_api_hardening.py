@@ -1,8 +1,12 @@
 """Hostile input to the API: deep JSON, non-finite numbers, unhandled errors and bad hosts, all in the error format."""
 
+import runpy
+
 import pytest
 from rest_framework.authtoken.models import Token
 
+from labeling import apis as labeling_apis
+from labeling import selectors as labeling_selectors
 from tests.api_fixtures import assert_error, token_client
 
 pytestmark = pytest.mark.django_db
@@ -67,3 +71,58 @@ class TestJsonParsing:
     def test_a_body_that_is_not_text_in_its_charset_is_a_400(self, api_client):
         response = api_client.post("/api/auth/token/", b"\xff\xfe{", content_type="application/json; charset=utf-8")
         assert_error(response, 400, "parse_error")
+
+
+@pytest.fixture
+def server_client(client):
+    """The test client answering as a server does, with handler500, instead of raising the view's exception."""
+    client.raise_request_exception = False
+    return client
+
+
+def fail(*args, **kwargs):
+    raise RuntimeError("a bug")
+
+
+class TestErrorPages:
+    def test_an_unhandled_error_under_api_is_a_json_500(self, server_client, monkeypatch):
+        monkeypatch.setattr(labeling_apis.GalaxyListApi, "get", fail)
+        error = assert_error(server_client.get("/api/galaxies/"), 500, "server_error")
+        assert "a bug" not in error["message"]
+
+    def test_an_unhandled_error_on_the_website_is_an_html_500(self, server_client, monkeypatch):
+        monkeypatch.setattr(labeling_selectors, "leaderboard", fail)
+        response = server_client.get("/leaderboard/")
+        assert response.status_code == 500
+        assert response["Content-Type"].startswith("text/html")
+
+    def test_a_disallowed_host_under_api_is_a_json_400(self, client):
+        assert_error(client.get("/api/galaxies/", HTTP_HOST="evil.example"), 400, "bad_host")
+        assert_error(client.post("/api/auth/token/", {}, HTTP_HOST="evil.example"), 400, "bad_host")
+
+    def test_a_disallowed_host_on_the_website_is_an_html_400(self, client):
+        response = client.get("/leaderboard/", HTTP_HOST="evil.example")
+        assert response.status_code == 400
+        assert response["Content-Type"].startswith("text/html")
+
+    def test_an_over_long_url_under_api_is_a_json_414(self, client):
+        error = assert_error(client.get("/api/galaxies/", {"search": "x" * 5_000}), 414, "url_too_long")
+        assert "4096" in error["message"]
+        assert_error(client.get("/api/" + "a/" * 3_000), 414, "url_too_long")
+
+    def test_an_over_long_url_on_the_website_is_an_html_414(self, client):
+        response = client.get("/leaderboard/", {"x": "x" * 5_000})
+        assert response.status_code == 414
+        assert response["Content-Type"].startswith("text/html")
+
+    def test_an_over_long_header_under_api_is_a_json_431_naming_it(self, client):
+        error = assert_error(client.get("/api/galaxies/", HTTP_X_JUNK="j" * 9_000), 431, "header_too_long")
+        assert "X-Junk" in error["message"]
+
+    def test_requests_within_the_limits_are_served(self, client):
+        assert client.get("/api/galaxies/", {"x": "x" * 3_000}, HTTP_X_JUNK="j" * 8_000).status_code == 200
+
+    def test_gunicorn_lets_through_what_the_app_refuses_with_a_clear_answer(self, settings):
+        config = runpy.run_path(str(settings.BASE_DIR / "giz_site" / "gunicorn.conf.py"))
+        assert config["limit_request_line"] > settings.GIZ_MAX_URL_CHARS + len("DELETE  HTTP/1.1")
+        assert config["limit_request_field_size"] > settings.GIZ_MAX_HEADER_CHARS + 100

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "giz_site.middleware.RequestLimitsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -54,6 +55,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Longer URLs (path and query) answer 414, longer header values 431; gunicorn's own limits are above these.
+GIZ_MAX_URL_CHARS = env_int("GIZ_MAX_URL_CHARS", 4096, minimum=256)
+GIZ_MAX_HEADER_CHARS = env_int("GIZ_MAX_HEADER_CHARS", 8190, minimum=256)
 
 ROOT_URLCONF = "giz_site.urls"
 WSGI_APPLICATION = "giz_site.wsgi.application"
