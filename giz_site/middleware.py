@@ -1,9 +1,12 @@
-"""Request limits checked before anything else, so over-long URLs and headers get a clear 414/431.
+"""Request limits checked before anything else: over-long URLs and headers get a clear 414/431, and a NUL
+character in the URL a 400 (PostgreSQL text cannot hold one, so every lookup with it would fail as a 500).
 
 gunicorn (giz_site/gunicorn.conf.py) lets through more than these limits, so everything it passes on is judged
 here and answers the API's error contract under /api/; only requests past gunicorn's own limits get its plain
 400 page.
 """
+
+from urllib.parse import unquote
 
 from django.conf import settings
 from django.http import HttpResponse
@@ -30,6 +33,8 @@ class RequestLimitsMiddleware:
                 code="url_too_long",
                 message=f"The URL is longer than {settings.GIZ_MAX_URL_CHARS} characters.",
             )
+        if "\x00" in request.path_info or "\x00" in unquote(request.META.get("QUERY_STRING", "")):
+            return _refusal(request, status=400, code="nul_character", message="The URL holds a NUL character (%00).")
         for key, value in request.META.items():
             if key.startswith("HTTP_") and isinstance(value, str) and len(value) > settings.GIZ_MAX_HEADER_CHARS:
                 name = key[5:].replace("_", "-").title()

@@ -1,4 +1,5 @@
-"""Hostile input to the API: deep JSON, non-finite numbers, unhandled errors and bad hosts, all in the error format."""
+"""Hostile requests: deep JSON, non-finite numbers, bad hosts, over-long URLs and headers, NUL characters and
+query strings the admin must parse; every one a clear 4xx (JSON under /api/), never a 500."""
 
 import runpy
 
@@ -8,6 +9,7 @@ from rest_framework.authtoken.models import Token
 from labeling import apis as labeling_apis
 from labeling import selectors as labeling_selectors
 from tests.api_fixtures import assert_error, token_client
+from tests.factories import GalaxyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -126,3 +128,39 @@ class TestErrorPages:
         config = runpy.run_path(str(settings.BASE_DIR / "giz_site" / "gunicorn.conf.py"))
         assert config["limit_request_line"] > settings.GIZ_MAX_URL_CHARS + len("DELETE  HTTP/1.1")
         assert config["limit_request_field_size"] > settings.GIZ_MAX_HEADER_CHARS + 100
+
+
+class TestNulAndAdminQueryStrings:
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "/admin/labeling/galaxy/?state__exact=%00",
+            "/admin/labeling/galaxy/?q=a%00b",
+            "/admin/labeling/vote/?flag__exact=%00",
+        ],
+    )
+    def test_a_nul_in_an_admin_query_string_is_a_400(self, bob_client, url):
+        GalaxyFactory()
+        response = bob_client.get(url)
+        assert response.status_code == 400
+        assert b"NUL" in response.content
+
+    def test_a_nul_under_api_is_a_json_400(self, api_client):
+        assert_error(api_client.get("/api/objname/NGC%00224"), 400, "nul_character")
+        assert_error(api_client.get("/api/galaxies/?search=%00"), 400, "nul_character")
+
+    @pytest.mark.parametrize("ids", ["\u00b2", "1,\u00b2", "\u0661", "1,,2", "99999999999999999999", "-1"])
+    def test_model_compare_refuses_ids_that_are_not_ids(self, bob_client, ids):
+        response = bob_client.get("/admin/inference/modelversion/compare/", {"ids": ids})
+        assert response.status_code == 400
+        assert b"ids must be model version ids" in response.content
+
+    def test_model_compare_still_compares(self, bob_client):
+        assert bob_client.get("/admin/inference/modelversion/compare/", {"ids": "1,2"}).status_code == 200
+
+    @pytest.mark.parametrize(
+        "query", [{"o": "\u00b2"}, {"p": "\u00b2"}, {"is_gold__exact": "\u00b2"}, {"state__exact": "x" * 100}]
+    )
+    def test_other_odd_changelist_parameters_never_fail(self, bob_client, query):
+        GalaxyFactory()
+        assert bob_client.get("/admin/labeling/galaxy/", query).status_code in (200, 302)
