@@ -4,6 +4,7 @@ from pathlib import Path
 
 from giz_site.env import (
     env_bool,
+    env_cache,
     env_database,
     env_float,
     env_int,
@@ -37,6 +38,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI and Redoc assets served locally, not from a CDN
     "django_celery_beat",
     "corsheaders",
+    "axes",
     "giz_site.apps.SiteConfig",
     "labeling",
     "inference",
@@ -54,6 +56,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires: turns a lockout into its answer
 ]
 
 # Longer URLs (path and query) answer 414, longer header values 431; gunicorn's own limits are above these.
@@ -98,7 +101,27 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
+# ------------------------------------------------------------------------------ Cache
+# Throttle counters and login lockouts must be shared by every web process: a file cache in the data folder
+# on the embedded default, Redis (GIZ_CACHE_URL=redis://host:6379/1) in production.
+CACHES = {"default": env_cache("GIZ_CACHE_URL", f"filecache://{DATA_DIR / 'cache'}")}
+
 # ------------------------------------------------------------------------------ Auth
+# Proxies in front of the app that append to X-Forwarded-For (1 behind one TLS proxy). The client address is
+# the one the outermost trusted proxy saw; with 0 the header is ignored, as a client can write anything there.
+GIZ_NUM_PROXIES = env_int("GIZ_NUM_PROXIES", 0, minimum=0)
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses logins while an account or address is locked out
+    "django.contrib.auth.backends.ModelBackend",
+]
+# django-axes: failed logins (the website, the admin, POST /api/auth/token/) are counted per account and per
+# address; past the limit both are refused for the cool-off time, and each further failure restarts it.
+AXES_FAILURE_LIMIT = env_int("GIZ_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = env_float("GIZ_LOGIN_COOLOFF_MIN", 15.0, minimum=0.1) / 60.0  # hours
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "giz_site.throttling.client_ip"
+AXES_LOCKOUT_CALLABLE = "giz_site.throttling.lockout_response"
+AXES_USERNAME_FORM_FIELD = "username"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
@@ -199,6 +222,7 @@ REST_FRAMEWORK = {
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",
     ],
+    "NUM_PROXIES": GIZ_NUM_PROXIES,
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("GIZ_THROTTLE_ANON", "60/min"),
         "user": env_str("GIZ_THROTTLE_USER", "600/min"),
