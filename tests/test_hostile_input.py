@@ -1,14 +1,25 @@
 """Hostile requests: deep JSON, non-finite numbers, bad hosts, over-long URLs and headers, NUL characters and
 query strings the admin must parse; every one a clear 4xx (JSON under /api/), never a 500."""
 
+import io
 import runpy
+import time
 
+import numpy as np
 import pytest
+from astropy.io import fits
+from PIL import Image
 from rest_framework.authtoken.models import Token
 
 from labeling import apis as labeling_apis
 from labeling import selectors as labeling_selectors
-from tests.api_fixtures import assert_error, token_client
+from tests.api_fixtures import (
+    assert_error,
+    ensemble,  # noqa: F401
+    fresh_ensemble,  # noqa: F401
+    token_client,
+    upload,
+)
 from tests.factories import GalaxyFactory
 
 pytestmark = pytest.mark.django_db
@@ -164,3 +175,48 @@ class TestNulAndAdminQueryStrings:
     def test_other_odd_changelist_parameters_never_fail(self, bob_client, query):
         GalaxyFactory()
         assert bob_client.get("/admin/labeling/galaxy/", query).status_code in (200, 302)
+
+
+def post_file(client, data: bytes, name: str):
+    return client.post("/api/file", {"file": upload(name, data, "application/octet-stream")}, format="multipart")
+
+
+def image_bytes(fmt: str, frames: list[np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    images = [Image.fromarray(frame) for frame in frames]
+    images[0].save(buffer, format=fmt, save_all=len(images) > 1, append_images=images[1:])
+    return buffer.getvalue()
+
+
+def blob(height: int, width: int) -> np.ndarray:
+    rows, cols = np.mgrid[:height, :width]
+    r2 = ((rows - height / 2) / (height / 5)) ** 2 + ((cols - width / 2) / (width / 5)) ** 2
+    return (255 * np.exp(-r2)).astype(np.uint8)
+
+
+@pytest.mark.usefixtures("ensemble")
+class TestUploadBudget:
+    def test_a_small_tile_compressed_fits_of_36_megapixels_is_refused_at_once(self, api_client):
+        buffer = io.BytesIO()
+        image = fits.CompImageHDU(np.zeros((6000, 6000), np.float32), compression_type="RICE_1")
+        fits.HDUList([fits.PrimaryHDU(), image]).writeto(buffer)
+        assert len(buffer.getvalue()) < 2**20  # under /api/file's 1 MB
+        started = time.process_time()
+        response = post_file(api_client, buffer.getvalue(), "bomb.fits")
+        assert time.process_time() - started < 1.0
+        body = response.json()
+        assert response.status_code == 413
+        assert body["status"] == "failed" and body["error"]["code"] == "too_many_pixels"
+        assert "4,194,304" in body["error"]["message"]
+
+    def test_an_animated_gif_is_answered_from_its_first_frame(self, api_client):
+        frames = [blob(64, 64), np.zeros((64, 64), np.uint8), np.full((64, 64), 255, np.uint8)]
+        animated = post_file(api_client, image_bytes("GIF", frames), "spin.gif")
+        assert animated.status_code == 200, animated.content[:300]
+        still = post_file(api_client, image_bytes("GIF", frames[:1]), "still.gif")
+        assert animated.json()["inclinations"] == still.json()["inclinations"]
+
+    def test_a_ten_to_one_image_is_padded_to_square_and_answered(self, api_client):
+        response = post_file(api_client, image_bytes("PNG", [blob(40, 400)]), "wide.png")
+        assert response.status_code == 200, response.content[:300]
+        assert response.json()["status"] == "success"

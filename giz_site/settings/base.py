@@ -253,7 +253,8 @@ CORS_ALLOWED_ORIGINS = env_list("GIZ_CORS_ALLOWED_ORIGINS", [])  # closed unless
 
 # ------------------------------------------------------------------------------ Domain: images
 GIZ_IMAGE_MAX_BYTES = env_int("GIZ_IMAGE_MAX_BYTES", 20 * 2**20, minimum=1024)
-GIZ_IMAGE_MAX_PIXELS = env_int("GIZ_IMAGE_MAX_PIXELS", 40_000_000, minimum=64 * 64)
+# 2048 x 2048 (all planes counted): the largest SkyServer cutout, and about 1 s of CPU for the worst upload.
+GIZ_IMAGE_MAX_PIXELS = env_int("GIZ_IMAGE_MAX_PIXELS", 2048 * 2048, minimum=64 * 64)
 GIZ_MODEL_INPUT_SIZE = env_int("GIZ_MODEL_INPUT_SIZE", 128, minimum=16)
 
 # ------------------------------------------------------------------------------ Domain: labeling
