@@ -81,6 +81,14 @@ class TestJsonParsing:
         response = token_client(alice).post("/api/assignments/reshuffle/", body, content_type="application/json")
         assert_error(response, 400, "parse_error")
 
+    def test_a_json_body_over_the_size_limit_is_a_413_before_it_is_parsed(self, api_client, alice):
+        body = login_with("[" + "[]," * 400_000 + "[]]")  # 1.2 MB of shallow brackets
+        error = assert_error(
+            api_client.post("/api/auth/token/", body, content_type="application/json"), 413, "too_large"
+        )
+        assert error["details"]["max_bytes"] == 2**20
+        assert not Token.objects.exists()
+
     def test_a_body_that_is_not_text_in_its_charset_is_a_400(self, api_client):
         response = api_client.post("/api/auth/token/", b"\xff\xfe{", content_type="application/json; charset=utf-8")
         assert_error(response, 400, "parse_error")

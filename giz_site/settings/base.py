@@ -249,6 +249,7 @@ SPECTACULAR_SETTINGS = {
 }
 # Deeper JSON is refused with a 400 before parsing (Python's parser recurses once per level).
 GIZ_JSON_MAX_DEPTH = env_int("GIZ_JSON_MAX_DEPTH", 32, minimum=2)
+GIZ_JSON_MAX_BYTES = env_int("GIZ_JSON_MAX_BYTES", 2**20, minimum=1024)  # 10,000 PGCs of a job fit 20 times
 CORS_ALLOWED_ORIGINS = env_list("GIZ_CORS_ALLOWED_ORIGINS", [])  # closed unless listed
 
 # ------------------------------------------------------------------------------ Domain: images
