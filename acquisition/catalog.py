@@ -2,6 +2,8 @@
 
 Every bad row becomes a `RowError` with its line number and reason while the good rows go on;
 only a file that cannot be read at all (no header, no PGC/RA/Dec columns) raises CatalogError.
+A row that passes fits the database: every range its constraints hold, PGC within a signed 64-bit integer,
+no NUL (PostgreSQL text cannot hold one) and no control characters in names, numbers in ASCII digits.
 Columns are matched by name, case-insensitively, with HyperLEDA's names accepted too:
 PGC (pgc, pgc_id), name (objname), RA in degrees (ra, raj2000; al2000 in hours), Dec (dec, de2000),
 size (d25 in arcmin, or logd25 in log10 of 0.1 arcmin), PA in degrees, b/a (ba, axial_ratio; or
@@ -13,6 +15,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 
 __all__ = ["CatalogError", "CatalogRow", "RowError", "catalog_parse"]
@@ -31,6 +34,8 @@ ALIASES = {
 }
 MISSING = {"", "--", "-", "nan", "NaN", "null", "NULL", "None", "N/A", "n/a"}
 NAME_MAX = 64
+PGC_MAX = 2**63 - 1  # the database's bigint
+D25_MAX_ARCMIN = 600.0
 
 
 class CatalogError(ValueError):
@@ -58,11 +63,20 @@ class CatalogRow:
     axial_ratio: float | None
 
 
+def _without_nul_lines(lines: list[str | None], errors: list[RowError]) -> tuple[list[str | None], list[RowError]]:
+    """A line holding a NUL character becomes None and an error, wherever it is in the file."""
+    for index, text in enumerate(lines):
+        if text is not None and "\x00" in text:
+            lines[index] = None
+            errors.append(RowError(index + 1, f"contains a NUL character (column {text.index(chr(0)) + 1})"))
+    return lines, errors
+
+
 def _decode_lines(data: bytes) -> tuple[list[str | None], list[RowError]]:
-    """Lines of text; a line that is not UTF-8 becomes None and an error naming the byte."""
+    """Lines of text; a line that is not UTF-8 or holds a NUL becomes None and an error naming the byte."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            return data.decode("utf-16").splitlines(), []
+            return _without_nul_lines(data.decode("utf-16").splitlines(), [])
         except UnicodeDecodeError as exc:
             raise CatalogError(f"the file starts like UTF-16 but is not: {exc.reason}") from exc
     data = data.removeprefix(b"\xef\xbb\xbf")
@@ -85,7 +99,7 @@ def _decode_lines(data: bytes) -> tuple[list[str | None], list[RowError]]:
             )
     if lines and lines[-1] == "":
         lines.pop()
-    return lines, errors
+    return _without_nul_lines(lines, errors)
 
 
 def _columns(header: list[str]) -> dict[str, int]:
@@ -110,10 +124,10 @@ def _number(text: str | None, what: str, *, required: bool = False) -> float | N
         if required:
             raise ValueError(f"missing {what}")
         return None
-    try:
-        value = float(text.strip())
-    except ValueError:
-        raise ValueError(f"{what} is not a number: {text.strip()[:40]!r}") from None
+    # float() also reads other scripts' digits and "1_0"; a catalog number is plain ASCII.
+    if not re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", text.strip(), flags=re.ASCII):
+        raise ValueError(f"{what} is not a number: {text.strip()[:40]!r}")
+    value = float(text.strip())
     if not math.isfinite(value):
         raise ValueError(f"{what} is not a finite number: {text.strip()[:40]!r}")
     return value
@@ -123,9 +137,20 @@ def _pgc(text: str | None) -> int:
     if text is None or text.strip() in MISSING:
         raise ValueError("missing PGC")
     digits = re.sub(r"^(PGC|LEDA)\s*", "", text.strip(), flags=re.IGNORECASE)
-    if not digits.isdigit() or int(digits) <= 0:
+    # ASCII digits only: str.isdigit() is true for "²", which int() refuses.
+    if not re.fullmatch(r"[0-9]{1,30}", digits) or int(digits) <= 0:
         raise ValueError(f"PGC is not a positive whole number: {text.strip()[:40]!r}")
+    if int(digits) > PGC_MAX:
+        raise ValueError(f"PGC {digits} is larger than the largest the database holds ({PGC_MAX})")
     return int(digits)
+
+
+def _from_log(value: float, what: str, *, sign: float = 1.0) -> float:
+    """10 ** (sign * value), with an overflow reported as the catalog's own value out of range."""
+    try:
+        return 10.0 ** (sign * value)
+    except OverflowError:
+        raise ValueError(f"{what} {value:g} out of range") from None
 
 
 def _row(line: int, fields: list[str], columns: dict[str, int], width: int) -> CatalogRow:
@@ -147,20 +172,24 @@ def _row(line: int, fields: list[str], columns: dict[str, int], width: int) -> C
         raise ValueError(f"Dec {dec:g} out of range: need -90 <= Dec <= 90 degrees")
     d25 = _number(get("d25"), "D25")
     if d25 is None and (logd25 := _number(get("logd25"), "logD25")) is not None:
-        d25 = 0.1 * 10**logd25  # HyperLEDA: log10 of the diameter in 0.1 arcmin
-    if d25 is not None and not 0 < d25 < 600:
-        raise ValueError(f"D25 {d25:g} arcmin out of range: need 0 < D25 < 600")
+        d25 = 0.1 * _from_log(logd25, "logD25")  # HyperLEDA: log10 of the diameter in 0.1 arcmin
+    if d25 is not None and not 0 < d25 < D25_MAX_ARCMIN:
+        raise ValueError(f"D25 {d25:g} arcmin out of range: need 0 < D25 < {D25_MAX_ARCMIN:g}")
     pa = _number(get("pa"), "PA")
     if pa is not None:
-        pa = pa % 180.0  # a position angle is defined modulo 180 degrees
+        # A position angle is defined modulo 180 degrees; -1e-20 % 180 rounds to 180 itself.
+        pa = pa % 180.0
+        pa = 0.0 if pa >= 180.0 else pa
     ba = _number(get("ba"), "b/a")
     if ba is None and (logr25 := _number(get("logr25"), "logR25")) is not None:
-        ba = 10**-logr25
+        ba = _from_log(logr25, "logR25", sign=-1.0)
     if ba is not None and not 0 < ba <= 1:
         raise ValueError(f"b/a {ba:g} out of range: need 0 < b/a <= 1")
     name = (get("name") or "").strip()
     if len(name) > NAME_MAX:
         raise ValueError(f"name longer than {NAME_MAX} characters")
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in name):
+        raise ValueError("name contains control characters")
     return CatalogRow(line, pgc, name, ra, dec, d25, pa, ba)
 
 

@@ -430,41 +430,54 @@ def catalog_import(
 ) -> CatalogImportResult:
     """Import a CSV/ECSV catalog: good rows created or updated by PGC, bad rows reported by line.
 
-    Raises ApplicationError only when the file as a whole cannot be read.
+    The file is imported in one transaction: all its good rows or, if the database refuses any, none.
+    Raises ApplicationError when the file as a whole cannot be read or imported.
     """
     try:
         rows, errors = catalog_parse(data, filename=filename)
     except CatalogError as exc:
         raise ApplicationError(f"Cannot read the catalog: {exc}", code="invalid_catalog") from exc
     result = CatalogImportResult(errors=errors)
-    for start in range(0, len(rows), batch_size):
-        batch = rows[start : start + batch_size]
+    try:
         with transaction.atomic():
-            existing = Galaxy.objects.in_bulk([row.pgc for row in batch], field_name="pgc")
-            new, changed, moved_ids = [], [], []
-            for row in batch:
-                galaxy = existing.get(row.pgc)
-                if galaxy is None:
-                    new.append(Galaxy(pgc=row.pgc, **{name: getattr(row, name) for name in CATALOG_FIELDS}))
-                    continue
-                if not _differs(galaxy, row):
-                    result.unchanged += 1
-                    continue
-                moved = (galaxy.ra, galaxy.dec, galaxy.d25_arcmin) != (row.ra, row.dec, row.d25_arcmin)
-                for name in CATALOG_FIELDS:
-                    setattr(galaxy, name, getattr(row, name))
-                if moved and galaxy.source == Galaxy.Source.SDSS:
-                    # A new position or size needs a new stamp: the backstop fetches it again.
-                    galaxy.state, galaxy.failure_reason = Galaxy.State.NEW, ""
-                    moved_ids.append(galaxy.pk)
-                galaxy.updated_at = timezone.now()
-                changed.append(galaxy)
-            Galaxy.objects.bulk_create(new)
-            Galaxy.objects.bulk_update(changed, [*CATALOG_FIELDS, "state", "failure_reason", "updated_at"])
-            _images_forget(galaxy_ids=moved_ids)
-            result.created += len(new)
-            result.updated += len(changed)
-        result.galaxy_ids.extend(Galaxy.objects.filter(pgc__in=[row.pgc for row in batch]).values_list("pk", flat=True))
-        if progress is not None:
-            progress(len(batch), len(rows))
+            for start in range(0, len(rows), batch_size):
+                batch = rows[start : start + batch_size]
+                _catalog_batch_import(batch=batch, result=result)
+                if progress is not None:
+                    progress(len(batch), len(rows))
+    except IntegrityError as exc:
+        # Rows are checked against every constraint first, so this is a concurrent import of the same PGCs.
+        raise ApplicationError(
+            f"Nothing was imported: the database refused a row ({exc.__class__.__name__}); "
+            "is another import of the same galaxies running? Try again.",
+            code="import_failed",
+        ) from exc
     return result
+
+
+def _catalog_batch_import(*, batch: list[CatalogRow], result: CatalogImportResult) -> None:
+    existing = Galaxy.objects.in_bulk([row.pgc for row in batch], field_name="pgc")
+    new, changed, moved_ids = [], [], []
+    for row in batch:
+        galaxy = existing.get(row.pgc)
+        if galaxy is None:
+            new.append(Galaxy(pgc=row.pgc, **{name: getattr(row, name) for name in CATALOG_FIELDS}))
+            continue
+        if not _differs(galaxy, row):
+            result.unchanged += 1
+            continue
+        moved = (galaxy.ra, galaxy.dec, galaxy.d25_arcmin) != (row.ra, row.dec, row.d25_arcmin)
+        for name in CATALOG_FIELDS:
+            setattr(galaxy, name, getattr(row, name))
+        if moved and galaxy.source == Galaxy.Source.SDSS:
+            # A new position or size needs a new stamp: the backstop fetches it again.
+            galaxy.state, galaxy.failure_reason = Galaxy.State.NEW, ""
+            moved_ids.append(galaxy.pk)
+        galaxy.updated_at = timezone.now()
+        changed.append(galaxy)
+    Galaxy.objects.bulk_create(new)
+    Galaxy.objects.bulk_update(changed, [*CATALOG_FIELDS, "state", "failure_reason", "updated_at"])
+    _images_forget(galaxy_ids=moved_ids)
+    result.created += len(new)
+    result.updated += len(changed)
+    result.galaxy_ids.extend(Galaxy.objects.filter(pgc__in=[row.pgc for row in batch]).values_list("pk", flat=True))

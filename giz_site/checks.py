@@ -5,7 +5,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 
 KNOWN_BROKER_SCHEMES = {"filesystem", "redis", "rediss", "amqp", "amqps", "pyamqp", "memory"}
 
@@ -59,4 +59,25 @@ def check_broker_url(app_configs, **kwargs):
                 )
             ]
         del port
+    return []
+
+
+PER_PROCESS_CACHES = {
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+}
+
+
+@register(Tags.security, deploy=True)
+def check_shared_cache(app_configs, **kwargs):
+    backend = settings.CACHES["default"]["BACKEND"]
+    if backend in PER_PROCESS_CACHES:
+        return [
+            Warning(
+                f"The default cache ({backend.rsplit('.', 1)[-1]}) is not shared between processes, so every web "
+                "process keeps its own API throttle counters and the real limit is multiplied by their number.",
+                hint="Set GIZ_CACHE_URL=redis://host:6379/1 (or filecache:///path on a single machine).",
+                id="giz.W003",
+            )
+        ]
     return []

@@ -73,6 +73,18 @@ def env_database(name: str, default: str) -> dict:
     return config
 
 
+def env_cache(name: str, default: str) -> dict:
+    """A Django cache from a URL: redis://host:6379/1, filecache:///path, dbcache://table, locmemcache://."""
+    raw = os.environ.get(name, default)
+    try:
+        config = environ.Env.cache_url_config(raw)
+    except Exception as exc:  # django-environ raises several types for a bad URL
+        raise ImproperlyConfigured(f"{name} is not a valid cache URL: {exc}") from None
+    if not config.get("BACKEND"):
+        raise ImproperlyConfigured(f"{name}={raw!r}: unknown cache scheme.")
+    return config
+
+
 def env_secret(name: str, *, fallback_file: Path | None = None) -> str:
     """Read a secret; outside production, a random one is kept in `fallback_file`.
 

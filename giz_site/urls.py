@@ -18,3 +18,8 @@ if settings.GIZ_STORAGE_BACKEND == "local":
     urlpatterns.append(
         path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", serve, {"document_root": settings.MEDIA_ROOT})
     )
+
+# Under /api/ these answer the API's JSON error contract; elsewhere Django's HTML pages.
+handler400 = "giz_site.error_views.bad_request"
+handler404 = "giz_site.error_views.page_not_found"
+handler500 = "giz_site.error_views.server_error"

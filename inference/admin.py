@@ -1,8 +1,10 @@
+import re
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.files.storage import default_storage
 from django.db.models import Prefetch
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -134,7 +136,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/inference/modelversion/upload.html", context)
 
     def compare_view(self, request):
-        ids = [int(i) for i in request.GET.get("ids", "").split(",") if i.isdigit()]
+        raw = request.GET.get("ids", "")
+        # ASCII digits of at most 18: isdigit() accepts "²", which int() refuses, and ids are bigints.
+        if raw and not re.fullmatch(r"[0-9]{1,18}(,[0-9]{1,18})*", raw):
+            return HttpResponseBadRequest("ids must be model version ids separated by commas, e.g. ?ids=3,7.")
+        ids = [int(i) for i in raw.split(",") if i]
         from inference.selectors import model_versions_compare
 
         versions = model_versions_compare(ids=ids)

@@ -16,8 +16,15 @@ Conventions:
   (PA) is measured from north through east, i.e. from "up" counter-clockwise towards "left".
 - Every failure the caller can be blamed for is an `ImageError` with a short `.code` and a
   `.reason` the user can act on; nothing from Pillow or astropy leaks out.
-- Animated images (GIF, APNG) and multi-page TIFFs are refused (code "animated"): which frame
-  holds the galaxy is a guess we should not make silently.
+- Animated GIFs and PNGs give their first frame (the still a viewer shows first, as the original
+  service did). Multi-page TIFFs are refused (code "animated"): their pages may be bands, and
+  which page holds the galaxy is a guess we should not make silently.
+- Budget: an upload is refused before any pixel is decoded when it holds more than
+  `Limits.max_pixels` pixels (all planes counted; 2048 x 2048 by default, SkyServer's largest
+  cutout), whatever its compression: tile-compressed FITS is checked on its ZNAXISn header cards.
+  At that size the worst upload costs about a second of CPU and under 200 MB (bench/bench_upload_budget.py).
+- Any aspect ratio up to `Limits.max_aspect` (32:1) is padded to square with sky; the padding is done
+  at the model's resolution, so a long strip costs no more than a square of the same pixels.
 - 16-bit, CMYK, palette and greyscale-with-alpha images are valid and are converted: 16-bit to
   [0, 1] keeping the precision, CMYK and palette to RGB, transparency composited on black sky.
 """
@@ -74,9 +81,9 @@ class Limits:
     """Resource limits for untrusted images; settings override the defaults."""
 
     max_bytes: int = 20 * 2**20
-    max_pixels: int = 40_000_000
-    # A postage stamp is roughly square; a 1 x 40,000,000 strip would become a huge square.
-    max_aspect: float = 8.0
+    max_pixels: int = 2048 * 2048
+    # Past this a "galaxy stamp" is a strip of a few pixels across, too thin to hold a galaxy.
+    max_aspect: float = 32.0
 
 
 @dataclass
@@ -174,10 +181,11 @@ def _decode_pillow(data: bytes, limits: Limits, min_size: int | None = None) -> 
     with image:
         fmt = image.format or "unknown"
         _check_dimensions(image.width, image.height, 1, limits)
-        if getattr(image, "is_animated", False):
+        # GIF and PNG load their first frame and never touch the others; TIFF pages may be bands.
+        if fmt == "TIFF" and getattr(image, "n_frames", 1) > 1:
             raise ImageError(
                 "animated",
-                f"This {fmt} has several frames (animated or multi-page); upload a single still image of the galaxy.",
+                f"This {fmt} has several pages; upload a single image of the galaxy (or a FITS cube of bands).",
             )
         if min_size is not None and fmt == "JPEG" and image.mode in ("RGB", "L"):
             image.draft(image.mode, (min_size, min_size))  # keeps at least min_size on each side
@@ -261,6 +269,27 @@ def _decompress_fits(data: bytes, limits: Limits) -> bytes:
     return raw
 
 
+def _check_compressed_fits(data: bytes, limits: Limits) -> None:
+    """Check tile-compressed HDUs on their own header cards (ZNAXISn), never decompressing a tile.
+
+    A few hundred kB of RICE-compressed zeros can describe 36 Mpx; what they decompress to is fixed
+    by ZNAXISn, so that is what counts against the budget.
+    """
+    from astropy.io import fits
+
+    with fits.open(io.BytesIO(data), memmap=False, disable_image_compression=True) as raw:
+        for hdu in raw:
+            header = hdu.header
+            if not header.get("ZIMAGE", False):
+                continue
+            naxis = int(header.get("ZNAXIS", 0))
+            dims = [int(header.get(f"ZNAXIS{k}", 0)) for k in range(1, naxis + 1)]
+            if naxis < 2:
+                continue
+            planes = int(np.prod(dims[2:], dtype=np.int64)) if naxis > 2 else 1
+            _check_dimensions(dims[0], dims[1], planes, limits)
+
+
 def _decode_fits(data: bytes, limits: Limits) -> DecodedImage:
     from astropy.io import fits  # astropy is slow to import; only FITS uploads pay for it
     from astropy.utils.exceptions import AstropyUserWarning
@@ -271,6 +300,7 @@ def _decode_fits(data: bytes, limits: Limits) -> DecodedImage:
         # astropy warns (rather than raises) on short files; the size check below reports it.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyUserWarning)
+            _check_compressed_fits(data, limits)
             hdul = fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=False)
         with hdul:
             total_pixels = 0
@@ -456,6 +486,20 @@ def resize(pixels: np.ndarray, size: int) -> np.ndarray:
     return np.stack(channels, axis=-1)
 
 
+def _shrink_long_side(pixels: np.ndarray, long_side: int) -> np.ndarray:
+    """Resize H x W x C so its longer side is `long_side`, keeping the aspect ratio (shorter side >= 1)."""
+    height, width = pixels.shape[:2]
+    scale = long_side / max(height, width)
+    target = (max(1, round(width * scale)), max(1, round(height * scale)))  # Pillow sizes are (w, h)
+    channels = []
+    for c in range(pixels.shape[-1]):
+        channel = Image.fromarray(np.ascontiguousarray(pixels[..., c]), mode="F")
+        # reducing_gap: whole blocks are averaged first and Lanczos does the last step, as in resize().
+        channel = channel.resize(target, Image.Resampling.LANCZOS, reducing_gap=2.0)
+        channels.append(np.asarray(channel, dtype=np.float32))
+    return np.stack(channels, axis=-1)
+
+
 # --------------------------------------------------------------------------------------------
 # The one entry point for the models
 
@@ -506,7 +550,11 @@ def prepare_for_model(
         if isinstance(data_or_decoded, DecodedImage)
         else decode_for_model(data_or_decoded, size=size, limits=limits)
     )
-    image = pad_to_square(_three_channels(decoded, mode))
+    image = _three_channels(decoded, mode)
+    if image.shape[0] != image.shape[1] and max(image.shape[:2]) > 2 * size:
+        # Pad at twice the model size, not at full resolution: a 32:1 strip would pad to 32x its pixels.
+        image = _shrink_long_side(image, 2 * size)
+    image = pad_to_square(image)
     if position_angle is not None:
         # Rotate at twice the output size: sharp enough, and a 512 px stamp costs 4x more to rotate.
         if image.shape[0] > 2 * size:

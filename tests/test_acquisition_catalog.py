@@ -4,6 +4,8 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import IntegrityError
+from django.db.models import QuerySet
 
 from acquisition.models import AcquisitionJob, GalaxyImage
 from labeling.models import Galaxy
@@ -128,6 +130,59 @@ def test_utf16_with_a_byte_order_mark_is_read(tmp_path):
     assert Galaxy.objects.get(pgc=1).name == "Ærø"
 
 
+HOSTILE = (
+    "pgc,name,ra,dec,logd25,pa,logr25\n"  # line 1
+    "1,overflowing size,10,10,400,10,0.1\n"  # 2: 10**400 overflows a float
+    "2,overflowing ratio,10,10,1.0,10,-400\n"  # 3
+    "9223372036854775808,past bigint,10,10,1.0,10,0.1\n"  # 4: 2**63
+    "\u00b2,superscript two,10,10,1.0,10,0.1\n"  # 5: isdigit() but not int()
+    "6,arabic digits,\u0661\u0660,10,1.0,10,0.1\n"  # 6: float() reads them
+    "7,bell\a,10,10,1.0,10,0.1\n"  # 7: a control character in a name
+    "8,tiny negative pa,10,10,1.0,-1e-20,0.1\n"  # 8: good; -1e-20 % 180 == 180.0
+    "9223372036854775807,largest pgc,10,10,1.0,10,0.1\n"  # 9: good
+)
+
+
+def test_every_row_is_checked_against_what_the_database_holds(tmp_path):
+    path = tmp_path / "hostile.csv"
+    padding = "".join(f"{1000 + i},padding {i},10,10,1.0,10,0.1\n" for i in range(200))  # past the first 4 KB
+    path.write_text(HOSTILE + padding + "3000,nul\x00name,10,10,1.0,10,0.1\n")
+    out, err = run_import(path)
+    for line, reason in [
+        (2, "logD25 400 out of range"),
+        (3, "logR25 -400 out of range"),
+        (4, "PGC 9223372036854775808 is larger than the largest the database holds"),
+        (5, "PGC is not a positive whole number: '\u00b2'"),
+        (6, "RA is not a number"),
+        (7, "name contains control characters"),
+        (210, "contains a NUL character (column 9)"),
+    ]:
+        assert f"hostile.csv: line {line}: {reason}" in err
+    assert "Imported 202 galaxies (202 new, 0 updated, 0 unchanged); 7 bad rows skipped." in out
+    assert Galaxy.objects.get(pgc=8).position_angle == 0.0
+    assert Galaxy.objects.filter(pgc=2**63 - 1).exists()
+
+
+def test_a_file_is_imported_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A database failure in a later batch leaves nothing of the earlier ones behind."""
+    calls = []
+    real_bulk_create = QuerySet.bulk_create
+
+    def bulk_create_failing_the_second_time(self, objs, *args, **kwargs):
+        calls.append(len(objs))
+        if len(calls) == 2:
+            raise IntegrityError("duplicate key value violates unique constraint")
+        return real_bulk_create(self, objs, *args, **kwargs)
+
+    monkeypatch.setattr(QuerySet, "bulk_create", bulk_create_failing_the_second_time)
+    rows = "".join(f"{pgc},g{pgc},10,10\n" for pgc in range(1, 1201))  # three batches of 500
+    path = tmp_path / "big.csv"
+    path.write_text("pgc,name,ra,dec\n" + rows)
+    with pytest.raises(CommandError, match="Nothing was imported"):
+        run_import(path)
+    assert not Galaxy.objects.exists()
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -174,6 +229,18 @@ class TestAdmin:
         response = bob_client.post("/admin/acquisition/acquisitionjob/import/", {"file": upload})
         assert response.status_code == 200
         assert "Cannot read the catalog: no PGC column" in response.content.decode()
+
+    def test_import_page_reports_hostile_rows_instead_of_failing(self, bob_client):
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        padding = "".join(f"{1000 + i},padding {i},10,10,1.0,10,0.1\n" for i in range(200))
+        upload = SimpleUploadedFile("x.csv", (HOSTILE + padding + "3000,nul\x00,10,10,1,10,0.1\n").encode())
+        response = bob_client.post("/admin/acquisition/acquisitionjob/import/", {"file": upload})
+        assert response.status_code == 200
+        page = response.content.decode()
+        assert "Imported 202 galaxies" in page
+        assert "<td>4</td><td>PGC 9223372036854775808 is larger" in page
+        assert "contains a NUL character" in page
 
     def test_volunteers_cannot_import(self, alice_client):
         response = alice_client.get("/admin/acquisition/acquisitionjob/import/")

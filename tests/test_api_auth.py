@@ -2,6 +2,7 @@
 
 import pytest
 from django.core.cache import cache
+from django.core.checks import Tags, run_checks
 from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -93,6 +94,69 @@ class TestThrottling:
             assert alice_api.get("/api/galaxies/").status_code == 200
         assert_error(alice_api.get("/api/galaxies/"), 429, "throttled")
         assert charlie_api.get("/api/galaxies/").status_code == 200
+
+    def test_a_forged_x_forwarded_for_does_not_buy_a_fresh_allowance(self, api_client, tight_throttles):
+        for n in range(3):
+            assert api_client.get("/api/galaxies/", HTTP_X_FORWARDED_FOR=f"10.0.0.{n}").status_code == 200
+        assert_error(api_client.get("/api/galaxies/", HTTP_X_FORWARDED_FOR="10.0.0.99"), 429, "throttled")
+
+    def test_behind_trusted_proxies_the_address_the_proxy_saw_counts(self, api_client, tight_throttles, settings):
+        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+        # The proxy appends the address it saw; whatever the client wrote before it is ignored.
+        for n in range(3):
+            forwarded = f"10.0.0.{n}, 203.0.113.7"
+            assert api_client.get("/api/galaxies/", HTTP_X_FORWARDED_FOR=forwarded).status_code == 200
+        assert_error(api_client.get("/api/galaxies/", HTTP_X_FORWARDED_FOR="9.9.9.9, 203.0.113.7"), 429)
+        assert api_client.get("/api/galaxies/", HTTP_X_FORWARDED_FOR="203.0.113.8").status_code == 200
+
+    def test_counters_live_in_a_cache_every_web_process_shares(self, settings):
+        assert settings.CACHES["default"]["BACKEND"] == "django.core.cache.backends.filebased.FileBasedCache"
+        assert settings.CACHES["default"]["LOCATION"].startswith(str(settings.DATA_DIR))
+
+    def test_a_per_process_cache_is_a_deployment_warning(self, settings):
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+        found = run_checks(include_deployment_checks=True, tags=[Tags.security])
+        assert "giz.W003" in [message.id for message in found]
+
+
+def login(client, username: str, password: str, address: str):
+    return client.post(
+        "/api/auth/token/", {"username": username, "password": password}, format="json", REMOTE_ADDR=address
+    )
+
+
+class TestLoginLockout:
+    """django-axes counts failed logins per account and per address (GIZ_LOGIN_FAILURE_LIMIT, 10 by default)."""
+
+    def test_an_account_guessed_at_from_many_addresses_is_locked_out(self, api_client, alice):
+        for n in range(9):
+            assert_error(login(api_client, "alice", f"guess-{n}", f"198.51.100.{n}"), 400, "invalid_credentials")
+        assert_error(login(api_client, "alice", "guess-9", "198.51.100.9"), 429, "locked_out")  # the 10th failure
+        error = assert_error(login(api_client, "alice", "correct-horse-battery", "192.0.2.1"), 429, "locked_out")
+        assert error["details"]["retry_after_s"] == 15 * 60
+        assert not Token.objects.exists()
+
+    def test_an_address_guessing_many_accounts_is_locked_out(self, api_client, alice, charlie):
+        for n in range(9):
+            assert_error(login(api_client, f"user{n}", "guess", "198.51.100.1"), 400, "invalid_credentials")
+        assert_error(login(api_client, "user9", "guess", "198.51.100.1"), 429, "locked_out")
+        assert_error(login(api_client, "charlie", "correct-horse-battery", "198.51.100.1"), 429, "locked_out")
+        assert login(api_client, "charlie", "correct-horse-battery", "198.51.100.2").status_code == 200
+
+    def test_a_few_typos_do_not_lock_anyone_out(self, api_client, alice):
+        for n in range(3):
+            assert_error(login(api_client, "alice", f"typo-{n}", "198.51.100.1"), 400)
+        assert login(api_client, "alice", "correct-horse-battery", "198.51.100.1").status_code == 200
+
+    def test_the_admin_login_is_locked_out_too(self, client, bob):
+        for n in range(9):
+            response = client.post("/admin/login/", {"username": "bob", "password": f"guess-{n}"})
+            assert response.status_code == 200  # the form again, with its error
+        assert client.post("/admin/login/", {"username": "bob", "password": "guess-9"}).status_code == 429
+        response = client.post("/admin/login/", {"username": "bob", "password": "correct-horse-battery"})
+        assert response.status_code == 429
+        assert b"Too many failed logins" in response.content
+        assert "_auth_user_id" not in client.session
 
 
 class TestCors:

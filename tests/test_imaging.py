@@ -64,10 +64,18 @@ def bomb_png():
     return buffer.getvalue()
 
 
-def animated_gif():
-    frames = [Image.new("L", (32, 32), level) for level in (0, 120, 240)]
+def animated(fmt):
+    frames = [Image.new("L", (32, 32), level) for level in (200, 20, 90)]
     buffer = io.BytesIO()
-    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    frames[0].save(buffer, format=fmt, save_all=True, append_images=frames[1:])
+    return buffer.getvalue()
+
+
+def compressed_fits(height, width):
+    """Tile-compressed (RICE) zeros: 6000 x 6000 pixels fit in about 540 kB."""
+    buffer = io.BytesIO()
+    image = fits.CompImageHDU(np.zeros((height, width), np.float32), compression_type="RICE_1")
+    fits.HDUList([fits.PrimaryHDU(), image]).writeto(buffer)
     return buffer.getvalue()
 
 
@@ -81,7 +89,7 @@ BAD_FILES = {
     "zero_size_png": (lambda: png_with_header(0, 0), ("empty", "corrupt")),
     "text_file": (lambda: b"ra,dec\n150.1,2.2\n", "unsupported_type"),
     "bmp_wrong_type": (lambda: encode(RGB, "BMP"), "unsupported_type"),
-    "animated_gif": (animated_gif, "animated"),
+    "multi_page_tiff": (lambda: animated("TIFF"), "animated"),
     "header_claims_100000_squared": (
         lambda: png_with_header(100_000, 100_000, zlib.compress(b"\0" * 1000)),
         "too_many_pixels",
@@ -90,6 +98,7 @@ BAD_FILES = {
     "truncated_fits": (lambda: fits_bytes(np.ones((64, 64), np.float32))[:4000], ("truncated", "corrupt")),
     "fits_no_data": (lambda: fits_bytes(None), "empty"),
     "strip_image": (lambda: encode(np.zeros((2, 400), np.uint8)), "bad_shape"),
+    "compressed_fits_of_36_megapixels": (lambda: compressed_fits(6000, 6000), "too_many_pixels"),
 }
 
 
@@ -122,6 +131,53 @@ def test_size_limits_are_parameters():
         decode_image(data, limits=Limits(max_pixels=1000))
     assert caught.value.code == "too_many_pixels"
     assert decode_image(data, limits=Limits(max_pixels=2400)).shape == (40, 60)
+
+
+def test_a_tile_compressed_fits_is_judged_on_its_header_before_any_tile_is_decompressed(monkeypatch):
+    data = compressed_fits(6000, 6000)
+    assert len(data) < 1_000_000  # under /api/file's 1 MB
+
+    def decompress(*args, **kwargs):
+        raise AssertionError("a tile was decompressed")
+
+    monkeypatch.setattr(fits.CompImageHDU, "data", property(decompress))
+    with pytest.raises(ImageError) as caught:
+        decode_image(data)
+    assert caught.value.code == "too_many_pixels"
+    assert "6000 x 6000" in caught.value.reason
+
+
+def test_the_default_budget_is_2048_squared_with_all_planes_counted():
+    assert Limits().max_pixels == 2048 * 2048
+    assert decode_image(compressed_fits(2048, 2048)).shape == (2048, 2048)
+    cube = fits_bytes(np.zeros((3, 1200, 1200), np.float32))  # 4.3 Mpx in three planes
+    with pytest.raises(ImageError) as caught:
+        decode_image(cube)
+    assert caught.value.code == "too_many_pixels"
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "PNG"])
+def test_an_animated_image_gives_its_first_frame(fmt):
+    decoded = decode_image(animated(fmt))
+    assert decoded.shape == (32, 32)
+    assert decoded.pixels.mean() == pytest.approx(200 / 255, abs=0.02)
+
+
+@pytest.mark.parametrize(("height", "width"), [(40, 400), (2000, 100), (64, 2048)])
+def test_any_aspect_up_to_32_is_padded_to_square_with_the_galaxy_centred(height, width):
+    blob = ellipse_image(height, width, q=0.5, scale=min(height, width) / 6)
+    prepared = prepare_for_model(encode((blob * 255).astype(np.uint8)), size=64)
+    assert prepared.shape == (64, 64, 3)
+    grey = prepared[..., 0]
+    rows, cols = np.nonzero(grey > grey.max() / 2)
+    assert abs(rows.mean() - 31.5) < 2 and abs(cols.mean() - 31.5) < 2
+
+
+def test_past_32_to_1_the_reason_names_the_limit():
+    with pytest.raises(ImageError) as caught:
+        decode_image(encode(np.zeros((10, 330), np.uint8)))
+    assert caught.value.code == "bad_shape"
+    assert "at most 32" in caught.value.reason
 
 
 def test_prepare_for_model_passes_errors_through():

@@ -4,6 +4,7 @@ import re
 
 import pytest
 from django.core import mail
+from django.http import HttpRequest  # django-axes needs a request to count the login
 from django.test import Client
 from django.urls import reverse
 
@@ -89,7 +90,7 @@ class TestAccounts:
             follow=True,
         )
         assert "Your password is set" in response.content.decode()
-        assert Client().login(username="alice", password="another-Long-pass-99")
+        assert Client().login(request=HttpRequest(), username="alice", password="another-Long-pass-99")
 
     def test_staff_see_the_admin_link_volunteers_do_not(self, alice_client, bob):
         assert reverse("admin:index") not in alice_client.get(reverse("home")).content.decode()

@@ -6,6 +6,7 @@ from io import StringIO
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.http import HttpRequest  # django-axes needs a request to count the login
 
 from acquisition.models import AcquisitionJob, GalaxyImage
 from labeling.models import Galaxy, StandardGalaxy
@@ -34,7 +35,7 @@ def test_seed_demo_fills_a_fresh_site_and_prints_working_logins(client, standin,
 
     logins = dict(re.findall(r"^\s+(\w+)\s+password: (\S+)", output, flags=re.M))
     assert set(logins) == {"staff", "volunteer"}
-    assert client.login(username="staff", password=logins["staff"])
+    assert client.login(request=HttpRequest(), username="staff", password=logins["staff"])
     assert client.get("/admin/").status_code == 200
     assert (settings.DATA_DIR / "demo-logins.txt").stat().st_mode & 0o077 == 0  # not readable by others
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from giz_site.env import (
     env_bool,
+    env_cache,
     env_database,
     env_float,
     env_int,
@@ -37,6 +38,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI and Redoc assets served locally, not from a CDN
     "django_celery_beat",
     "corsheaders",
+    "axes",
     "giz_site.apps.SiteConfig",
     "labeling",
     "inference",
@@ -44,6 +46,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "giz_site.middleware.RequestLimitsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -53,7 +56,12 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires: turns a lockout into its answer
 ]
+
+# Longer URLs (path and query) answer 414, longer header values 431; gunicorn's own limits are above these.
+GIZ_MAX_URL_CHARS = env_int("GIZ_MAX_URL_CHARS", 4096, minimum=256)
+GIZ_MAX_HEADER_CHARS = env_int("GIZ_MAX_HEADER_CHARS", 8190, minimum=256)
 
 ROOT_URLCONF = "giz_site.urls"
 WSGI_APPLICATION = "giz_site.wsgi.application"
@@ -93,7 +101,27 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
+# ------------------------------------------------------------------------------ Cache
+# Throttle counters and login lockouts must be shared by every web process: a file cache in the data folder
+# on the embedded default, Redis (GIZ_CACHE_URL=redis://host:6379/1) in production.
+CACHES = {"default": env_cache("GIZ_CACHE_URL", f"filecache://{DATA_DIR / 'cache'}")}
+
 # ------------------------------------------------------------------------------ Auth
+# Proxies in front of the app that append to X-Forwarded-For (1 behind one TLS proxy). The client address is
+# the one the outermost trusted proxy saw; with 0 the header is ignored, as a client can write anything there.
+GIZ_NUM_PROXIES = env_int("GIZ_NUM_PROXIES", 0, minimum=0)
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses logins while an account or address is locked out
+    "django.contrib.auth.backends.ModelBackend",
+]
+# django-axes: failed logins (the website, the admin, POST /api/auth/token/) are counted per account and per
+# address; past the limit both are refused for the cool-off time, and each further failure restarts it.
+AXES_FAILURE_LIMIT = env_int("GIZ_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = env_float("GIZ_LOGIN_COOLOFF_MIN", 15.0, minimum=0.1) / 60.0  # hours
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "giz_site.throttling.client_ip"
+AXES_LOCKOUT_CALLABLE = "giz_site.throttling.lockout_response"
+AXES_USERNAME_FORM_FIELD = "username"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
@@ -187,10 +215,16 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "giz_site.exceptions.api_exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "giz_site.parsers.LimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",
     ],
+    "NUM_PROXIES": GIZ_NUM_PROXIES,
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("GIZ_THROTTLE_ANON", "60/min"),
         "user": env_str("GIZ_THROTTLE_USER", "600/min"),
@@ -215,11 +249,15 @@ SPECTACULAR_SETTINGS = {
         "BatchJobKindEnum": "inference.apis.BATCH_JOB_KINDS",
     },
 }
+# Deeper JSON is refused with a 400 before parsing (Python's parser recurses once per level).
+GIZ_JSON_MAX_DEPTH = env_int("GIZ_JSON_MAX_DEPTH", 32, minimum=2)
+GIZ_JSON_MAX_BYTES = env_int("GIZ_JSON_MAX_BYTES", 2**20, minimum=1024)  # 10,000 PGCs of a job fit 20 times
 CORS_ALLOWED_ORIGINS = env_list("GIZ_CORS_ALLOWED_ORIGINS", [])  # closed unless listed
 
 # ------------------------------------------------------------------------------ Domain: images
 GIZ_IMAGE_MAX_BYTES = env_int("GIZ_IMAGE_MAX_BYTES", 20 * 2**20, minimum=1024)
-GIZ_IMAGE_MAX_PIXELS = env_int("GIZ_IMAGE_MAX_PIXELS", 40_000_000, minimum=64 * 64)
+# 2048 x 2048 (all planes counted): the largest SkyServer cutout, and about 1 s of CPU for the worst upload.
+GIZ_IMAGE_MAX_PIXELS = env_int("GIZ_IMAGE_MAX_PIXELS", 2048 * 2048, minimum=64 * 64)
 GIZ_MODEL_INPUT_SIZE = env_int("GIZ_MODEL_INPUT_SIZE", 128, minimum=16)
 
 # ------------------------------------------------------------------------------ Domain: labeling
