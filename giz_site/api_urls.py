@@ -8,6 +8,7 @@ from acquisition import apis as acquisition_apis
 from giz_site import api_auth
 from inference import apis as inference_apis
 from labeling import apis as labeling_apis
+from labeling import catalog_apis, catalog_vo
 
 
 class PgcConverter:
@@ -44,6 +45,20 @@ urlpatterns = [
     path("galaxies/<pgc:pgc>/", labeling_apis.GalaxyDetailApi.as_view(), name="galaxy-detail"),
     path("galaxies/<pgc:pgc>/acquire/", acquisition_apis.GalaxyAcquireApi.as_view(), name="galaxy-acquire"),
     path("standards/", labeling_apis.StandardListApi.as_view(), name="standard-list"),
+    # The catalogue: file exports, and the IVOA cone search with its VOSI endpoints (VOTable/XML answers)
+    path("catalog/", catalog_apis.CatalogExportApi.as_view(), name="catalog-export"),
+    path("catalog/exports/", catalog_apis.CatalogExportJobListApi.as_view(), name="catalog-exports"),
+    path(
+        "catalog/exports/<id:export_id>/", catalog_apis.CatalogExportJobDetailApi.as_view(), name="catalog-export-job"
+    ),
+    path(
+        "catalog/exports/<id:export_id>/file/",
+        catalog_apis.CatalogExportJobFileApi.as_view(),
+        name="catalog-export-file",
+    ),
+    path("catalog/cone/", catalog_vo.cone_search_view, name="catalog-cone"),
+    path("catalog/vosi/capabilities/", catalog_vo.vosi_capabilities, name="catalog-vosi-capabilities"),
+    path("catalog/vosi/availability/", catalog_vo.vosi_availability, name="catalog-vosi-availability"),
     # Volunteering
     path("assignments/next/", labeling_apis.AssignmentNextApi.as_view(), name="assignment-next"),
     path("assignments/reshuffle/", labeling_apis.AssignmentReshuffleApi.as_view(), name="assignment-reshuffle"),
