@@ -39,6 +39,7 @@ __all__ = [
     "CatalogColumn",
     "catalog_table",
     "stream_catalog",
+    "votable_document",
     "write_catalog",
 ]
 
@@ -246,6 +247,13 @@ def _stream_votable(columns, chunks, meta) -> Iterator[bytes]:
             rows = _TABLEDATA.search(_votable_xml(table, columns)).group(1)
             yield rows.strip(b"\n") + b"\n"
     yield document[match.end(1) :]
+
+
+def votable_document(
+    chunk: Mapping[str, Sequence], *, columns: Sequence[CatalogColumn] = CATALOG_COLUMNS, meta: Mapping | None = None
+) -> bytes:
+    """A whole VOTable (TABLEDATA) of one in-memory chunk: for small answers such as a cone search."""
+    return _votable_xml(catalog_table(chunk, columns=columns, meta=meta), columns)
 
 
 def _placeholder_chunk(columns) -> dict[str, list]:

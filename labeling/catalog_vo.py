@@ -94,7 +94,7 @@ def cone_search_view(request) -> HttpResponse:
     columns = _columns(int(verb))
     chunk = {c.name: chunk[c.name] for c in columns if c.name != "_r"} | {"_r": distances}
     meta = {"description": f"Galaxy Inclination Zoo galaxies within {radius:g} deg of RA={ra:g}, Dec={dec:g} (ICRS)"}
-    body = b"".join(catalog_formats.stream_catalog("votable", [chunk], columns=columns, meta=meta))
+    body = catalog_formats.votable_document(chunk, columns=columns, meta=meta)
     status = "OVERFLOW" if overflow else "OK"
     note = f"More than {MAX_RECORDS} galaxies match; the nearest {MAX_RECORDS} are returned." if overflow else ""
     info = f'<INFO name="QUERY_STATUS" value="{status}">{escape(note)}</INFO>\n'
