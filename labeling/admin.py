@@ -4,6 +4,7 @@ from django.utils.html import format_html
 
 from acquisition.models import GalaxyImage
 from giz_site.pagination import LargeTablePaginator
+from labeling.catalog_admin import EXPORT_ACTIONS  # also registers the catalogue exports' admin
 from labeling.models import Assignment, ConsensusLabel, ConsensusRun, Galaxy, StandardGalaxy, VolunteerProfile, Vote
 
 
@@ -59,6 +60,7 @@ class GalaxyAdmin(LargeTableAdmin):
     search_fields = ["=pgc", "^name"]
     readonly_fields = ["votes_count", "created_at", "updated_at", "large_image"]
     inlines = [VoteInline]
+    actions = EXPORT_ACTIONS
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related(color_images_prefetch())

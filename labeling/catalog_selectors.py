@@ -55,13 +55,16 @@ def _cone_condition(ra: float, dec: float, radius: float) -> Q:
 
 
 def catalog_queryset(*, filters: dict) -> QuerySet[Galaxy]:
-    """Galaxies matching the galaxy API's filters plus `status` and a cone (`cone_ra`, `cone_dec`, `cone_radius`).
+    """Galaxies matching the galaxy API's filters plus `status`, a cone (`cone_ra`, `cone_dec`, `cone_radius`)
+    and a list of PGC numbers (`pgcs`, the admin's selection).
 
     The cone is only narrowed to its zones and RA range here; catalog_chunks applies the exact distance.
     """
     qs = galaxy_list_filtered(filters=filters)
     if filters.get("status"):
         qs = qs.filter(consensus__status=filters["status"])
+    if filters.get("pgcs") is not None:
+        qs = qs.filter(pgc__in=filters["pgcs"])
     if filters.get("cone_radius") is not None:
         qs = qs.filter(_cone_condition(filters["cone_ra"], filters["cone_dec"], filters["cone_radius"]))
     return qs

@@ -16,7 +16,7 @@ from labeling import catalog_formats
 from labeling.catalog_selectors import catalog_chunks, catalog_count
 from labeling.models import CatalogExport
 
-__all__ = ["catalog_export_create", "catalog_export_run", "catalog_meta", "catalog_write"]
+__all__ = ["catalog_export_create", "catalog_export_queue", "catalog_export_run", "catalog_meta", "catalog_write"]
 
 
 def catalog_meta(*, filters: dict) -> dict:
@@ -44,12 +44,17 @@ def catalog_write(
     )
 
 
-def catalog_export_create(*, fmt: str, filters: dict, user=None) -> CatalogExport:
-    """Record a background export of validated filters and queue it once the transaction commits."""
+def catalog_export_queue(*, export: CatalogExport) -> None:
+    """Queue a saved export's task once the transaction commits."""
     from labeling.tasks import catalog_export_run_task
 
-    export = CatalogExport.objects.create(format=fmt, filters=filters, created_by=user)
     transaction.on_commit(lambda: catalog_export_run_task.delay(export.id))
+
+
+def catalog_export_create(*, fmt: str, filters: dict, user=None) -> CatalogExport:
+    """Record a background export of validated filters and queue it."""
+    export = CatalogExport.objects.create(format=fmt, filters=filters, created_by=user)
+    catalog_export_queue(export=export)
     return export
 
 
@@ -70,7 +75,9 @@ def catalog_export_run(*, export_id: int, chunk_size: int = 10000) -> CatalogExp
 
     try:
         with tempfile.TemporaryFile() as out:
-            catalog_write(fmt=export.format, out=out, filters=export.filters, chunk_size=chunk_size, progress=advance)
+            rows = catalog_write(
+                fmt=export.format, out=out, filters=export.filters, chunk_size=chunk_size, progress=advance
+            )
             out.seek(0)
             stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
             name = f"giz-catalog-{export.id}-{stamp}.{catalog_formats.EXTENSIONS[export.format]}"
@@ -79,6 +86,7 @@ def catalog_export_run(*, export_id: int, chunk_size: int = 10000) -> CatalogExp
         export.status, export.error, export.finished_at = CatalogExport.Status.FAILED, repr(error), timezone.now()
         export.save(update_fields=["status", "error", "finished_at"])
         raise
-    export.status, export.finished_at = CatalogExport.Status.DONE, timezone.now()
-    export.save(update_fields=["status", "file", "finished_at"])
+    # The count of a cone is an upper bound (its corners are trimmed while writing): the file's rows are the total.
+    export.status, export.total, export.done, export.finished_at = CatalogExport.Status.DONE, rows, rows, timezone.now()
+    export.save(update_fields=["status", "file", "total", "done", "finished_at"])
     return export

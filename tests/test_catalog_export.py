@@ -152,3 +152,52 @@ def test_background_export_job_reports_progress_and_serves_its_file(
 def test_bad_background_export_creates_nothing(alice_api):
     assert_error(alice_api.post("/api/catalog/exports/", {"format": "fits", "cone_ra": 1}, format="json"), 400)
     assert CatalogExport.objects.count() == 0
+
+
+# ------------------------------------------------------------------------------ admin
+
+
+def _read_export(export: CatalogExport) -> Table:
+    with export.file.open("rb") as file:
+        return Table.read(io.BytesIO(file.read()), format=READ[export.format])
+
+
+def test_staff_start_a_filtered_export_in_the_admin_and_download_it(bob_client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = bob_client.post(
+            "/admin/labeling/catalogexport/add/", {"format": "fits", "cone_ra": 150, "cone_dec": 2, "cone_radius": 0.15}
+        )
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    export = CatalogExport.objects.get()
+    assert (export.status, export.filters["cone_radius"], export.created_by.username) == ("done", 0.15, "bob")
+    assert list(_read_export(export)["pgc"]) == [10, 11]
+    listing = bob_client.get("/admin/labeling/catalogexport/").content.decode()
+    assert export.file.url in listing and "100%" in listing
+    assert bob_client.get(f"/admin/labeling/catalogexport/{export.id}/change/").status_code == 200
+
+
+def test_admin_export_form_refuses_bad_filters_and_creates_nothing(bob_client):
+    response = bob_client.post("/admin/labeling/catalogexport/add/", {"format": "ecsv", "cone_ra": 150})
+    assert response.status_code == 200
+    assert "A cone needs cone_ra, cone_dec and cone_radius." in response.content.decode()
+    response = bob_client.post("/admin/labeling/catalogexport/add/", {"format": "ecsv", "dec_min": 95})
+    assert "less than or equal to 90" in response.content.decode()
+    assert CatalogExport.objects.count() == 0
+
+
+def test_admin_action_exports_the_selected_galaxies(bob_client, django_capture_on_commit_callbacks):
+    from labeling.models import Galaxy
+
+    selected = [str(pk) for pk in Galaxy.objects.filter(pgc__in=[12, 14]).values_list("pk", flat=True)]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = bob_client.post(
+            "/admin/labeling/galaxy/", {"action": "export_catalogue_csv", "_selected_action": selected}, follow=True
+        )
+    assert "Catalogue export" in response.content.decode()
+    export = CatalogExport.objects.get()
+    assert export.format == "csv" and export.status == "done"
+    assert list(_read_export(export)["pgc"]) == [12, 14]
+
+
+def test_volunteers_cannot_reach_the_export_admin(alice_client):
+    assert alice_client.get("/admin/labeling/catalogexport/").status_code == 302
