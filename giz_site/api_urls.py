@@ -59,6 +59,8 @@ urlpatterns = [
     path("catalog/cone/", catalog_vo.cone_search_view, name="catalog-cone"),
     path("catalog/vosi/capabilities/", catalog_vo.vosi_capabilities, name="catalog-vosi-capabilities"),
     path("catalog/vosi/availability/", catalog_vo.vosi_availability, name="catalog-vosi-availability"),
+    path("research/votes/", catalog_apis.ResearchVotesExportApi.as_view(), name="research-votes"),
+    path("research/volunteers/", catalog_apis.ResearchVolunteersExportApi.as_view(), name="research-volunteers"),
     # Volunteering
     path("assignments/next/", labeling_apis.AssignmentNextApi.as_view(), name="assignment-next"),
     path("assignments/reshuffle/", labeling_apis.AssignmentReshuffleApi.as_view(), name="assignment-reshuffle"),

@@ -15,8 +15,8 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from giz_site.api_permissions import IsVolunteer
-from labeling import catalog_formats
+from giz_site.api_permissions import IsStaff, IsVolunteer
+from labeling import catalog_formats, vote_export
 from labeling.apis import GalaxyListApi
 from labeling.catalog_selectors import catalog_chunks
 from labeling.catalog_services import catalog_export_create, catalog_meta, catalog_write
@@ -191,4 +191,70 @@ class CatalogExportJobFileApi(APIView):
             as_attachment=True,
             filename=export.file.name.rsplit("/", 1)[-1],
             content_type=catalog_formats.CONTENT_TYPES[export.format],
+        )
+
+
+# ------------------------------------------------------------------------------ research exports (staff)
+
+
+class ResearchExportParamsSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=catalog_formats.FORMATS, default="ecsv")
+
+    class Meta:
+        ref_name = "ResearchExportParams"
+
+
+def _research_export(request, *, name: str, columns, chunks) -> StreamingHttpResponse | FileResponse:
+    params = ResearchExportParamsSerializer(data=request.query_params.dict())
+    params.is_valid(raise_exception=True)
+    fmt = params.validated_data["format"]
+    filename = f"giz-{name}.{catalog_formats.EXTENSIONS[fmt]}"
+    meta = {"description": f"Galaxy Inclination Zoo {name}; volunteers under stable pseudonyms"}
+    if fmt == "fits":
+        out = tempfile.TemporaryFile()  # noqa: SIM115 - FileResponse closes it
+        catalog_formats.write_catalog(fmt, out, chunks, columns=columns, meta=meta)
+        out.seek(0)
+        return FileResponse(out, as_attachment=True, filename=filename, content_type=catalog_formats.CONTENT_TYPES[fmt])
+    stream = catalog_formats.stream_catalog(fmt, chunks, columns=columns, meta=meta)
+    response = StreamingHttpResponse(stream, content_type=catalog_formats.CONTENT_TYPES[fmt])
+    response["Content-Disposition"] = _attachment(filename)
+    return response
+
+
+_FILE_RESPONSE = {(200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="The file")}
+
+
+class ResearchVotesExportApi(APIView):
+    """Every vote for research (staff): pseudonymous volunteer, standards shown and chosen, time taken, flags."""
+
+    permission_classes = [IsStaff]
+    content_negotiation_class = _IgnoreFormatParameter
+
+    @extend_schema(
+        operation_id="research_votes_export",
+        parameters=[ResearchExportParamsSerializer],
+        responses=_FILE_RESPONSE,
+        tags=["research"],
+    )
+    def get(self, request):
+        return _research_export(
+            request, name="votes", columns=vote_export.VOTE_COLUMNS, chunks=vote_export.vote_chunks()
+        )
+
+
+class ResearchVolunteersExportApi(APIView):
+    """Per-volunteer figures of the consensus model (staff), under the same pseudonyms as the votes."""
+
+    permission_classes = [IsStaff]
+    content_negotiation_class = _IgnoreFormatParameter
+
+    @extend_schema(
+        operation_id="research_volunteers_export",
+        parameters=[ResearchExportParamsSerializer],
+        responses=_FILE_RESPONSE,
+        tags=["research"],
+    )
+    def get(self, request):
+        return _research_export(
+            request, name="volunteers", columns=vote_export.VOLUNTEER_COLUMNS, chunks=vote_export.volunteer_chunks()
         )
