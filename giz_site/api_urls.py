@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from acquisition import apis as acquisition_apis
 from giz_site import api_auth
 from inference import apis as inference_apis
+from inference import table_job_apis
 from labeling import apis as labeling_apis
 from labeling import catalog_apis, catalog_vo
 
@@ -71,7 +72,9 @@ urlpatterns = [
     path("inference/pgc/<pgc:pgc>/", inference_apis.InferenceByPgcApi.as_view(), name="inference-pgc"),
     path("inference/position/", inference_apis.InferenceByPositionApi.as_view(), name="inference-position"),
     path("jobs/", inference_apis.JobListApi.as_view(), name="job-list"),
+    path("jobs/table/", table_job_apis.TableJobCreateApi.as_view(), name="job-table-create"),
     path("jobs/<id:job_id>/", inference_apis.JobDetailApi.as_view(), name="job-detail"),
+    path("jobs/<id:job_id>/table/", table_job_apis.TableJobResultApi.as_view(), name="job-table"),
     path("jobs/<id:job_id>/results/", inference_apis.JobResultsApi.as_view(), name="job-results"),
     # Models and alarms
     path("models/", inference_apis.ModelVersionListApi.as_view(), name="model-list"),

@@ -5,7 +5,7 @@ import logging
 from celery import shared_task
 
 from giz_site.exceptions import ApplicationError
-from inference import imaging, services
+from inference import imaging, services, table_jobs
 from labeling.models import Galaxy
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,12 @@ def predict_galaxy_task(galaxy_id: int) -> str:
 def inference_job_task(job_id: int) -> None:
     """Bulk prediction of a job's galaxies in batches, with progress on the job row (resumable)."""
     services.inference_job_run(job_id=job_id)
+
+
+@shared_task(name="inference.tasks.table_job_task", ignore_result=True)
+def table_job_task(job_id: int) -> None:
+    """A batch job from an uploaded table: resolve its rows to galaxies, then predict (resumable)."""
+    table_jobs.table_job_run(job_id=job_id)
 
 
 # acks_late (settings) puts a killed worker's training back on the queue; the run then starts clean.

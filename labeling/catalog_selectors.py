@@ -26,7 +26,7 @@ from labeling.consensus import REJECT_FLAGS
 from labeling.models import ConsensusLabel, Galaxy, Vote
 from labeling.selectors import galaxy_list_filtered
 
-__all__ = ["catalog_chunks", "catalog_count", "catalog_queryset", "cone_search"]
+__all__ = ["catalog_chunks", "catalog_count", "catalog_queryset", "cone_search", "galaxies_near"]
 
 _GALAXY_FIELDS = (
     "id",
@@ -228,3 +228,13 @@ def cone_search(*, ra: float, dec: float, radius: float, limit: int) -> tuple[di
     overflow = len(inside) > limit
     inside = inside[:limit]
     return _chunk([row for _, row in inside], _VersionNames()), [d for d, _ in inside], overflow
+
+
+def galaxies_near(*, ra: float, dec: float, radius: float) -> list[tuple[int, float]]:
+    """(PGC, distance in deg) of the galaxies within `radius` deg of (ra, dec), nearest first."""
+    rows = list(Galaxy.objects.filter(_cone_condition(ra, dec, radius)).values_list("pgc", "ra", "dec"))
+    if not rows:
+        return []
+    distance = sky.angular_distance_deg(ra, dec, [r[1] for r in rows], [r[2] for r in rows]).tolist()
+    inside = [(row[0], d) for row, d in zip(rows, distance, strict=True) if d <= radius]
+    return sorted(inside, key=lambda item: item[1])
