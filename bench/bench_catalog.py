@@ -291,6 +291,7 @@ def main() -> None:
     parser.add_argument("--radius", type=float, default=1.0)
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--skip-export", action="store_true", help="only the cone searches")
     parser.add_argument("--out", default="")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("task", nargs="?", default="", help=argparse.SUPPRESS)
@@ -316,7 +317,8 @@ def main() -> None:
         f"### Catalogue export and cone search ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
         "",
         f"`.venv/bin/python -m bench.bench_catalog --galaxies {args.galaxies}"
-        f"{' --skip-naive' if args.skip_naive else ''}{' --skip-sqlite' if args.skip_sqlite else ''}` on "
+        f"{' --skip-naive' if args.skip_naive else ''}{' --skip-sqlite' if args.skip_sqlite else ''}"
+        f"{' --skip-export' if args.skip_export else ''}` on "
         f"{machine()}, PostgreSQL {pg_version(args.database_url)}, shared with other engineers' work (not quiet: "
         "CPU time is the fairer figure). Synthetic sky: every galaxy with a 12-model ensemble prediction, "
         "20% with a consensus label.",
@@ -324,7 +326,7 @@ def main() -> None:
         "| export | way | rows | wall s | CPU s | rows/s (wall) | peak RSS MB | file MB |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for fmt in ("ecsv", "fits"):
+    for fmt in () if args.skip_export else ("ecsv", "fits"):
         ways = [("streamed (catalog_write)", False)] + ([] if args.skip_naive else [("naive: astropy Table", True)])
         for label, naive in ways:
             file = str(tmp / f"export.{fmt}")

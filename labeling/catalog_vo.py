@@ -26,16 +26,29 @@ VOTABLE_TYPE = "application/x-votable+xml"
 # SCS 1.03 finds the identifier and position by these UCD1 names.
 _SCS_UCDS = {"pgc": "ID_MAIN", "ra": "POS_EQ_RA_MAIN", "dec": "POS_EQ_DEC_MAIN"}
 _VERB1 = ("pgc", "ra", "dec", "inclination", "inclination_err", "status")
+# SCS's "medium" verbosity, the default: what a cone search is for; VERB=3 adds every catalogue column.
+_VERB2 = (
+    *_VERB1,
+    "name",
+    "n_votes",
+    "face_on",
+    "rejected",
+    "ensemble_inclination",
+    "ensemble_spread",
+    "model_version",
+    "inclination_axial_ratio",
+)
 _DISTANCE = catalog_formats.CatalogColumn(
     "_r", "f8", "deg", "pos.angDistance", "Distance from the cone centre", nullable=False
 )
 
 
 def _columns(verb: int) -> list[catalog_formats.CatalogColumn]:
+    wanted = {1: _VERB1, 2: _VERB2}.get(verb)
     columns = [
         dataclasses.replace(c, ucd=_SCS_UCDS.get(c.name, c.ucd))
         for c in catalog_formats.CATALOG_COLUMNS
-        if verb > 1 or c.name in _VERB1
+        if wanted is None or c.name in wanted
     ]
     return [*columns, _DISTANCE]
 

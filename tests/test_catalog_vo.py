@@ -80,10 +80,15 @@ def test_bad_cone_parameters_answer_the_standard_error_votable(client, query, me
 
 
 @pytest.mark.usefixtures("catalogue")
-def test_verbosity_one_gives_the_identifier_position_and_inclination(client):
+def test_verbosity_chooses_the_columns(client):
     table = _votable(client.get(f"{CONE}?RA=150&DEC=2&SR=0.5&VERB=1")).get_first_table().to_table()
     assert table.colnames == ["pgc", "ra", "dec", "inclination", "inclination_err", "status", "_r"]
     assert list(table["pgc"]) == [10, 11, 13, 12]
+    medium = _votable(client.get(f"{CONE}?RA=150&DEC=2&SR=0.5")).get_first_table().to_table()
+    assert {"ensemble_inclination", "model_version", "n_votes"} < set(medium.colnames)
+    assert "consensus_date" not in medium.colnames
+    every = _votable(client.get(f"{CONE}?RA=150&DEC=2&SR=0.5&VERB=3")).get_first_table().to_table()
+    assert len(every.colnames) == len(catalog_vo.catalog_formats.CATALOG_COLUMNS) + 1
 
 
 @pytest.mark.usefixtures("catalogue")
