@@ -73,12 +73,20 @@ def _load(job: InferenceJob) -> tuple[Table, list[TableRow]]:
     return table, rows
 
 
-def _resolve(row: TableRow) -> tuple[int | None, str]:
+def _known_pgcs(rows: list[TableRow]) -> set[int]:
+    wanted = sorted({row.pgc for row in rows if row.pgc is not None})
+    known: set[int] = set()
+    for start in range(0, len(wanted), 1000):
+        known.update(Galaxy.objects.filter(pgc__in=wanted[start : start + 1000]).values_list("pgc", flat=True))
+    return known
+
+
+def _resolve(row: TableRow, known: set[int]) -> tuple[int | None, str]:
     """(PGC, "") for the row's galaxy, creating one at a new position; (None, reason) when there is none."""
     if row.problem:
         return None, row.problem
     if row.pgc is not None:
-        return (row.pgc, "") if Galaxy.objects.filter(pgc=row.pgc).exists() else (None, "Unknown PGC number.")
+        return (row.pgc, "") if row.pgc in known else (None, "Unknown PGC number.")
     near = galaxies_near(ra=row.ra, dec=row.dec, radius=MATCH_RADIUS_ARCSEC / 3600)
     if near:
         return near[0][0], ""
@@ -104,7 +112,8 @@ def table_job_run(*, job_id: int) -> InferenceJob | None:
         return None
     if "resolved_file" not in job.params["table"]:
         _, rows = _load(job)
-        resolved = [_resolve(row) for row in rows]
+        known = _known_pgcs(rows)
+        resolved = [_resolve(row, known) for row in rows]
         name = default_storage.save(f"jobs/{job.id}/rows.json", ContentFile(json.dumps(resolved).encode()))
         pgcs = list(dict.fromkeys(pgc for pgc, _ in resolved if pgc is not None))
         job.params["table"]["resolved_file"] = name
