@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from acquisition import apis as acquisition_apis
 from giz_site import api_auth
 from inference import apis as inference_apis
+from inference import catalog_apis, catalog_vo, table_job_apis
 from inference import compat as inference_compat
 from labeling import apis as labeling_apis
 
@@ -45,6 +46,22 @@ urlpatterns = [
     path("galaxies/<pgc:pgc>/", inference_apis.GalaxyDetailApi.as_view(), name="galaxy-detail"),
     path("galaxies/<pgc:pgc>/acquire/", acquisition_apis.GalaxyAcquireApi.as_view(), name="galaxy-acquire"),
     path("standards/", acquisition_apis.StandardListApi.as_view(), name="standard-list"),
+    # The catalogue: file exports, and the IVOA cone search with its VOSI endpoints (VOTable/XML answers)
+    path("catalog/", catalog_apis.CatalogExportApi.as_view(), name="catalog-export"),
+    path("catalog/exports/", catalog_apis.CatalogExportJobListApi.as_view(), name="catalog-exports"),
+    path(
+        "catalog/exports/<id:export_id>/", catalog_apis.CatalogExportJobDetailApi.as_view(), name="catalog-export-job"
+    ),
+    path(
+        "catalog/exports/<id:export_id>/file/",
+        catalog_apis.CatalogExportJobFileApi.as_view(),
+        name="catalog-export-file",
+    ),
+    path("catalog/cone/", catalog_vo.cone_search_view, name="catalog-cone"),
+    path("catalog/vosi/capabilities/", catalog_vo.vosi_capabilities, name="catalog-vosi-capabilities"),
+    path("catalog/vosi/availability/", catalog_vo.vosi_availability, name="catalog-vosi-availability"),
+    path("research/votes/", catalog_apis.ResearchVotesExportApi.as_view(), name="research-votes"),
+    path("research/volunteers/", catalog_apis.ResearchVolunteersExportApi.as_view(), name="research-volunteers"),
     # Volunteering
     path("assignments/next/", acquisition_apis.AssignmentNextApi.as_view(), name="assignment-next"),
     path("assignments/reshuffle/", labeling_apis.AssignmentReshuffleApi.as_view(), name="assignment-reshuffle"),
@@ -55,7 +72,9 @@ urlpatterns = [
     path("inference/pgc/<pgc:pgc>/", inference_apis.InferenceByPgcApi.as_view(), name="inference-pgc"),
     path("inference/position/", inference_apis.InferenceByPositionApi.as_view(), name="inference-position"),
     path("jobs/", inference_apis.JobListApi.as_view(), name="job-list"),
+    path("jobs/table/", table_job_apis.TableJobCreateApi.as_view(), name="job-table-create"),
     path("jobs/<id:job_id>/", inference_apis.JobDetailApi.as_view(), name="job-detail"),
+    path("jobs/<id:job_id>/table/", table_job_apis.TableJobResultApi.as_view(), name="job-table"),
     path("jobs/<id:job_id>/results/", inference_apis.JobResultsApi.as_view(), name="job-results"),
     # Models and alarms
     path("models/", inference_apis.ModelVersionListApi.as_view(), name="model-list"),

@@ -14,6 +14,7 @@ from acquisition.models import GalaxyImage
 from giz_site.admin_pagination import LargeTableAdmin
 from giz_site.exceptions import ApplicationError
 from inference import services
+from inference.catalog_admin import EXPORT_ACTIONS  # also registers the catalogue exports' admin
 from inference.models import (
     DiscrepancyAlarm,
     EnsemblePrediction,
@@ -22,6 +23,7 @@ from inference.models import (
     Prediction,
     TrainingRun,
 )
+from labeling.admin import GalaxyAdmin
 
 
 def progress_bar(fraction: float) -> str:
@@ -357,3 +359,8 @@ class DiscrepancyAlarmAdmin(LargeTableAdmin):
                 self.message_user(request, exc.message, messages.ERROR)
             return
         obj.save(update_fields=["resolution_note"])
+
+
+# The catalogue export reads predictions, so it lives above labeling; it adds its actions to labeling's
+# galaxy list from here rather than have labeling import inference.
+GalaxyAdmin.actions = [*GalaxyAdmin.actions, *EXPORT_ACTIONS] if GalaxyAdmin.actions else EXPORT_ACTIONS

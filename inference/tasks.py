@@ -6,7 +6,7 @@ from celery import shared_task
 from django.conf import settings
 
 from giz_site.exceptions import ApplicationError
-from inference import imaging, selectors, services
+from inference import catalog_services, imaging, selectors, services, table_jobs
 from labeling.models import Galaxy
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,14 @@ def inference_job_task(job_id: int) -> None:
     services.inference_job_run(job_id=job_id)
 
 
+@shared_task(
+    name="inference.tasks.table_job_task", ignore_result=True, soft_time_limit=4 * 3600, time_limit=4 * 3600 + 300
+)
+def table_job_task(job_id: int) -> None:
+    """A batch job from an uploaded table: resolve its rows to galaxies, then predict (resumable)."""
+    table_jobs.table_job_run(job_id=job_id)
+
+
 # acks_late (settings) puts a killed worker's training back on the queue; the run then starts clean.
 @shared_task(name="inference.tasks.train_task", ignore_result=True, soft_time_limit=4 * 3600, time_limit=4 * 3600 + 600)
 def train_task(run_id: int) -> None:
@@ -71,3 +79,11 @@ def training_backstop_task() -> None:
 @shared_task(name="inference.tasks.alarm_email_task", ignore_result=True, soft_time_limit=60, time_limit=90)
 def alarm_email_task(alarm_id: int) -> None:
     services.alarm_email_send(alarm_id=alarm_id)
+
+
+# A 1M-galaxy export takes minutes; the limits leave room for a slow storage backend.
+@shared_task(name="inference.tasks.catalog_export_run_task", acks_late=True, soft_time_limit=3600, time_limit=3900)
+def catalog_export_run_task(export_id: int) -> str | None:
+    """Write a queued catalogue export to storage (admin action or POST /api/catalog/exports/)."""
+    export = catalog_services.catalog_export_run(export_id=export_id)
+    return export.file.name if export else None

@@ -2,7 +2,10 @@
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Cast, Floor
+
+from labeling.sky import ZONES_PER_DEG
 
 
 class Galaxy(models.Model):
@@ -47,6 +50,12 @@ class Galaxy(models.Model):
     extra_votes = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Declination zone for cone searches (labeling.sky): the database computes it, so no writer can forget it.
+    dec_zone = models.GeneratedField(
+        expression=Cast(Floor((F("dec") + 90.0) * ZONES_PER_DEG), models.IntegerField()),
+        output_field=models.IntegerField(),
+        db_persist=True,
+    )
 
     class Meta:
         verbose_name_plural = "galaxies"
@@ -76,6 +85,7 @@ class Galaxy(models.Model):
         ]
         indexes = [
             models.Index(fields=["ra", "dec"], name="galaxy_sky_idx"),
+            models.Index(fields=["dec_zone", "ra"], name="galaxy_zone_ra_idx"),
             # Choosing the next galaxy walks this index from the top: no sort, no ORDER BY RANDOM().
             models.Index(
                 fields=["-label_priority", "votes_count", "id"],
@@ -283,3 +293,43 @@ class ConsensusRun(models.Model):
     @property
     def progress(self) -> float:
         return self.done / self.total if self.total else 0.0
+
+
+class CatalogExport(models.Model):
+    """A catalogue file written in the background (admin or API), with its progress and the file to download."""
+
+    class Format(models.TextChoices):
+        ECSV = "ecsv", "ECSV"
+        VOTABLE = "votable", "VOTable"
+        FITS = "fits", "FITS"
+        CSV = "csv", "CSV"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    format = models.CharField(max_length=8, choices=Format.choices)
+    filters = models.JSONField(default=dict, blank=True, help_text="The galaxy filters, as the API takes them.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    total = models.PositiveIntegerField(default=0, help_text="Galaxies matching when the export started.")
+    done = models.PositiveIntegerField(default=0)
+    file = models.FileField(upload_to="exports/", max_length=255, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="catalog_exports"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Catalogue export {self.pk} ({self.format}, {self.status})"
+
+    @property
+    def progress(self) -> float:
+        return min(1.0, self.done / self.total) if self.total else (1.0 if self.status == self.Status.DONE else 0.0)

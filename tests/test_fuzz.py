@@ -29,11 +29,10 @@ from labeling.models import Galaxy
 from tests.api_fixtures import (
     ensemble,  # noqa: F401
     fresh_ensemble,  # noqa: F401
-    galaxy_jpeg,
-    galaxy_with_image,
     standards_grid,
     token_client,
 )
+from tests.factories import GalaxyFactory, galaxy_jpeg
 
 pytestmark = pytest.mark.django_db
 
@@ -102,7 +101,7 @@ path_ids = st.one_of(
 files = st.one_of(
     st.binary(max_size=300),
     st.sampled_from([b"", b"GIF89a", b"\x89PNG\r\n\x1a\n", b"SIMPLE  =" + b" " * 80, b"\x1f\x8b\x08", b"BZh9"]),
-    st.builds(galaxy_jpeg, st.just(48)),
+    st.builds(galaxy_jpeg, size=st.just(48)),
 )
 
 
@@ -197,8 +196,8 @@ def fuzz_world(settings, bob):
         settings.GIZ_SDSS_MAX_RETRIES = 0
         standards_grid(degrees=[50, 60, 70])
         for pgc in (1, 2, 3):
-            galaxy_with_image(pgc=pgc)
-        galaxy_with_image(pgc=2557, name="NGC0224", d25_arcmin=177.8)
+            GalaxyFactory(with_image=True, pgc=pgc)
+        GalaxyFactory(with_image=True, pgc=2557, name="NGC0224", d25_arcmin=177.8)
         yield
 
 

@@ -104,7 +104,8 @@ def inference_job_run(*, job_id: int, progress_callback=None) -> InferenceJob | 
                 if galaxy is None:
                     items.append(InferenceJobItem(job=job, pgc=pgc, status="failed", reason="Unknown PGC number."))
                     continue
-                if job.kind == InferenceJob.Kind.POSITION:
+                # Table jobs (inference.table_jobs) also fetch what is missing.
+                if job.kind == InferenceJob.Kind.POSITION or job.params.get("acquire"):
                     try:
                         galaxy_color_image_ensure(galaxy=galaxy)
                     except ApplicationError as exc:
