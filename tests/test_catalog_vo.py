@@ -8,7 +8,7 @@ import requests
 from astropy.io.votable import parse
 from pyvo.io import vosi
 
-from labeling import catalog_vo
+from inference import catalog_vo
 from tests.catalog_fixtures import catalogue  # noqa: F401
 
 CONE = "/api/catalog/cone/"
