@@ -38,6 +38,9 @@ WORK_DIR = REPO / "var" / "shipped_training"
 TRAIN_SETS = {"ours": (3000, 101), "galsim": (3000, 201)}
 VAL_SETS = {"ours": (300, 102), "galsim": (300, 202)}
 TEST_SETS = {"ours": (2000, 103), "galsim": (2000, 203)}
+# Small sets rendered afresh (never cached) by the test that checks the shipped files still score as
+# the manifest says: the same code, seeds and weights must give the same figures on any machine.
+CHECK_SETS = {"ours": (16, 104), "galsim": (16, 204)}
 
 
 class ManifestError(ValueError):
@@ -173,6 +176,14 @@ def _sets(table: dict, sources: list[str]):
     return {s: synthetic_data.cached_source_set(CACHE_DIR, s, table[s][0], seed=table[s][1]) for s in sources}
 
 
+def check_set(source: str):
+    """The small freshly rendered set the manifest's "check" figures come from."""
+    from inference import synthetic_data
+
+    n, seed = CHECK_SETS[source]
+    return synthetic_data.render_source_set(source, n, seed=seed, processes=1)
+
+
 def _split(sets: dict):
     from inference.training import Split
 
@@ -270,6 +281,11 @@ def finish(*, members: tuple[str, ...] = SHIPPED_MEMBERS, directory: Path = SHIP
     metrics = {}
     for source, data in _sets(TEST_SETS, ["ours", "galsim"]).items():
         metrics[source] = scores(predict(models, data.images, sigma_scale=sigma_scale), data.inclination)
+    check = {}
+    for source in CHECK_SETS:
+        data = check_set(source)
+        check[source] = scores(predict(models, data.images, sigma_scale=sigma_scale), data.inclination)
+        check[source].pop("bins")
     manifest = {
         "format": 1,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -292,6 +308,7 @@ def finish(*, members: tuple[str, ...] = SHIPPED_MEMBERS, directory: Path = SHIP
         "sigma_scale": round(sigma_scale, 4),
         "members": entries,
         "metrics": metrics,
+        "check": {"sets": {s: {"n": n, "seed": seed} for s, (n, seed) in CHECK_SETS.items()}, **check},
     }
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
