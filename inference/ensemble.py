@@ -64,18 +64,26 @@ class Ensemble:
 
     def run(self, prepared: dict[tuple[int, str], np.ndarray]) -> dict[str, np.ndarray]:
         """Prepared images per (size, mode) -> member name -> output per image (degrees or probability)."""
+        return self.run_detailed(prepared)[0]
+
+    def run_detailed(
+        self, prepared: dict[tuple[int, str], np.ndarray]
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Like `run`, plus each member's learned sigma in degrees (0 for members without a sigma head)."""
         import tensorflow as tf
 
         out: dict[str, np.ndarray] = {}
+        sigmas: dict[str, np.ndarray] = {}
         for group in self.groups:
             images = prepared[(group.input_size, group.input_mode)]
-            values = group.function(tf.convert_to_tensor(images, dtype=tf.float32)).numpy()[..., 0]
+            values = group.function(tf.convert_to_tensor(images, dtype=tf.float32)).numpy().astype(np.float64)
             for j, member in enumerate(group.members):
-                column = values[:, j].astype(np.float64)
+                column, sigma = values[:, j, 0], values[:, j, 1]
                 if member.kind == "regression" and member.output == "scaled":
                     column = SCALED_CENTRE + SCALED_HALF_RANGE * column
                 out[member.name] = column
-        return out
+                sigmas[member.name] = sigma
+        return out, sigmas
 
 
 def load_keras_file(path: str):

@@ -63,15 +63,17 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_manifest(directory: Path = SHIPPED_DIR) -> dict:
-    path = Path(directory) / MANIFEST
+def load_manifest(directory: Path | None = None) -> dict:
+    directory = Path(directory or SHIPPED_DIR)
+    path = directory / MANIFEST
     if not path.exists():
         raise ManifestError(f"No {MANIFEST} in {directory}.")
     return json.loads(path.read_text())
 
 
-def verify(directory: Path = SHIPPED_DIR) -> dict:
+def verify(directory: Path | None = None) -> dict:
     """The manifest, after checking that every member file exists with its recorded sha256."""
+    directory = Path(directory or SHIPPED_DIR)
     manifest = load_manifest(directory)
     members = manifest.get("members") or []
     if not members:
@@ -89,10 +91,11 @@ def verify(directory: Path = SHIPPED_DIR) -> dict:
     return manifest
 
 
-def load_members(directory: Path = SHIPPED_DIR) -> tuple[dict, list]:
+def load_members(directory: Path | None = None) -> tuple[dict, list]:
     """(manifest, Keras models) of a verified shipped ensemble."""
     from inference.ensemble import load_keras_file
 
+    directory = Path(directory or SHIPPED_DIR)
     manifest = verify(directory)
     return manifest, [load_keras_file(str(Path(directory) / m["file"])) for m in manifest["members"]]
 
