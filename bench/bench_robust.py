@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.bench_robust                  # ~15 min CPU on 2 shared cores
     .venv/bin/python -m bench.bench_robust --robust 60      # fewer stamps for the robustness table
 
-1. Accuracy on the held-out test sets of inference.shipped (2,000 galaxies per source, 45-90 deg, seeds
+1. Accuracy on the held-out test sets of inference.shipped (1,000 galaxies per source, 45-90 deg, seeds
    103 and 203, never seen in training): the shipped ensemble (mean of the members over the 8
    rotations/flips), the axial-ratio formula (inference.baseline) on the same prepared images.
 2. Mean signed error per 5-deg bin, and sigma coverage (|error| < sigma, < 2 sigma).

@@ -37,7 +37,7 @@ WORK_DIR = REPO / "var" / "shipped_training"
 # The cached data sets (source, n, seed): rendered once, uint8, outside git.
 TRAIN_SETS = {"ours": (3000, 101), "galsim": (3000, 201)}
 VAL_SETS = {"ours": (300, 102), "galsim": (300, 202)}
-TEST_SETS = {"ours": (2000, 103), "galsim": (2000, 203)}
+TEST_SETS = {"ours": (1000, 103), "galsim": (1000, 203)}
 # Small sets rendered afresh (never cached) by the test that checks the shipped files still score as
 # the manifest says: the same code, seeds and weights must give the same figures on any machine.
 CHECK_SETS = {"ours": (16, 104), "galsim": (16, 204)}
