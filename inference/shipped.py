@@ -269,6 +269,9 @@ def train_member(*, name: str, architecture: str, sources: list[str], seed: int,
     )
     out = work / f"{name}.keras"
     model.save(out)
+    previous = json.loads((work / "history.json").read_text()) if (work / "history.json").exists() else {}
+    # A resumed run continues the history of the runs before it.
+    history = {k: previous.get(k, []) + v for k, v in history.items()}
     (work / "history.json").write_text(json.dumps(history))
     return out
 
