@@ -690,3 +690,36 @@ def to_fits(rendering: Rendering) -> bytes:
     buffer = io.BytesIO()
     hdu.writeto(buffer)
     return buffer.getvalue()
+
+
+def params_from_population(draw, rng: np.random.Generator) -> GalaxyParams:
+    """Our renderer's parameters for a draw of the shared population (`acquisition.population`).
+
+    The population fixes what is in the stamp (type, thickness, size, surface brightness, bulge,
+    bar, dust, seeing, neighbours, stars); arms, knots and colours of the arms stay our own.
+    """
+    from dataclasses import replace
+
+    base = draw_params(rng, inclination=draw.inclination, position_angle=draw.position_angle)
+    return replace(
+        base,
+        q0=draw.q0,
+        d25_arcmin=draw.d25_arcmin,
+        fov_factor=draw.fov_factor,
+        mu0_r=draw.mu0_r,
+        disk_scale=draw.disk_scale,
+        bulge_fraction=min(draw.bulge_fraction, 0.6),
+        bulge_n=draw.bulge_n,
+        bulge_re=float(draw.disk_scale * rng.uniform(0.12, 0.3)),
+        bulge_q0=draw.bulge_q0,
+        bar_strength=draw.bar_strength,
+        dust_tau=max(draw.dust_tau, 0.1),
+        colour_disk=(draw.disk_g_r, float(0.22 + 0.3 * (draw.disk_g_r - 0.45))),
+        colour_bulge=(draw.bulge_g_r, float(0.36 + 0.2 * (draw.bulge_g_r - 0.75))),
+        seeing=draw.seeing,
+        # Real GIZ stamps have a far smoother sky than our default (GIZ.md, last table).
+        sky_sigma=tuple(float(0.25 * s * draw.noise_factor) for s in (0.027, 0.036, 0.055)),
+        star_density=draw.star_density,
+        bright_stars=draw.bright_stars,
+        neighbour=draw.neighbour,
+    )

@@ -2,7 +2,7 @@
 
 A real HTTP server (threads, one per connection) answering the URL forms `acquisition.sdss` uses:
 - /<dr>/SkyServerWS/ImgCutout/getjpeg?ra=&dec=&scale=&width=&height=  -> a synthetic galaxy JPEG
-  drawn at the requested coordinates, scale and size (`acquisition.synthetic.render_at`);
+  drawn at the requested coordinates, scale and size (`acquisition.renderer.render_at`);
 - /<dr>/SkyServerWS/SearchTools/SqlSearch?cmd=...fGetNearbyFrameEq(ra, dec, ...)&format=json
   -> the (run, rerun, camcol, field) "covering" the position, SkyServer's JSON shape;
 - /sas/<dr>/eboss/photoObj/frames/301/RUN/CAMCOL/frame-BAND-RUN6-CAMCOL-FIELD4.fits.bz2 -> a bz2

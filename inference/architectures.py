@@ -72,6 +72,29 @@ def build_regression_model(architecture: str, *, input_size: int = 128, name: st
     return keras.Model(inputs, outputs, name=name or f"regression_{architecture}")
 
 
+# The learned per-image sigma (degrees) is SIGMA_FLOOR + SIGMA_SCALE x softplus(z): never zero, and
+# about 1.7 deg at initialisation, near the error of a trained member.
+SIGMA_FLOOR, SIGMA_SCALE = 0.3, 2.0
+
+
+def build_sigma_regression_model(architecture: str, *, input_size: int = 128, name: str | None = None) -> keras.Model:
+    """Image -> (inclination in degrees, its sigma in degrees) as one N x 2 output.
+
+    Trained with a Gaussian negative log-likelihood (inference.keras_training.gaussian_nll_loss), the
+    second column is the member's own estimate of its error on this image. Stock layers only, so
+    the file loads without custom objects.
+    """
+    arch = ARCHITECTURES[architecture]
+    inputs = keras.Input((input_size, input_size, 3), name="image")
+    x = _backbone(arch, inputs)
+    mu = layers.Dense(1, kernel_initializer="zeros", name="scaled_inclination")(x)
+    mu = layers.Rescaling(HALF_RANGE, offset=CENTRE, name="inclination_deg")(mu)
+    sigma = layers.Dense(1, activation="softplus", kernel_initializer="zeros", name="sigma_softplus")(x)
+    sigma = layers.Rescaling(SIGMA_SCALE, offset=SIGMA_FLOOR, name="sigma_deg")(sigma)
+    outputs = layers.Concatenate(name="inclination_sigma")([mu, sigma])
+    return keras.Model(inputs, outputs, name=name or f"sigma_regression_{architecture}")
+
+
 def build_rejection_model(architecture: str, *, input_size: int = 128, name: str | None = None) -> keras.Model:
     """Image -> probability that volunteers would reject it (face-on, not a spiral, bad image)."""
     arch = ARCHITECTURES[architecture]

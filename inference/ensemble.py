@@ -64,18 +64,26 @@ class Ensemble:
 
     def run(self, prepared: dict[tuple[int, str], np.ndarray]) -> dict[str, np.ndarray]:
         """Prepared images per (size, mode) -> member name -> output per image (degrees or probability)."""
+        return self.run_detailed(prepared)[0]
+
+    def run_detailed(
+        self, prepared: dict[tuple[int, str], np.ndarray]
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Like `run`, plus each member's learned sigma in degrees (0 for members without a sigma head)."""
         import tensorflow as tf
 
         out: dict[str, np.ndarray] = {}
+        sigmas: dict[str, np.ndarray] = {}
         for group in self.groups:
             images = prepared[(group.input_size, group.input_mode)]
-            values = group.function(tf.convert_to_tensor(images, dtype=tf.float32)).numpy()
+            values = group.function(tf.convert_to_tensor(images, dtype=tf.float32)).numpy().astype(np.float64)
             for j, member in enumerate(group.members):
-                column = values[:, j].astype(np.float64)
+                column, sigma = values[:, j, 0], values[:, j, 1]
                 if member.kind == "regression" and member.output == "scaled":
                     column = SCALED_CENTRE + SCALED_HALF_RANGE * column
                 out[member.name] = column
-        return out
+                sigmas[member.name] = sigma
+        return out, sigmas
 
 
 def load_keras_file(path: str):
@@ -99,13 +107,40 @@ def _load_from_storage(name: str):
             return load_keras_file(tmp.name)
 
 
-def compile_group(models: list, input_size: int):
-    """One tf.function with a fixed signature that runs all `models` and stacks their outputs (N x M)."""
+def dihedral_views(images):
+    """The 8 rotations and flips of a square batch (N x S x S x C) stacked as 8N images, identity first."""
+    import tensorflow as tf
+
+    views = []
+    for turned in (images, tf.transpose(images, [0, 2, 1, 3])):
+        views += [turned, tf.reverse(turned, axis=[2]), tf.reverse(turned, axis=[1]), tf.reverse(turned, axis=[1, 2])]
+    return tf.concat(views, axis=0)
+
+
+def compile_group(models: list, input_size: int, *, test_time_augmentation: bool = True):
+    """One tf.function with a fixed signature running all `models`: N x M x 2 (value, sigma).
+
+    With test-time augmentation every member sees the 8 rotations/flips of each image and answers
+    their mean, so the answer cannot depend on how the image is turned. A member with a sigma head
+    (N x 2 output) gives its learned sigma, combined over the views as the root mean square; other
+    members give sigma 0.
+    """
     import tensorflow as tf
 
     @tf.function(input_signature=[tf.TensorSpec([None, input_size, input_size, 3], tf.float32)])
     def run(images):
-        return tf.stack([tf.reshape(m(images, training=False), [-1]) for m in models], axis=1)
+        n = tf.shape(images)[0]
+        batch = dihedral_views(images) if test_time_augmentation else images
+        views = 8 if test_time_augmentation else 1
+        columns = []
+        for m in models:
+            out = m(batch, training=False)
+            width = 2 if len(out.shape) == 2 and out.shape[-1] == 2 else 1
+            out = tf.reshape(out, [views, n, width])
+            value = tf.reduce_mean(out[..., 0], axis=0)
+            sigma = tf.sqrt(tf.reduce_mean(tf.square(out[..., 1]), axis=0)) if width == 2 else tf.zeros_like(value)
+            columns.append(tf.stack([value, sigma], axis=-1))
+        return tf.stack(columns, axis=1)
 
     return run
 

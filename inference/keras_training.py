@@ -206,3 +206,100 @@ def predict_array(model: keras.Model, images: np.ndarray, *, batch_size: int = 2
             chunk = chunk.astype(np.float32) / 255.0
         out.append(np.asarray(fn(tf.constant(chunk, tf.float32))).reshape(-1))
     return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+# ------------------------------------------------------------------------------------------------
+# Members with a learned sigma, trained with the survey look, resumable
+
+
+def gaussian_nll_loss(y_true, y_pred):
+    """Huber on the inclination plus the Gaussian negative log-likelihood of its sigma, per image.
+
+    y_pred is N x 2 (degrees, sigma in degrees). The likelihood term sees the error through
+    stop_gradient, so the sigma head learns how wrong the estimate is without pulling the estimate
+    toward images it finds easy (the known failure of plain Gaussian NLL regression).
+    """
+    y = tf.reshape(tf.cast(y_true, tf.float32), [-1])
+    mu, sigma = y_pred[:, 0], y_pred[:, 1]
+    error = y - mu
+    huber = tf.where(tf.abs(error) < 5.0, 0.5 * error**2, 5.0 * (tf.abs(error) - 2.5))
+    seen = tf.stop_gradient(error)
+    nll = 0.5 * (seen / sigma) ** 2 + tf.math.log(sigma)
+    return huber + nll
+
+
+def inclination_mae(y_true, y_pred):
+    return tf.abs(tf.reshape(tf.cast(y_true, tf.float32), [-1]) - y_pred[:, 0])
+
+
+def _survey_dataset(split: Split, *, batch_size: int, seed: int) -> tf.data.Dataset:
+    from inference import survey_look
+
+    rotate = keras.layers.RandomRotation(6.0 / 360.0, fill_mode="reflect", seed=seed)
+    shift = keras.layers.RandomTranslation(0.03, 0.03, fill_mode="reflect", seed=seed + 1)
+
+    def augment(x, y, w):
+        x = tf.cast(x, tf.float32) / 255.0
+        x = shift(rotate(x, training=True), training=True)
+        return survey_look.tf_augment(x), y, w
+
+    ds = tf.data.Dataset.from_tensor_slices((split.images, split.target.astype(np.float32), split.weights))
+    ds = ds.shuffle(min(len(split.target), 20_000), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    return ds.map(augment, num_parallel_calls=1).prefetch(2)
+
+
+class _DeadlineSchedule(keras.callbacks.Callback):
+    """Cosine learning rate over wall-clock time from `started` to `until` (unix times); stops at `until`.
+
+    Wall-clock rather than epochs because the machine is shared and training may be interrupted and
+    resumed: the schedule picks up where the clock says it is.
+    """
+
+    def __init__(self, learning_rate: float, started: float, until: float):
+        super().__init__()
+        self.base, self.started, self.until = learning_rate, started, until
+
+    def on_epoch_begin(self, epoch, logs=None):
+        fraction = min(max((time.time() - self.started) / max(self.until - self.started, 1.0), 0.0), 1.0)
+        self.model.optimizer.learning_rate.assign(self.base * (0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * fraction))))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if time.time() >= self.until:
+            self.model.stop_training = True
+
+
+def fit_resumable(
+    model: keras.Model,
+    *,
+    train: Split,
+    val: Split,
+    checkpoint_dir: str,
+    started: float,
+    until: float,
+    max_epochs: int = 200,
+    batch_size: int = 32,
+    seed: int = 0,
+    learning_rate: float = 2e-3,
+    verbose: int = 2,
+) -> dict:
+    """Train a sigma-regression member until the wall-clock deadline; resumes from checkpoint_dir.
+
+    Every epoch is backed up (weights, optimizer and epoch counter, keras.callbacks.BackupAndRestore),
+    so killing the process loses at most one epoch and rerunning the same call continues.
+    """
+    keras.utils.set_random_seed(seed)
+    if train.weights is None:
+        train = Split(train.images, train.target, metrics.bin_weights(train.target, width=5.0))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=gaussian_nll_loss, metrics=[inclination_mae])
+    val_ds = make_dataset(val, batch_size=128, augment=False, shuffle=False)
+    history = model.fit(
+        _survey_dataset(train, batch_size=batch_size, seed=seed),
+        validation_data=val_ds,
+        epochs=max_epochs,
+        callbacks=[
+            keras.callbacks.BackupAndRestore(checkpoint_dir, save_freq="epoch", delete_checkpoint=False),
+            _DeadlineSchedule(learning_rate, started, until),
+        ],
+        verbose=verbose,
+    )
+    return {k: [float(v) for v in vs] for k, vs in history.history.items()}

@@ -1,4 +1,4 @@
-"""Synthetic training and test sets: galaxies from acquisition.synthetic, prepared by inference.imaging.
+"""Synthetic training and test sets from both galaxy sources (acquisition.renderer, acquisition.galsim_renderer).
 
 Django-free. Every image goes through `inference.imaging.prepare_for_model` (the one preprocessing
 path), rotated by the known position angle like stored galaxies are. Sets are cached as uint8
@@ -9,6 +9,7 @@ changes the pixels, and rendered in worker processes.
 from __future__ import annotations
 
 import hashlib
+import math
 import multiprocessing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from acquisition import composites
 from acquisition import renderer as synthetic
 from inference import imaging
 
@@ -165,3 +167,123 @@ def rejection_set(
     )
     order = rng.permutation(len(target))
     return images[order], target[order]
+
+
+# ------------------------------------------------------------------------------------------------
+# Two independent sources over one realistic population, with the survey look applied
+
+SOURCES = ("ours", "galsim")
+SOURCE_CACHE_VERSION = 1
+
+
+def estimate_position_angle(rgb_stamp: np.ndarray, *, size: int = 128) -> float | None:
+    """The position angle the prediction path measures on an uploaded image (None when the fit fails).
+
+    Training prepares its images with this same estimate, so the rotation a model sees in
+    training is the one it sees in production (inference.services.image_position_angle).
+    """
+    from inference import baseline
+
+    decoded = imaging.DecodedImage(pixels=rgb_stamp.astype(np.float32) / 255.0, kind="rgb", format="synthetic")
+    try:
+        return baseline.measure_axial_ratio(imaging.prepare_for_model(decoded, size=size)).position_angle
+    except ValueError:
+        return None
+
+
+def render_stamp(source: str, draw, *, seed: int, render_size: int = 256, look: bool = True) -> np.ndarray:
+    """One colour stamp (uint8 render_size^2 x 3) of a population draw by `source`."""
+    rng = np.random.default_rng([seed, 0x5EED])
+    if source == "galsim":
+        from acquisition import galsim_renderer
+
+        bands = galsim_renderer.render_bands(draw, size=render_size, seed=seed)
+        return galsim_renderer.to_color_rgb(bands, rng if look else None)
+    if source != "ours":
+        raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
+    params = synthetic.params_from_population(draw, rng)
+    params.pixel_scale = draw.fov_arcsec / render_size
+    # Off-centre galaxies: render a larger canvas at the same scale and cut the stamp from it.
+    pad = int(math.ceil(max(abs(draw.offset_x), abs(draw.offset_y)) * render_size)) + 1 if draw.offset_x else 0
+    rendering = synthetic.render_galaxy(params, size=render_size + 2 * pad, seed=seed)
+    top = pad - int(round(draw.offset_y * render_size))
+    left = pad - int(round(draw.offset_x * render_size))
+    bands = rendering.bands[top : top + render_size, left : left + render_size]
+    native = bands * (synthetic.SDSS_PIXEL_SCALE / params.pixel_scale) ** 2
+    if not look:
+        return imaging.bands_to_rgb(native)
+    return imaging.bands_to_rgb(
+        native,
+        stretch=composites.SDSS_STRETCH * rng.uniform(0.7, 1.6),
+        Q=composites.SDSS_Q * rng.uniform(0.6, 1.5),
+        scales=tuple(np.array(composites.SDSS_BAND_SCALES) * rng.uniform(0.85, 1.15, 3)),
+    )
+
+
+def _source_one(job: tuple) -> tuple[np.ndarray, float, float, float]:
+    from acquisition import population
+    from inference import survey_look
+
+    source, seed, index, size, render_size, inc_lo, inc_hi, look_strength = job
+    rng = np.random.default_rng([seed, index, 7])
+    draw = population.draw_population(rng, inclination=float(rng.uniform(inc_lo, inc_hi)))
+    stamp_seed = int(seed * 1_000_003 + index)
+    stamp = render_stamp(source, draw, seed=stamp_seed, render_size=render_size, look=look_strength > 0)
+    stamp, rotation = survey_look.randomise_stamp(stamp, rng, strength=look_strength)
+    angle = estimate_position_angle(stamp, size=size)
+    angle_used = float("nan") if angle is None else angle  # as in production: no rotation without a fit
+    decoded = imaging.DecodedImage(pixels=stamp.astype(np.float32) / 255.0, kind="rgb", format="synthetic")
+    prepared = imaging.prepare_for_model(decoded, size=size, position_angle=angle)
+    return np.round(prepared * 255).astype(np.uint8), draw.inclination, draw.position_angle + rotation, angle_used
+
+
+def render_source_set(
+    source: str,
+    n: int,
+    *,
+    seed: int,
+    size: int = 128,
+    render_size: int = 256,
+    inclination_range: tuple[float, float] = (45.0, 90.0),
+    look_strength: float = 1.0,
+    processes: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+) -> SyntheticSet:
+    """n prepared galaxies of one source, survey look applied, rotated by the *estimated* position angle."""
+    jobs = [(source, seed, i, size, render_size, *inclination_range, look_strength) for i in range(n)]
+    results = []
+    if processes > 1 and n > 8:
+        with multiprocessing.get_context("spawn").Pool(processes) as pool:
+            for r in pool.imap(_source_one, jobs, chunksize=4):
+                results.append(r)
+                if progress:
+                    progress(len(results), n)
+    else:
+        for job in jobs:
+            results.append(_source_one(job))
+            if progress:
+                progress(len(results), n)
+    inclination = np.array([r[1] for r in results], dtype=np.float32)
+    return SyntheticSet(
+        images=np.stack([r[0] for r in results]),
+        inclination=inclination,
+        rejected=(inclination < 45.0).astype(np.float32),
+        position_angle=np.array([r[2] for r in results], dtype=np.float32),
+        seeds=np.array([seed * 1_000_003 + i for i in range(n)], dtype=np.int64),
+    )
+
+
+def cached_source_set(cache_dir: Path | str, source: str, n: int, *, seed: int, **kwargs) -> SyntheticSet:
+    """`render_source_set` through a uint8 .npz cache in cache_dir (rendering is the slow part)."""
+    options = sorted((k, v) for k, v in kwargs.items() if k not in ("progress", "processes"))
+    key = repr((SOURCE_CACHE_VERSION, source, n, seed, options))
+    path = Path(cache_dir) / f"{source}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    if path.exists():
+        with np.load(path) as data:
+            return SyntheticSet(**{k: data[k] for k in data.files})
+    result = render_source_set(source, n, seed=seed, **kwargs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **{k: v for k, v in result.__dict__.items() if v is not None})
+    tmp.replace(path)
+    return result

@@ -33,6 +33,9 @@ echo "==> SDSS stand-in on 127.0.0.1:$STANDIN_PORT (log: $LOG/standin.log)"
 "$PY" manage.py sdss_standin --port "$STANDIN_PORT" >$LOG/standin.log 2>&1 &
 pids+=($!)
 
+echo "==> shipped ensemble (inference/shipped/, checked against its manifest)"
+"$PY" manage.py activate_shipped --if-empty
+
 echo "==> demo data and models (first run: a few minutes)"
 "$PY" manage.py seed_demo
 

@@ -1,0 +1,403 @@
+"""The shipped ensemble: trained once on both galaxy sources, committed with a manifest, verified on load.
+
+Django-free. `inference/shipped/` holds small .keras members and `manifest.json`: the command and
+seeds that reproduce them, the data sources, the sigma calibration, metrics per source and per
+5-deg bin, and the sha256 of every file. `verify()` refuses files whose checksum does not match.
+
+Training (resumable: rerun the same command after an interruption):
+
+    nice .venv/bin/python -m inference.shipped train --member vgg_a --sources ours,galsim --seed 11 --until 18:35
+    .venv/bin/python -m inference.shipped finish          # sigma calibration, metrics, manifest
+
+Prediction is `predict(models, images)`: every member sees the 8 rotations/flips of each image
+(inference.ensemble.compile_group); the ensemble's answer is the mean of the members, and its sigma
+combines the members' learned sigmas (scaled by the factor calibrated on validation galaxies) with
+their spread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
+MANIFEST = "manifest.json"
+REPO = Path(__file__).resolve().parents[1]
+CACHE_DIR = REPO / "var" / "shipped_cache"
+WORK_DIR = REPO / "var" / "shipped_training"
+
+# The cached data sets (source, n, seed): rendered once, uint8, outside git.
+TRAIN_SETS = {"ours": (3000, 101), "galsim": (3000, 201)}
+VAL_SETS = {"ours": (300, 102), "galsim": (300, 202)}
+TEST_SETS = {"ours": (1000, 103), "galsim": (1000, 203)}
+# Small sets rendered afresh (never cached) by the test that checks the shipped files still score as
+# the manifest says: the same code, seeds and weights must give the same figures on any machine.
+CHECK_SETS = {"ours": (16, 104), "galsim": (16, 204)}
+
+
+class ManifestError(ValueError):
+    """The shipped files do not match their manifest (missing, altered, or an unknown layout)."""
+
+
+@dataclass
+class Prediction:
+    inclination: np.ndarray  # N, degrees: mean of the members
+    sigma: np.ndarray  # N, degrees: calibrated learned sigma combined with the members' spread
+    members: np.ndarray  # N x M, degrees
+    member_sigma: np.ndarray  # N x M, degrees (uncalibrated)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_manifest(directory: Path | None = None) -> dict:
+    directory = Path(directory or SHIPPED_DIR)
+    path = directory / MANIFEST
+    if not path.exists():
+        raise ManifestError(f"No {MANIFEST} in {directory}.")
+    return json.loads(path.read_text())
+
+
+def verify(directory: Path | None = None) -> dict:
+    """The manifest, after checking that every member file exists with its recorded sha256."""
+    directory = Path(directory or SHIPPED_DIR)
+    manifest = load_manifest(directory)
+    members = manifest.get("members") or []
+    if not members:
+        raise ManifestError("The manifest lists no members.")
+    for member in members:
+        path = Path(directory) / member["file"]
+        if not path.exists():
+            raise ManifestError(f"{member['file']} is listed in the manifest but missing.")
+        actual = sha256_of(path)
+        if actual != member["sha256"]:
+            raise ManifestError(
+                f"{member['file']}: sha256 {actual[:12]}... does not match the manifest's {member['sha256'][:12]}...; "
+                "the file was altered or belongs to another ensemble."
+            )
+    return manifest
+
+
+def load_members(directory: Path | None = None) -> tuple[dict, list]:
+    """(manifest, Keras models) of a verified shipped ensemble."""
+    from inference.ensemble import load_keras_file
+
+    directory = Path(directory or SHIPPED_DIR)
+    manifest = verify(directory)
+    return manifest, [load_keras_file(str(Path(directory) / m["file"])) for m in manifest["members"]]
+
+
+def combine(members: np.ndarray, member_sigma: np.ndarray, *, sigma_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, total sigma): the calibrated learned sigma in quadrature with the members' spread."""
+    mean = members.mean(axis=1)
+    learned = sigma_scale * np.sqrt(np.mean(member_sigma**2, axis=1))
+    spread = members.std(axis=1)
+    return mean, np.sqrt(learned**2 + spread**2)
+
+
+def predict(models: list, images: np.ndarray, *, sigma_scale: float = 1.0, batch_size: int = 64) -> Prediction:
+    """Prepared images (uint8 or [0, 1] float, N x S x S x 3) -> the ensemble's prediction with sigma."""
+    import tensorflow as tf
+
+    from inference.ensemble import compile_group
+
+    function = compile_group(models, images.shape[1])
+    out = []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start : start + batch_size]
+        chunk = chunk.astype(np.float32) / 255.0 if chunk.dtype == np.uint8 else chunk.astype(np.float32)
+        out.append(function(tf.constant(chunk)).numpy())
+    values = np.concatenate(out).astype(np.float64)
+    mean, sigma = combine(values[..., 0], values[..., 1], sigma_scale=sigma_scale)
+    return Prediction(inclination=mean, sigma=sigma, members=values[..., 0], member_sigma=values[..., 1])
+
+
+def calibrate_sigma_scale(error: np.ndarray, members: np.ndarray, member_sigma: np.ndarray) -> float:
+    """The factor on the learned sigma that puts 68.3% of |error| within the combined sigma."""
+    lo, hi = 0.05, 20.0
+    for _ in range(60):
+        mid = (lo * hi) ** 0.5
+        _, sigma = combine(members, member_sigma, sigma_scale=mid)
+        if np.mean(np.abs(error) < sigma) < 0.683:
+            lo = mid
+        else:
+            hi = mid
+    return float((lo * hi) ** 0.5)
+
+
+def debias(model, images: np.ndarray, true: np.ndarray) -> tuple[float, float]:
+    """Undo a member's pull toward the middle of the range, in its own weights; returns (slope, offset).
+
+    A regression trained on 45-90 deg answers too high near 45 and too low near 90. The straight line
+    through the (mean answer, mean truth) points of the 5-deg bins of validation galaxies maps its
+    answers back; it is folded into the last Dense layer (mu = H (w.x + c) + C becomes a mu + b), so
+    every path that loads the file (site, benchmark, tests) gets the corrected answer.
+    """
+    from inference.architectures import CENTRE, HALF_RANGE
+
+    answers = predict([model], images).inclination
+    edges = np.arange(45.0, 95.0, 5.0)
+    index = np.clip(np.digitize(true, edges) - 1, 0, len(edges) - 2)
+    means = np.array([[answers[index == k].mean(), true[index == k].mean()] for k in np.unique(index)])
+    slope, offset = np.polyfit(means[:, 0], means[:, 1], 1)
+    if not 0.8 <= slope <= 1.3:  # a member this far off needs training, not a straight line
+        slope = float(np.clip(slope, 0.8, 1.3))
+        offset = float(means[:, 1].mean() - slope * means[:, 0].mean())
+    layer = model.get_layer("scaled_inclination")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([kernel * slope, bias * slope + ((slope - 1) * CENTRE + offset) / HALF_RANGE])
+    return float(slope), float(offset)
+
+
+def members_key(members: list[dict]) -> str:
+    """One string naming a set of member files by content."""
+    return ",".join(m["sha256"] for m in members)
+
+
+def cached_test_prediction(manifest: dict, source: str) -> Prediction | None:
+    """The test-set answers `finish` stored for exactly these member files (None if absent or stale)."""
+    path = WORK_DIR / "test_predictions.npz"
+    if not path.exists():
+        return None
+    with np.load(path) as data:
+        if str(data["members_sha"]) != members_key(manifest["members"]) or f"{source}_members" not in data:
+            return None
+        members, member_sigma = data[f"{source}_members"], data[f"{source}_member_sigma"]
+    mean, sigma = combine(members, member_sigma, sigma_scale=manifest["sigma_scale"])
+    return Prediction(inclination=mean, sigma=sigma, members=members, member_sigma=member_sigma)
+
+
+def bias_by_bin(predicted: np.ndarray, true: np.ndarray, *, width: float = 5.0) -> dict[str, dict]:
+    """Mean signed error, RMS and count per `width`-degree bin of the true inclination over 45-90."""
+    out = {}
+    for lo in np.arange(45.0, 90.0, width):
+        hi = lo + width
+        mask = (true >= lo) & ((true < hi) | ((hi >= 90.0) & (true <= hi)))
+        if mask.any():
+            error = predicted[mask] - true[mask]
+            out[f"{lo:.0f}-{hi:.0f}"] = {
+                "n": int(mask.sum()),
+                "bias": round(float(error.mean()), 3),
+                "rms": round(float(np.sqrt(np.mean(error**2))), 3),
+            }
+    return out
+
+
+def scores(prediction: Prediction, true: np.ndarray) -> dict:
+    """The manifest's and the benchmark's figures for one test set."""
+    error = prediction.inclination - true
+    return {
+        "n": int(len(true)),
+        "rms": round(float(np.sqrt(np.mean(error**2))), 3),
+        "bias": round(float(error.mean()), 3),
+        "frac_gt5": round(float(np.mean(np.abs(error) > 5)), 4),
+        "frac_gt10": round(float(np.mean(np.abs(error) > 10)), 4),
+        "within_1_sigma": round(float(np.mean(np.abs(error) < prediction.sigma)), 4),
+        "within_2_sigma": round(float(np.mean(np.abs(error) < 2 * prediction.sigma)), 4),
+        "median_sigma": round(float(np.median(prediction.sigma)), 3),
+        "bins": bias_by_bin(prediction.inclination, true),
+    }
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+
+def _sets(table: dict, sources: list[str]):
+    from inference import training_sets
+
+    return {s: training_sets.cached_source_set(CACHE_DIR, s, table[s][0], seed=table[s][1]) for s in sources}
+
+
+def check_set(source: str):
+    """The small freshly rendered set the manifest's "check" figures come from."""
+    from inference import training_sets
+
+    n, seed = CHECK_SETS[source]
+    return training_sets.render_source_set(source, n, seed=seed, processes=1)
+
+
+def _split(sets: dict):
+    from inference.keras_training import Split
+
+    images = np.concatenate([s.images for s in sets.values()])
+    target = np.concatenate([s.inclination for s in sets.values()]).astype(np.float32)
+    return Split(images, target)
+
+
+def _parse_until(text: str) -> float:
+    """'HH:MM' today (UTC) or unix seconds -> unix seconds."""
+    if ":" in text:
+        hours, minutes = (int(x) for x in text.split(":"))
+        now = dt.datetime.now(dt.UTC)
+        return now.replace(hour=hours, minute=minutes, second=0, microsecond=0).timestamp()
+    return float(text)
+
+
+def train_member(*, name: str, architecture: str, sources: list[str], seed: int, until: float) -> Path:
+    """Train (or resume) one member; returns the saved .keras file in WORK_DIR."""
+    import keras
+
+    from inference import keras_training
+    from inference.architectures import build_sigma_regression_model
+
+    keras.utils.set_random_seed(seed)
+    work = WORK_DIR / name
+    work.mkdir(parents=True, exist_ok=True)
+    state = work / "started.json"
+    if state.exists():
+        started = json.loads(state.read_text())["started"]
+    else:
+        started = time.time()
+        state.write_text(json.dumps({"started": started, "until": until}))
+    train, val = _split(_sets(TRAIN_SETS, sources)), _split(_sets(VAL_SETS, sources))
+    model = build_sigma_regression_model(architecture, name=name)
+    history = keras_training.fit_resumable(
+        model, train=train, val=val, checkpoint_dir=str(work / "backup"), started=started, until=until, seed=seed
+    )
+    out = work / f"{name}.keras"
+    model.save(out)
+    previous = json.loads((work / "history.json").read_text()) if (work / "history.json").exists() else {}
+    # A resumed run continues the history of the runs before it.
+    history = {k: previous.get(k, []) + v for k, v in history.items()}
+    (work / "history.json").write_text(json.dumps(history))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ manifest
+
+MEMBERS = {
+    # name: (architecture, sources, seed); the first three ship, the single-source pair measures
+    # cross-source generalisation.
+    "mixed_vgg_a": ("vgg_a", ["ours", "galsim"], 11),
+    "mixed_vgg_b": ("vgg_b", ["ours", "galsim"], 12),
+    "mixed_vgg_c": ("vgg_c", ["ours", "galsim"], 13),
+    "ours_only_vgg_a": ("vgg_a", ["ours"], 21),
+    "galsim_only_vgg_a": ("vgg_a", ["galsim"], 22),
+}
+SHIPPED_MEMBERS = ("mixed_vgg_a", "mixed_vgg_b", "mixed_vgg_c")
+
+
+def finish(*, members: tuple[str, ...] = SHIPPED_MEMBERS, directory: Path = SHIPPED_DIR) -> dict:
+    """Copy trained members into `directory`, calibrate sigma on validation galaxies, score, write the manifest."""
+
+    from inference.ensemble import load_keras_file
+
+    directory.mkdir(parents=True, exist_ok=True)
+    val = _sets(VAL_SETS, ["ours", "galsim"])
+    val_images = np.concatenate([v.images for v in val.values()])
+    val_true = np.concatenate([v.inclination for v in val.values()]).astype(np.float64)
+    models, entries = [], []
+    for name in members:
+        architecture, sources, seed = MEMBERS[name]
+        target = directory / f"{name}.keras"
+        model = load_keras_file(str(WORK_DIR / name / f"{name}.keras"))
+        slope, offset = debias(model, val_images, val_true)
+        model.save(target)
+        models.append(model)
+        history = json.loads((WORK_DIR / name / "history.json").read_text())
+        entries.append(
+            {
+                "name": name,
+                "file": target.name,
+                "sha256": sha256_of(target),
+                "architecture": architecture,
+                "sources": sources,
+                "seed": seed,
+                "parameters": int(model.count_params()),
+                "epochs": len(history.get("loss", [])),
+                "output": "degrees_and_sigma",
+                "input_size": 128,
+                "input_mode": "color",
+                "debias": {"slope": round(slope, 4), "offset": round(offset, 3)},
+            }
+        )
+    raw = {s: predict(models, v.images) for s, v in val.items()}
+    error = np.concatenate([raw[s].inclination - val[s].inclination for s in val])
+    sigma_scale = calibrate_sigma_scale(
+        error, np.concatenate([raw[s].members for s in val]), np.concatenate([raw[s].member_sigma for s in val])
+    )
+    metrics, saved = {}, {}
+    for source, data in _sets(TEST_SETS, ["ours", "galsim"]).items():
+        prediction = predict(models, data.images, sigma_scale=sigma_scale)
+        metrics[source] = scores(prediction, data.inclination)
+        saved[f"{source}_members"], saved[f"{source}_member_sigma"] = prediction.members, prediction.member_sigma
+    # The benchmark reuses these answers when the members are byte-identical (same sha256s).
+    np.savez(WORK_DIR / "test_predictions.npz", members_sha=members_key(entries), **saved)
+    check = {}
+    for source in CHECK_SETS:
+        data = check_set(source)
+        check[source] = scores(predict(models, data.images, sigma_scale=sigma_scale), data.inclination)
+        check[source].pop("bins")
+    manifest = {
+        "format": 1,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": [
+            *(f"nice .venv/bin/python -m inference.shipped train --member {n} --until HH:MM" for n in members),
+            ".venv/bin/python -m inference.shipped finish",
+        ],
+        "data": {
+            "sources": {
+                "ours": "acquisition.renderer (our renderer) over acquisition.population",
+                "galsim": "acquisition.galsim_renderer (GalSim 2.8) over acquisition.population",
+            },
+            "train": {s: {"n": n, "seed": seed} for s, (n, seed) in TRAIN_SETS.items()},
+            "validation": {s: {"n": n, "seed": seed} for s, (n, seed) in VAL_SETS.items()},
+            "test": {s: {"n": n, "seed": seed} for s, (n, seed) in TEST_SETS.items()},
+            "inclination_range": [45.0, 90.0],
+            "preparation": "survey look (inference.survey_look), rotated by the estimated position angle, 128 px",
+        },
+        "prediction": "mean over members of the mean over the 8 rotations/flips",
+        "sigma_scale": round(sigma_scale, 4),
+        "members": entries,
+        "metrics": metrics,
+        "check": {"sets": {s: {"n": n, "seed": seed} for s, (n, seed) in CHECK_SETS.items()}, **check},
+    }
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train or resume one member")
+    train.add_argument("--member", required=True, choices=sorted(MEMBERS))
+    train.add_argument("--until", required=True, help="HH:MM (UTC, today) or unix time: the training deadline")
+    train.add_argument("--threads", type=int, default=1)
+    sub.add_parser("finish", help="calibrate, score and write the manifest of the shipped members")
+    sub.add_parser("verify", help="check the shipped files against their manifest")
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+        architecture, sources, seed = MEMBERS[args.member]
+        path = train_member(
+            name=args.member, architecture=architecture, sources=sources, seed=seed, until=_parse_until(args.until)
+        )
+        print(f"saved {path}")
+    elif args.command == "finish":
+        print(json.dumps(finish()["metrics"], indent=2))
+    else:
+        try:
+            manifest = verify()
+        except ManifestError as exc:
+            sys.exit(f"refused: {exc}")
+        print(f"{len(manifest['members'])} members match their manifest")
+
+
+if __name__ == "__main__":
+    main()
