@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from acquisition import services
-from acquisition.models import AcquisitionJobItem, GalaxyImage
+from acquisition.models import AcquisitionJob, AcquisitionJobItem, GalaxyImage
 from acquisition.services import (
     acquisition_job_create,
     galaxy_acquire_now,
@@ -22,7 +22,7 @@ from acquisition.services import (
     image_store,
     retry_delay,
 )
-from acquisition.tasks import acquire_galaxy, acquire_missing
+from acquisition.tasks import acquire_galaxy, acquire_job, acquire_missing
 from giz_site.exceptions import ApplicationError
 from labeling.models import Galaxy
 from tests.acquisition_fixtures import media_files, standin, standin_server  # noqa: F401
@@ -239,6 +239,22 @@ class TestJobs:
         acquire_galaxy.delay(galaxies[-1].pk, job.pk)
         job.refresh_from_db()
         assert (job.done, job.failed) == (4, 1)
+
+    def test_a_redelivered_fan_out_waits_for_a_job_that_beats_and_requeues_one_that_stopped(self, standin):
+        galaxies = [new_galaxy(ra=150.0 + i) for i in range(2)]
+
+        def job_over_the_galaxies(**trait) -> AcquisitionJob:
+            job = AcquisitionJobFactory(total=2, **trait)
+            AcquisitionJobItem.objects.bulk_create([AcquisitionJobItem(job=job, galaxy=g) for g in galaxies])
+            return job
+
+        beating, dead = job_over_the_galaxies(running=True), job_over_the_galaxies(stale=True)
+        assert acquire_job.delay(beating.pk).get() == 0  # its galaxies are on their way: none queued twice
+        assert acquire_job.delay(dead.pk).get() == 2
+        beating.refresh_from_db()
+        dead.refresh_from_db()
+        assert (beating.status, beating.done) == ("running", 0)
+        assert (dead.status, dead.done, dead.live) == ("succeeded", 2, None)
 
     def test_job_progress_shows_in_the_admin(self, bob_client):
         job = AcquisitionJobFactory(total=4, done=2, failed=1, running=True)
