@@ -7,6 +7,7 @@ from django.utils.html import format_html, format_html_join
 
 from acquisition.models import AcquisitionJob, AcquisitionJobItem, GalaxyImage
 from acquisition.services import acquisition_job_create, catalog_import
+from giz_site.admin import BackgroundRunAdmin
 from giz_site.admin_pagination import LargeTableAdmin, image_thumbnail
 from giz_site.exceptions import ApplicationError
 from labeling.admin import GalaxyAdmin
@@ -33,20 +34,20 @@ class GalaxyImageAdmin(LargeTableAdmin):
 
 
 @admin.register(AcquisitionJob)
-class AcquisitionJobAdmin(admin.ModelAdmin):
+class AcquisitionJobAdmin(BackgroundRunAdmin):
     list_display = [
         "id",
         "description",
         "status",
         "progress_display",
-        "succeeded",
+        "done",
         "failed",
         "total",
         "created_at",
         "finished_at",
     ]
     list_filter = ["status"]
-    readonly_fields = ["progress_display", "succeeded", "failed", "total", "created_at", "finished_at", "failures"]
+    readonly_fields = ["progress_display", "done", "failed", "total", "created_at", "finished_at", "failures"]
     raw_id_fields = ["created_by"]
     change_list_template = "admin/acquisition/acquisitionjob/change_list.html"
 
@@ -64,10 +65,6 @@ class AcquisitionJobAdmin(admin.ModelAdmin):
     def failures(self, job: AcquisitionJob) -> str:
         items = job.items.filter(outcome=AcquisitionJobItem.Outcome.FAILED).select_related("galaxy")[:50]
         return format_html_join("", "<div>{}: {}</div>", ((str(i.galaxy), i.reason) for i in items)) or "-"
-
-    @admin.display(description="progress")
-    def progress_display(self, job: AcquisitionJob) -> str:
-        return f"{job.progress:.0%}"
 
 
 class CatalogImportForm(forms.Form):

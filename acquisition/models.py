@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from giz_site.models import BackgroundRun
 from labeling.models import Galaxy
 
 
@@ -47,34 +48,14 @@ class GalaxyImage(models.Model):
         return f"{self.galaxy} {self.band} {self.format}"
 
 
-class AcquisitionJob(models.Model):
-    """A batch of galaxies whose images are being fetched; progress is shown in the admin."""
+class AcquisitionJob(BackgroundRun):
+    """A batch of galaxies whose images are being fetched (`done` counts the fetched, `failed` the others)."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
-
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     description = models.CharField(max_length=255, blank=True)
-    total = models.PositiveIntegerField(default=0)
-    succeeded = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    error = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"Acquisition job {self.pk} ({self.status})"
-
-    @property
-    def progress(self) -> float:
-        return (self.succeeded + self.failed) / self.total if self.total else 0.0
 
 
 class AcquisitionJobItem(models.Model):

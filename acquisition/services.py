@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Max, Q, Value, When
+from django.db.models import BooleanField, Case, F, Max, Q, Value, When
 from django.utils import timezone
 
 from acquisition import selectors
@@ -33,7 +33,6 @@ logger = logging.getLogger(__name__)
 
 POSITION_PGC_BASE = 800_000_000  # ad-hoc positions; synthetic galaxies start at 900,000,000
 EXTENSIONS = {GalaxyImage.Format.JPEG: "jpg", GalaxyImage.Format.PNG: "png", GalaxyImage.Format.FITS: "fits"}
-OPEN_JOB_STATES = [AcquisitionJob.Status.QUEUED, AcquisitionJob.Status.RUNNING]
 PARTIAL_DIR = ".partial"  # inside MEDIA_ROOT: half-written files live here, never under their final name
 
 
@@ -310,8 +309,8 @@ def acquisition_job_create(
                 [AcquisitionJobItem(job=job, galaxy_id=gid) for gid in ids[start : start + 2000]]
             )
         if not ids:
-            job.status, job.finished_at = AcquisitionJob.Status.DONE, timezone.now()
-            job.save(update_fields=["status", "finished_at"])
+            AcquisitionJob.objects.finish(job.pk, status=AcquisitionJob.Status.SUCCEEDED)
+            job.refresh_from_db()
         elif queue:
             from acquisition.tasks import acquire_job
 
@@ -320,10 +319,14 @@ def acquisition_job_create(
 
 
 def acquisition_job_fan_out(*, job_id: int, enqueue: Callable[[int, int], None]) -> int:
-    """Mark the job's pending galaxies as acquiring and hand each to `enqueue(galaxy_id, job_id)`."""
-    AcquisitionJob.objects.filter(pk=job_id, status=AcquisitionJob.Status.QUEUED).update(
-        status=AcquisitionJob.Status.RUNNING
-    )
+    """Mark the job's pending galaxies as acquiring and hand each to `enqueue(galaxy_id, job_id)`.
+
+    Once per job: a redelivered fan-out finds the job claimed (its galaxies beat as they finish) and
+    does nothing, unless nothing has beaten for GIZ_ACQUIRE_STALE_S, when it queues what is left again.
+    """
+    stale_before = timezone.now() - timedelta(seconds=settings.GIZ_ACQUIRE_STALE_S)
+    if not AcquisitionJob.objects.claim(job_id, stale_before=stale_before):
+        return 0
     galaxy_ids = list(
         AcquisitionJobItem.objects.filter(job_id=job_id, outcome=AcquisitionJobItem.Outcome.PENDING)
         .order_by("galaxy_id")
@@ -346,13 +349,16 @@ def acquisition_job_record(*, job_id: int, galaxy_id: int, succeeded: bool, reas
         ).update(outcome=outcome, reason=reason[:2000])
         if not claimed:
             return  # a redelivered task: already counted
-        counter = "succeeded" if succeeded else "failed"
+        counter = "done" if succeeded else "failed"
         # One statement moves the counter and closes the job when this was its last galaxy.
-        last = Q(total__lte=F("succeeded") + F("failed") + 1, status__in=OPEN_JOB_STATES)
+        last = Q(total__lte=F("done") + F("failed") + 1, live=True)
+        now = timezone.now()
         AcquisitionJob.objects.filter(pk=job_id).update(
             **{counter: F(counter) + 1},
-            status=Case(When(last, then=Value(AcquisitionJob.Status.DONE)), default=F("status")),
-            finished_at=Case(When(last, then=Value(timezone.now())), default=F("finished_at")),
+            heartbeat_at=now,
+            status=Case(When(last, then=Value(AcquisitionJob.Status.SUCCEEDED)), default=F("status")),
+            live=Case(When(last, then=Value(None, output_field=BooleanField())), default=F("live")),
+            finished_at=Case(When(last, then=Value(now)), default=F("finished_at")),
         )
 
 

@@ -137,11 +137,11 @@ def run_job(galaxies, description: str, timeout: float) -> tuple[float, object]:
     with tqdm(total=job.total, desc=description, unit="galaxy") as bar:
         while True:
             job.refresh_from_db()
-            bar.update(job.succeeded + job.failed - bar.n)
-            if job.status == AcquisitionJob.Status.DONE:
+            bar.update(job.done + job.failed - bar.n)
+            if job.status == AcquisitionJob.Status.SUCCEEDED:
                 break
             if time.monotonic() - started > timeout:
-                raise SystemExit(f"job {description} not done after {timeout}s: {job.succeeded}+{job.failed}")
+                raise SystemExit(f"job {description} not done after {timeout}s: {job.done}+{job.failed}")
             time.sleep(0.25)
     return time.monotonic() - started, job
 

@@ -11,6 +11,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from acquisition.models import GalaxyImage
+from giz_site.admin import BackgroundRunAdmin
 from giz_site.admin_pagination import LargeTableAdmin
 from giz_site.exceptions import ApplicationError
 from inference import services
@@ -24,12 +25,6 @@ from inference.models import (
     TrainingRun,
 )
 from labeling.admin import GalaxyAdmin
-
-
-def progress_bar(fraction: float) -> str:
-    return format_html(
-        '<progress value="{}" max="100" style="width:8em"></progress> {}%', round(100 * fraction), round(100 * fraction)
-    )
 
 
 def plots_html(plots: dict) -> str:
@@ -195,7 +190,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(TrainingRun)
-class TrainingRunAdmin(admin.ModelAdmin):
+class TrainingRunAdmin(BackgroundRunAdmin):
     list_display = [
         "id",
         "status",
@@ -224,26 +219,18 @@ class TrainingRunAdmin(admin.ModelAdmin):
     ]
     exclude = ["plots", "history"]
 
-    @admin.display(description="progress")
-    def progress_display(self, run: TrainingRun) -> str:
-        return progress_bar(run.progress)
-
     @admin.display(description="plots")
     def plots_view(self, run: TrainingRun) -> str:
         return plots_html(run.plots)
 
 
 @admin.register(InferenceJob)
-class InferenceJobAdmin(admin.ModelAdmin):
+class InferenceJobAdmin(BackgroundRunAdmin):
     list_display = ["id", "kind", "status", "progress_display", "total", "done", "failed", "created_by", "created_at"]
     list_filter = ["status", "kind"]
     list_select_related = ["created_by"]
     readonly_fields = ["progress_display", "total", "done", "failed", "started_at", "finished_at", "created_at"]
     raw_id_fields = ["created_by"]
-
-    @admin.display(description="progress")
-    def progress_display(self, job: InferenceJob) -> str:
-        return progress_bar(job.progress)
 
 
 @admin.register(Prediction)

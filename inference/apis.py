@@ -215,11 +215,11 @@ class InferenceByPgcApi(APIView):
 class JobOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     kind = serializers.CharField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=InferenceJob.Status.choices)
     total = serializers.IntegerField()
-    done = serializers.IntegerField()
+    done = serializers.IntegerField(help_text="Galaxies predicted.")
     failed = serializers.IntegerField()
-    progress = serializers.SerializerMethodField(help_text="Fraction finished, 0-1.")
+    progress = serializers.FloatField(help_text="Fraction finished, 0-1.")
     params = serializers.JSONField()
     error = serializers.CharField(required=False, allow_blank=True, default="")
     created_at = serializers.DateTimeField()
@@ -229,9 +229,6 @@ class JobOutputSerializer(serializers.Serializer):
 
     class Meta:
         ref_name = "InferenceJob"
-
-    def get_progress(self, job) -> float:
-        return (job.done + job.failed) / job.total if job.total else 0.0
 
     def get_url(self, job) -> str:
         return self.context["request"].build_absolute_uri(reverse("api:job-detail", args=[job.pk]))
@@ -340,7 +337,7 @@ class JobListApi(APIView):
 
 
 class JobDetailApi(APIView):
-    """One job's status and progress (poll until status is done or failed)."""
+    """One job's status and progress (poll until status is succeeded or failed)."""
 
     permission_classes = [IsVolunteer]
 

@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from giz_site.admin import BackgroundRunAdmin
 from inference.catalog_apis import CatalogFilterSerializer
 from inference.catalog_services import catalog_export_create, catalog_export_queue
 from labeling.models import CatalogExport, ConsensusLabel, Galaxy
@@ -64,11 +65,11 @@ class CatalogExportForm(forms.ModelForm):
 
 
 @admin.register(CatalogExport)
-class CatalogExportAdmin(admin.ModelAdmin):
+class CatalogExportAdmin(BackgroundRunAdmin):
     """Background catalogue exports: add one to start it; the list shows progress and the file once done."""
 
     form = CatalogExportForm
-    list_display = ["id", "format", "status", "percent_done", "total", "download", "created_by", "created_at"]
+    list_display = ["id", "format", "status", "progress_display", "total", "download", "created_by", "created_at"]
     list_filter = ["status", "format"]
     list_select_related = ["created_by"]
     readonly_fields = [
@@ -100,13 +101,9 @@ class CatalogExportAdmin(admin.ModelAdmin):
         obj.save()
         catalog_export_queue(export=obj)
 
-    @admin.display(description="progress")
-    def percent_done(self, export: CatalogExport) -> str:
-        return f"{100 * export.progress:.0f}%"
-
     @admin.display(description="file")
     def download(self, export: CatalogExport) -> str:
-        if export.status != CatalogExport.Status.DONE or not export.file:
+        if export.status != CatalogExport.Status.SUCCEEDED or not export.file:
             return "-"
         return format_html('<a href="{}" download>{}</a>', export.file.url, export.file.name.rsplit("/", 1)[-1])
 

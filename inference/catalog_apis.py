@@ -124,7 +124,7 @@ class CatalogExportJobOutputSerializer(serializers.ModelSerializer):
         ref_name = "CatalogExportJob"
 
     def get_download_url(self, export) -> str | None:
-        if export.status != CatalogExport.Status.DONE or not export.file:
+        if export.status != CatalogExport.Status.SUCCEEDED or not export.file:
             return None
         request = self.context.get("request")
         url = f"/api/catalog/exports/{export.id}/file/"
@@ -190,7 +190,7 @@ class CatalogExportJobFileApi(APIView):
     )
     def get(self, request, export_id: int):
         export = get_object_or_404(
-            _exports_visible_to(request.user).exclude(file=""), pk=export_id, status=CatalogExport.Status.DONE
+            _exports_visible_to(request.user).exclude(file=""), pk=export_id, status=CatalogExport.Status.SUCCEEDED
         )
         return FileResponse(
             export.file.open("rb"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable
+from datetime import timedelta
 from typing import BinaryIO
 
 from django.conf import settings
@@ -17,6 +18,9 @@ from labeling import catalog_formats
 from labeling.models import CatalogExport
 
 __all__ = ["catalog_export_create", "catalog_export_queue", "catalog_export_run", "catalog_meta", "catalog_write"]
+
+# An export beats after every chunk of rows (seconds apart): half an hour without one is a killed worker.
+EXPORT_STALE_AFTER = timedelta(minutes=30)
 
 
 def catalog_meta(*, filters: dict) -> dict:
@@ -59,11 +63,12 @@ def catalog_export_create(*, fmt: str, filters: dict, user=None) -> CatalogExpor
 
 
 def catalog_export_run(*, export_id: int, chunk_size: int = 10000) -> CatalogExport | None:
-    """Run a queued export: claim it, write the file with progress, store it. A redelivered task does nothing."""
-    claimed = CatalogExport.objects.filter(id=export_id, status=CatalogExport.Status.QUEUED).update(
-        status=CatalogExport.Status.RUNNING, started_at=timezone.now()
-    )
-    if not claimed:
+    """Run a queued export: claim it, write the file with progress, store it.
+
+    A redelivered task does nothing while the export's worker beats; one that stopped beating for
+    EXPORT_STALE_AFTER (killed) is started again from the beginning.
+    """
+    if not CatalogExport.objects.claim(export_id, stale_before=timezone.now() - EXPORT_STALE_AFTER, done=0):
         return None
     export = CatalogExport.objects.get(id=export_id)
     export.total = catalog_count(filters=export.filters)
@@ -71,7 +76,7 @@ def catalog_export_run(*, export_id: int, chunk_size: int = 10000) -> CatalogExp
 
     def advance(n: int) -> None:
         export.done += n
-        export.save(update_fields=["done"])
+        CatalogExport.objects.beat(export.id, done=export.done)
 
     try:
         with tempfile.TemporaryFile() as out:
@@ -83,10 +88,11 @@ def catalog_export_run(*, export_id: int, chunk_size: int = 10000) -> CatalogExp
             name = f"giz-catalog-{export.id}-{stamp}.{catalog_formats.EXTENSIONS[export.format]}"
             export.file.save(name, File(out), save=False)
     except Exception as error:
-        export.status, export.error, export.finished_at = CatalogExport.Status.FAILED, repr(error), timezone.now()
-        export.save(update_fields=["status", "error", "finished_at"])
+        CatalogExport.objects.finish(export.id, status=CatalogExport.Status.FAILED, error=repr(error))
         raise
     # The count of a cone is an upper bound (its corners are trimmed while writing): the file's rows are the total.
-    export.status, export.total, export.done, export.finished_at = CatalogExport.Status.DONE, rows, rows, timezone.now()
-    export.save(update_fields=["status", "file", "total", "done", "finished_at"])
+    CatalogExport.objects.finish(
+        export.id, status=CatalogExport.Status.SUCCEEDED, file=export.file.name, total=rows, done=rows
+    )
+    export.refresh_from_db()
     return export

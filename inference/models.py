@@ -5,15 +5,12 @@ from django.db import models
 from django.db.models import Q
 
 from acquisition.models import GalaxyImage
+from giz_site.models import BackgroundRun
 from labeling.models import Galaxy
 
 
-class TrainingRun(models.Model):
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
+class TrainingRun(BackgroundRun):
+    """One retraining (or pretraining): one live at a time, taken over when its worker stops beating."""
 
     class Trigger(models.TextChoices):
         MANUAL = "manual", "Manual"
@@ -21,11 +18,12 @@ class TrainingRun(models.Model):
         SCHEDULE = "schedule", "Scheduled backstop"
         PRETRAIN = "pretrain", "Pretraining on synthetic galaxies"
 
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
-    # NULL for finished runs and True for a live one: the unique index allows one live run at a time.
+    # The unique index allows one live run at a time.
     live = models.BooleanField(null=True, default=True, unique=True, editable=False)
     config = models.JSONField(default=dict, blank=True)
+    # Training is not countable work: its stages report a weighted fraction instead of counters.
+    total = done = failed = None
     progress = models.FloatField(default=0.0)
     message = models.CharField(max_length=255, blank=True)
     n_labels = models.PositiveIntegerField(default=0, help_text="Consensus labels trained on.")
@@ -35,14 +33,8 @@ class TrainingRun(models.Model):
     metrics = models.JSONField(default=dict, blank=True, help_text="Test-set figures, new vs active ensemble.")
     plots = models.JSONField(default=dict, blank=True, help_text="Plot name -> file in storage.")
     attempts = models.PositiveIntegerField(default=0, help_text="Times a worker started this run.")
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at"]
+    class Meta(BackgroundRun.Meta):
         constraints = [
             models.CheckConstraint(condition=Q(live__isnull=True) | Q(live=True), name="training_live_true_or_null"),
         ]
@@ -193,7 +185,7 @@ class DiscrepancyAlarm(models.Model):
         return f"{self.get_kind_display()} on {self.galaxy} ({self.status})"
 
 
-class InferenceJob(models.Model):
+class InferenceJob(BackgroundRun):
     """A batch of galaxies to predict (a PGC list, the whole catalog or one sky position), with progress."""
 
     class Kind(models.TextChoices):
@@ -201,36 +193,17 @@ class InferenceJob(models.Model):
         CATALOG = "catalog", "Every catalogued galaxy"
         POSITION = "position", "A sky position"
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
-
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     params = models.JSONField(default=dict, blank=True)
-    total = models.PositiveIntegerField(default=0)
-    done = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="inference_jobs"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at"]
+    class Meta(BackgroundRun.Meta):
         indexes = [models.Index(fields=["created_by", "-id"], name="inference_job_user_idx")]
 
     def __str__(self) -> str:
         return f"Inference job {self.pk} ({self.kind}, {self.status})"
-
-    @property
-    def progress(self) -> float:
-        return (self.done + self.failed) / self.total if self.total else 0.0
 
 
 class InferenceJobItem(models.Model):

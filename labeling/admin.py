@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from giz_site.admin import BackgroundRunAdmin
 from giz_site.admin_pagination import LargeTableAdmin, image_thumbnail
 from labeling.models import Assignment, ConsensusLabel, ConsensusRun, Galaxy, StandardGalaxy, VolunteerProfile, Vote
 
@@ -125,16 +126,22 @@ class AssignmentAdmin(LargeTableAdmin):
 
 
 @admin.register(ConsensusRun)
-class ConsensusRunAdmin(admin.ModelAdmin):
+class ConsensusRunAdmin(BackgroundRunAdmin):
     """Full consensus recomputations: status and progress while the nightly task runs."""
 
-    list_display = ["id", "status", "percent_done", "started_at", "heartbeat_at", "finished_at"]
+    list_display = ["id", "status", "progress_display", "started_at", "heartbeat_at", "finished_at"]
     list_filter = ["status"]
-    readonly_fields = ["status", "total", "done", "stats", "error", "started_at", "heartbeat_at", "finished_at"]
-
-    @admin.display(description="progress")
-    def percent_done(self, run: ConsensusRun) -> str:
-        return f"{100 * run.progress:.0f}%"
+    readonly_fields = [
+        "status",
+        "progress_display",
+        "total",
+        "done",
+        "stats",
+        "error",
+        "started_at",
+        "heartbeat_at",
+        "finished_at",
+    ]
 
     def has_add_permission(self, request):
         return False

@@ -5,6 +5,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Cast, Floor
 
+from giz_site.models import BackgroundRun
 from labeling.sky import ZONES_PER_DEG
 
 
@@ -259,27 +260,16 @@ class Assignment(models.Model):
         return f"{self.galaxy} for {self.volunteer}"
 
 
-class ConsensusRun(models.Model):
+class ConsensusRun(BackgroundRun):
     """One full consensus recomputation (nightly task or command), with its progress for the admin."""
 
-    class Status(models.TextChoices):
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
-
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
-    # NULL for finished runs and True for the running one: the unique index allows one recomputation at a time.
+    # The unique index allows one recomputation at a time.
     live = models.BooleanField(null=True, default=True, unique=True, editable=False)
     total = models.PositiveIntegerField(default=0, help_text="Galaxy passes to do (two per voted galaxy).")
-    done = models.PositiveIntegerField(default=0)
+    failed = None
     stats = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    started_at = models.DateTimeField(auto_now_add=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-started_at"]
+    class Meta(BackgroundRun.Meta):
         constraints = [
             models.CheckConstraint(condition=Q(done__lte=models.F("total")), name="consensus_run_done_le_total"),
             models.CheckConstraint(
@@ -290,12 +280,8 @@ class ConsensusRun(models.Model):
     def __str__(self) -> str:
         return f"Consensus recomputation {self.pk} ({self.status})"
 
-    @property
-    def progress(self) -> float:
-        return self.done / self.total if self.total else 0.0
 
-
-class CatalogExport(models.Model):
+class CatalogExport(BackgroundRun):
     """A catalogue file written in the background (admin or API), with its progress and the file to download."""
 
     class Format(models.TextChoices):
@@ -304,32 +290,14 @@ class CatalogExport(models.Model):
         FITS = "fits", "FITS"
         CSV = "csv", "CSV"
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
-
     format = models.CharField(max_length=8, choices=Format.choices)
     filters = models.JSONField(default=dict, blank=True, help_text="The galaxy filters, as the API takes them.")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     total = models.PositiveIntegerField(default=0, help_text="Galaxies matching when the export started.")
-    done = models.PositiveIntegerField(default=0)
+    failed = None
     file = models.FileField(upload_to="exports/", max_length=255, blank=True)
-    error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="catalog_exports"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"Catalogue export {self.pk} ({self.format}, {self.status})"
-
-    @property
-    def progress(self) -> float:
-        return min(1.0, self.done / self.total) if self.total else (1.0 if self.status == self.Status.DONE else 0.0)

@@ -2,6 +2,7 @@
 
 import io
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import factory
@@ -11,8 +12,8 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 from PIL import Image, ImageDraw
 
-from acquisition.models import GalaxyImage
-from inference.models import DiscrepancyAlarm, EnsemblePrediction, ModelVersion
+from acquisition.models import AcquisitionJob, GalaxyImage
+from inference.models import DiscrepancyAlarm, EnsemblePrediction, InferenceJob, ModelVersion, TrainingRun
 from labeling.models import ConsensusRun, Galaxy, StandardGalaxy, Vote
 
 TINY_INPUT_SIZE = 32  # the inference fixtures set GIZ_MODEL_INPUT_SIZE to this
@@ -180,10 +181,66 @@ class DiscrepancyAlarmFactory(factory.django.DjangoModelFactory):
     kind = DiscrepancyAlarm.Kind.ENSEMBLE_SPREAD
 
 
-class ConsensusRunFactory(factory.django.DjangoModelFactory):
+def _long_ago():
+    return timezone.now() - timedelta(days=1)
+
+
+class BackgroundRunFactory(factory.django.DjangoModelFactory):
+    """A live background run, queued. Traits: `running` (its worker beat just now) and `stale` (its worker
+    stopped beating a day ago, past every takeover threshold)."""
+
+    class Meta:
+        abstract = True
+        skip_postgeneration_save = True
+
+    class Params:
+        running = factory.Trait(
+            status="running",
+            started_at=factory.LazyFunction(timezone.now),
+            heartbeat_at=factory.LazyFunction(timezone.now),
+        )
+        stale = factory.Trait(
+            status="running", started_at=factory.LazyFunction(_long_ago), heartbeat_at=factory.LazyFunction(_long_ago)
+        )
+
+    @factory.post_generation
+    def backdate(run, create, extracted, **kwargs):
+        # created_at is set on insert; a stale run was created as long ago as it last beat.
+        if create and run.heartbeat_at is not None and run.heartbeat_at < timezone.now() - timedelta(hours=1):
+            type(run).objects.filter(pk=run.pk).update(created_at=run.heartbeat_at)
+            run.created_at = run.heartbeat_at
+
+
+class TrainingRunFactory(BackgroundRunFactory):
+    class Meta:
+        model = TrainingRun
+
+    trigger = TrainingRun.Trigger.MANUAL
+
+
+class InferenceJobFactory(BackgroundRunFactory):
+    """A job over a list of PGC numbers (`pgcs`)."""
+
+    class Meta:
+        model = InferenceJob
+
+    class Params:
+        pgcs = ()
+
+    kind = InferenceJob.Kind.PGC_LIST
+    params = factory.LazyAttribute(lambda job: {"pgcs": list(job.pgcs)})
+    total = factory.LazyAttribute(lambda job: len(job.pgcs))
+
+
+class AcquisitionJobFactory(BackgroundRunFactory):
+    class Meta:
+        model = AcquisitionJob
+
+
+class ConsensusRunFactory(BackgroundRunFactory):
     """A consensus recomputation in progress (live), its worker's heartbeat just now."""
 
     class Meta:
         model = ConsensusRun
 
-    heartbeat_at = factory.LazyFunction(timezone.now)
+    running = True

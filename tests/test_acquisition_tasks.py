@@ -22,11 +22,11 @@ from acquisition.services import (
     image_store,
     retry_delay,
 )
-from acquisition.tasks import acquire_galaxy, acquire_missing
+from acquisition.tasks import acquire_galaxy, acquire_job, acquire_missing
 from giz_site.exceptions import ApplicationError
 from labeling.models import Galaxy
 from tests.acquisition_fixtures import media_files, standin, standin_server  # noqa: F401
-from tests.factories import GalaxyFactory
+from tests.factories import AcquisitionJobFactory, GalaxyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -227,7 +227,7 @@ class TestJobs:
         with django_capture_on_commit_callbacks(execute=True):
             job = acquisition_job_create(galaxy_ids=[g.pk for g in galaxies], description="five")
         job.refresh_from_db()
-        assert (job.status, job.total, job.succeeded, job.failed, job.progress) == ("done", 5, 4, 1, 1.0)
+        assert (job.status, job.total, job.done, job.failed, job.progress) == ("succeeded", 5, 4, 1, 1.0)
         assert job.finished_at is not None
         failed = AcquisitionJobItem.objects.get(job=job, outcome="failed")
         assert (failed.galaxy_id, failed.reason) == (
@@ -238,10 +238,26 @@ class TestJobs:
         acquire_galaxy.delay(galaxies[0].pk, job.pk)
         acquire_galaxy.delay(galaxies[-1].pk, job.pk)
         job.refresh_from_db()
-        assert (job.succeeded, job.failed) == (4, 1)
+        assert (job.done, job.failed) == (4, 1)
+
+    def test_a_redelivered_fan_out_waits_for_a_job_that_beats_and_requeues_one_that_stopped(self, standin):
+        galaxies = [new_galaxy(ra=150.0 + i) for i in range(2)]
+
+        def job_over_the_galaxies(**trait) -> AcquisitionJob:
+            job = AcquisitionJobFactory(total=2, **trait)
+            AcquisitionJobItem.objects.bulk_create([AcquisitionJobItem(job=job, galaxy=g) for g in galaxies])
+            return job
+
+        beating, dead = job_over_the_galaxies(running=True), job_over_the_galaxies(stale=True)
+        assert acquire_job.delay(beating.pk).get() == 0  # its galaxies are on their way: none queued twice
+        assert acquire_job.delay(dead.pk).get() == 2
+        beating.refresh_from_db()
+        dead.refresh_from_db()
+        assert (beating.status, beating.done) == ("running", 0)
+        assert (dead.status, dead.done, dead.live) == ("succeeded", 2, None)
 
     def test_job_progress_shows_in_the_admin(self, bob_client):
-        job = AcquisitionJob.objects.create(total=4, succeeded=2, failed=1, status="running")
+        job = AcquisitionJobFactory(total=4, done=2, failed=1, running=True)
         page = bob_client.get("/admin/acquisition/acquisitionjob/").content.decode()
         assert "75%" in page
         assert bob_client.get(f"/admin/acquisition/acquisitionjob/{job.pk}/change/").status_code == 200
@@ -266,7 +282,7 @@ class TestJobs:
         Galaxy.objects.update(state=Galaxy.State.ACQUIRING, updated_at=timezone.now() - timedelta(hours=2))
         acquire_missing.delay()
         job.refresh_from_db()
-        assert (job.status, job.succeeded) == ("done", 2)
+        assert (job.status, job.done) == ("succeeded", 2)
 
     def test_an_unexpected_error_is_retried_then_recorded(self, standin, settings):
         settings.GIZ_SDSS_MAX_RETRIES = 1
@@ -278,7 +294,7 @@ class TestJobs:
         assert galaxy.state == Galaxy.State.FAILED
         assert galaxy.failure_reason == "gave up after 2 attempts: unexpected error: RuntimeError('disk on fire')"
         job.refresh_from_db()
-        assert (job.status, job.failed) == ("done", 1)
+        assert (job.status, job.failed) == ("succeeded", 1)
 
     def test_the_beat_schedule_has_the_backstop(self, settings):
         entries = {e["task"] for e in settings.CELERY_BEAT_SCHEDULE.values()}

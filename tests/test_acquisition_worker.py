@@ -40,7 +40,7 @@ def test_a_real_worker_acquires_a_job_despite_transient_faults(standin_server):
         with celery_worker(broker=url, extra_env=env):
             send_task(url, "acquisition.tasks.acquire_job", args=[job.pk])
             wait_for(
-                lambda: AcquisitionJob.objects.filter(pk=job.pk, status="done").exists(),
+                lambda: AcquisitionJob.objects.filter(pk=job.pk, status="succeeded").exists(),
                 timeout=150,
                 what="the acquisition job to finish",
             )
@@ -48,7 +48,7 @@ def test_a_real_worker_acquires_a_job_despite_transient_faults(standin_server):
         standin.faults(rates={}, next=[])
 
     job.refresh_from_db()
-    assert (job.succeeded, job.failed, job.total) == (10, 1, 11)
+    assert (job.done, job.failed, job.total) == (10, 1, 11)
     outside.refresh_from_db()
     assert outside.state == Galaxy.State.FAILED
     assert "outside the SDSS footprint" in outside.failure_reason

@@ -184,7 +184,7 @@ class TestByPosition:
         assert response["Location"] == job["url"]
         assert job["kind"] == "position"
         polled = client.get(job["url"]).json()  # tasks run eagerly under test settings
-        assert polled["status"] == "done", polled
+        assert polled["status"] == "succeeded", polled
         results = client.get(polled["results_url"]).json()["results"]
         assert len(results) == 1 and results[0]["status"] == "ok"
         assert 40 <= results[0]["median"] <= 95
@@ -217,7 +217,7 @@ class TestBatchJobs:
             response = client.post("/api/jobs/", {"kind": "pgc_list", "pgcs": [11, 12, 13, 999999]}, format="json")
         assert response.status_code == 202, response.content[:500]
         job = client.get(response.json()["url"]).json()
-        assert job["status"] == "done" and job["total"] == 4
+        assert job["status"] == "succeeded" and job["total"] == 4
         assert job["done"] + job["failed"] == 4 and job["progress"] == 1.0
         pages, url = [], job["results_url"] + "?page_size=2"
         while url:

@@ -1,4 +1,5 @@
-"""The apps import one way, labeling <- acquisition <- inference (the contract is in pyproject.toml)."""
+"""The apps import one way, labeling <- acquisition <- inference, and the trainer calls nothing back up (the
+contracts are in pyproject.toml)."""
 
 import subprocess
 import sys

@@ -137,7 +137,7 @@ def test_background_export_job_reports_progress_and_serves_its_file(
         response = alice_api.post("/api/catalog/exports/", {"format": "votable", "status": "rejected"}, format="json")
     assert response.status_code == 202, response.content
     job = alice_api.get(f"/api/catalog/exports/{response.json()['id']}/").json()
-    assert (job["status"], job["total"], job["done"], job["progress"]) == ("done", 1, 1, 1.0)
+    assert (job["status"], job["total"], job["done"], job["progress"]) == ("succeeded", 1, 1, 1.0)
     assert job["filters"] == {"status": "rejected"}
 
     download = alice_api.get(job["download_url"])
@@ -169,7 +169,7 @@ def test_staff_start_a_filtered_export_in_the_admin_and_download_it(bob_client, 
         )
     assert response.status_code == 302, response.content.decode()[-2000:]
     export = CatalogExport.objects.get()
-    assert (export.status, export.filters["cone_radius"], export.created_by.username) == ("done", 0.15, "bob")
+    assert (export.status, export.filters["cone_radius"], export.created_by.username) == ("succeeded", 0.15, "bob")
     assert list(_read_export(export)["pgc"]) == [10, 11]
     listing = bob_client.get("/admin/labeling/catalogexport/").content.decode()
     assert export.file.url in listing and "100%" in listing
@@ -195,7 +195,7 @@ def test_admin_action_exports_the_selected_galaxies(bob_client, django_capture_o
         )
     assert "Catalogue export" in response.content.decode()
     export = CatalogExport.objects.get()
-    assert export.format == "csv" and export.status == "done"
+    assert export.format == "csv" and export.status == "succeeded"
     assert list(_read_export(export)["pgc"]) == [12, 14]
 
 

@@ -6,12 +6,12 @@ from django.urls import reverse
 
 from giz_site.exceptions import ApplicationError
 from inference import ensemble, imaging, services
-from inference.models import DiscrepancyAlarm, EnsemblePrediction, InferenceJob, Prediction
+from inference.models import DiscrepancyAlarm, EnsemblePrediction, InferenceJob, InferenceJobItem, Prediction
 from inference.selectors import inference_job_results
-from inference.tasks import predict_galaxy_task, predict_missing
+from inference.tasks import inference_job_task, predict_galaxy_task, predict_missing
 from labeling.models import ConsensusLabel
 from tests import inference_fixtures
-from tests.factories import GalaxyFactory, GalaxyImageFactory, ModelVersionFactory, galaxy_jpeg
+from tests.factories import GalaxyFactory, GalaxyImageFactory, InferenceJobFactory, ModelVersionFactory, galaxy_jpeg
 from tests.inference_fixtures import (
     constant_regression_model,
     make_ensemble,
@@ -163,7 +163,7 @@ class TestBulkJobs:
             job = services.inference_job_create(kind=InferenceJob.Kind.PGC_LIST, user=bob, pgcs=pgcs)  # eager
 
         job.refresh_from_db()
-        assert (job.status, job.total, job.done, job.failed) == ("done", 5, 3, 2)
+        assert (job.status, job.total, job.done, job.failed) == ("succeeded", 5, 3, 2)
         assert job.progress == 1.0
         results = {r.pgc: r for r in inference_job_results(job=job)}
         assert results[galaxies[0].pgc].median == pytest.approx(60.0, abs=1e-3)
@@ -171,6 +171,22 @@ class TestBulkJobs:
         assert results[424242].status == "failed" and "Unknown" in results[424242].reason
         assert results[no_image.pgc].status == "failed" and "no stored colour image" in results[no_image.pgc].reason
         assert EnsemblePrediction.objects.count() == 3
+
+    def test_a_redelivered_job_task_leaves_a_job_that_still_beats_alone_and_takes_over_a_dead_one(
+        self, active_ensemble
+    ):
+        galaxy = GalaxyFactory(with_image=True)
+        busy = InferenceJobFactory(pgcs=[galaxy.pgc], running=True)
+        inference_job_task.delay(busy.pk)
+        busy.refresh_from_db()
+        assert (busy.status, busy.live, busy.done) == ("running", True, 0)
+        assert not InferenceJobItem.objects.exists()
+
+        dead = InferenceJobFactory(pgcs=[galaxy.pgc], stale=True)
+        inference_job_task.delay(dead.pk)
+        dead.refresh_from_db()
+        assert (dead.status, dead.live, dead.done, dead.progress) == ("succeeded", None, 1, 1.0)
+        assert dead.heartbeat_at > dead.created_at
 
     def test_a_catalog_job_without_models_fails_with_the_reason(self, bob, django_capture_on_commit_callbacks):
         GalaxyFactory(with_image=True)

@@ -1,7 +1,6 @@
 """Training: pretraining command, retraining on labels, the once-only trigger, killed runs, the backstop."""
 
 import threading
-from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -11,7 +10,6 @@ from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.urls import reverse
-from django.utils import timezone
 
 from inference import keras_training as training
 from inference import services
@@ -19,7 +17,7 @@ from inference.models import ModelVersion, TrainingRun
 from inference.tasks import train_task
 from labeling.models import ConsensusLabel
 from tests import inference_fixtures
-from tests.factories import GalaxyFactory, galaxy_jpeg
+from tests.factories import GalaxyFactory, TrainingRunFactory, galaxy_jpeg
 from tests.services import require_postgres
 
 tiny_inference_settings = inference_fixtures.tiny_inference_settings
@@ -103,7 +101,7 @@ class TestPretrainAndTrain:
             assert set(ModelVersion.objects.filter(pk__in=new).values_list("status", flat=True)) == {"candidate"}
 
     def test_a_second_training_is_refused_while_one_is_live(self):
-        TrainingRun.objects.create(trigger="manual")
+        TrainingRunFactory()
         with pytest.raises(CommandError, match="only one training runs at a time"):
             call_command("train", stdout=StringIO(), stderr=StringIO())
 
@@ -122,9 +120,7 @@ class TestTrigger:
         assert services.training_maybe_trigger() is None
 
     def test_the_backstop_requeues_a_killed_run(self, settings, queued):
-        run = TrainingRun.objects.create(trigger="new_labels", status="running")
-        old = timezone.now() - timedelta(seconds=settings.GIZ_TRAINING_STALE_S + 60)
-        TrainingRun.objects.filter(pk=run.pk).update(created_at=old, heartbeat_at=old)
+        run = TrainingRunFactory(trigger="new_labels", stale=True)
         from inference.tasks import training_backstop_task
 
         training_backstop_task()
@@ -165,8 +161,7 @@ def test_many_simultaneous_triggers_create_exactly_one_training_run(settings, qu
 class TestKilledRuns:
     def test_a_redelivered_task_leaves_a_run_that_still_beats_alone(self):
         # The broker thinks the worker died and hands the task to another; the first still trains.
-        run = services.training_run_create(trigger="manual", queue=False)
-        TrainingRun.objects.filter(pk=run.pk).update(status="running", attempts=1, heartbeat_at=timezone.now())
+        run = TrainingRunFactory(running=True, attempts=1)
         train_task(run.pk)
         run.refresh_from_db()
         assert (run.status, run.attempts, run.live) == ("running", 1, True)

@@ -108,7 +108,7 @@ def test_full_recomputation_calibrates_volunteers_and_relabels(django_capture_on
     assert Galaxy.objects.filter(retired_at__isnull=False).count() == len(data["truths"])
     assert triggers == [1]
     run = ConsensusRun.objects.get()
-    assert (run.status, run.progress, run.stats["labels"]) == ("done", 1.0, len(data["truths"]))
+    assert (run.status, run.progress, run.stats["labels"]) == ("succeeded", 1.0, len(data["truths"]))
     # A second run changes nothing and creates no new labels.
     before = {g: (lbl.inclination, lbl.uncertainty) for g, lbl in labels.items()}
     recompute_consensus.delay()
@@ -127,7 +127,7 @@ def test_one_recomputation_at_a_time_and_a_dead_one_is_taken_over(monkeypatch):
     assert recompute_consensus.delay().get()["labels"] == 2
     running.refresh_from_db()
     assert (running.status, running.live) == ("failed", None)
-    assert ConsensusRun.objects.get(live=None, status="done")
+    assert ConsensusRun.objects.get(live=None, status="succeeded")
 
 
 @pytest.mark.services
@@ -146,7 +146,7 @@ def test_recompute_consensus_runs_in_a_real_worker_against_postgres():
         )
     biased = VolunteerProfile.objects.get(user=data["biased"])
     assert biased.calibration_intercept < -3
-    assert wait_for(lambda: ConsensusRun.objects.filter(status="done").exists(), timeout=30, what="the run row")
+    assert wait_for(lambda: ConsensusRun.objects.filter(status="succeeded").exists(), timeout=30, what="the run row")
 
 
 @pytest.mark.django_db

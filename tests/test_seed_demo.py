@@ -47,7 +47,7 @@ def test_seed_demo_fills_a_fresh_site_and_prints_working_logins(client, standin,
     job = AcquisitionJob.objects.get()
     assert job.total == Galaxy.objects.filter(source=Galaxy.Source.SDSS).count() == 40
     job.refresh_from_db()
-    assert job.succeeded == 38 and job.failed == 2  # two lie outside the footprint
+    assert job.done == 38 and job.failed == 2  # two lie outside the footprint
     assert (
         Galaxy.objects.filter(source="sdss", state=Galaxy.State.FAILED, failure_reason__icontains="footprint").count()
         == 2

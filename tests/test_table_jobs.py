@@ -70,7 +70,7 @@ def test_a_table_of_pgcs_and_positions_comes_back_with_every_row(alice, settings
         response = _post(api, "mine.ecsv", _bytes(table, "ecsv"))
     assert response.status_code == 202, response.content
     job = api.get(response["Location"]).json()
-    assert job["status"] == "done"
+    assert job["status"] == "succeeded"
     assert {k: job["params"]["table"][k] for k in ("filename", "format", "rows")} == {
         "filename": "mine.ecsv",
         "format": "ecsv",

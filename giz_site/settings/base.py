@@ -247,6 +247,7 @@ SPECTACULAR_SETTINGS = {
         "ModelKindEnum": "inference.models.ModelVersion.Kind",
         "AlarmKindEnum": "inference.models.DiscrepancyAlarm.Kind",
         "BatchJobKindEnum": "inference.apis.BATCH_JOB_KINDS",
+        "RunStatusEnum": "giz_site.models.BackgroundRun.Status",
     },
 }
 # Deeper JSON is refused with a 400 before parsing (Python's parser recurses once per level).

@@ -30,6 +30,7 @@ from inference.services.training_runs import (
     training_run_execute,
     training_run_finish,
     training_run_progress,
+    training_run_record,
 )
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "training_run_progress",
     "training_run_finish",
     "training_run_execute",
+    "training_run_record",
     "inference_job_create",
     "galaxy_color_image_ensure",
     "inference_job_run",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
@@ -16,6 +18,9 @@ from inference.models import (
 )
 from inference.services.predictions import EnsembleResult, active_ensemble, predict_galaxies
 from labeling.models import Galaxy
+
+# A job beats after every batch; a batch that fetches missing images may wait on SDSS for minutes.
+JOB_STALE_AFTER = timedelta(minutes=30)
 
 
 def inference_job_create(
@@ -85,11 +90,12 @@ def galaxy_color_image_ensure(*, galaxy: Galaxy) -> None:
 
 
 def inference_job_run(*, job_id: int, progress_callback=None) -> InferenceJob | None:
-    """Work through a job batch by batch; resumable (galaxies already done are skipped)."""
-    claimed = InferenceJob.objects.filter(
-        pk=job_id, status__in=[InferenceJob.Status.QUEUED, InferenceJob.Status.RUNNING]
-    ).update(status=InferenceJob.Status.RUNNING, started_at=timezone.now())
-    if not claimed:
+    """Work through a job batch by batch; resumable (galaxies already done are skipped).
+
+    None when the job finished, or another worker is still on it (a redelivered task); a job whose
+    worker stopped beating is taken over where it stopped.
+    """
+    if not InferenceJob.objects.claim(job_id, stale_before=timezone.now() - JOB_STALE_AFTER):
         return None
     job = InferenceJob.objects.get(pk=job_id)
     try:
@@ -141,13 +147,11 @@ def inference_job_run(*, job_id: int, progress_callback=None) -> InferenceJob | 
             with transaction.atomic():
                 InferenceJobItem.objects.bulk_create(items, ignore_conflicts=True)
                 ok = sum(1 for i in items if i.status == "ok")
-                InferenceJob.objects.filter(pk=job.pk).update(done=F("done") + ok, failed=F("failed") + len(items) - ok)
+                InferenceJob.objects.beat(job.pk, done=F("done") + ok, failed=F("failed") + len(items) - ok)
             if progress_callback:
                 progress_callback(len(items))
     except ApplicationError as exc:
-        InferenceJob.objects.filter(pk=job.pk).update(
-            status=InferenceJob.Status.FAILED, error=exc.message, finished_at=timezone.now()
-        )
+        InferenceJob.objects.finish(job.pk, status=InferenceJob.Status.FAILED, error=exc.message)
         return InferenceJob.objects.get(pk=job.pk)
-    InferenceJob.objects.filter(pk=job.pk).update(status=InferenceJob.Status.DONE, finished_at=timezone.now())
+    InferenceJob.objects.finish(job.pk, status=InferenceJob.Status.SUCCEEDED)
     return InferenceJob.objects.get(pk=job.pk)

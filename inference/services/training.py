@@ -1,11 +1,10 @@
-"""One training run end to end (the Django orchestration): data, members, evaluation on the fixed test set,
-registry, promotion. The Keras fitting is inference.keras_training; the run's life (one live at a time,
-claimed, re-queued) is inference.services.training_runs.
+"""One training run's work (the Django orchestration): data, members, evaluation on the fixed test set, and
+the decision to promote. The Keras fitting is inference.keras_training; the run's life (one live at a time,
+claimed, re-queued) and what it writes (model versions, the ensemble swap) are inference.services.training_runs.
 
-Nothing reaches the registry until every member is trained and evaluated: model files are written
-under models/run-<id>/ and the ModelVersion rows created in one transaction at the very end. A run
-killed half way leaves at most files in that folder, which the retry (or the failure handler)
-deletes first (`discard_partial`).
+`execute` stores the model files and plots under models/run-<id>/ and returns a TrainingResult; nothing
+reaches the registry until the caller records that result in one transaction. A run killed half way leaves
+at most files in that folder, which the retry (or the failure handler) deletes first (`discard_partial`).
 """
 
 from __future__ import annotations
@@ -13,13 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
 
 from acquisition.models import GalaxyImage
 from inference import architectures, baseline, imaging, metrics, plots
@@ -28,8 +27,6 @@ from inference import keras_training as training
 from inference import training_sets as synthetic_data
 from inference.models import ModelVersion, TrainingRun
 from inference.services.predictions import model_input
-from inference.services.registry import ensemble_replace
-from inference.services.training_runs import training_run_finish, training_run_progress
 from labeling.models import ConsensusLabel
 
 logger = logging.getLogger(__name__)
@@ -108,11 +105,39 @@ def discard_partial(run: TrainingRun) -> None:
         default_storage.delete(f"{folder}/{name}")
 
 
-class _Progress:
-    """Maps stage progress to the run row (heartbeat) and an optional callback (the command's bar)."""
+@dataclass(frozen=True)
+class TrainedModel:
+    """One stored member of a finished run, as the registry will record it."""
 
-    def __init__(self, run: TrainingRun, callback, stages: list[tuple[str, float]]):
-        self.run, self.callback = run, callback
+    name: str
+    kind: str  # a ModelVersion.Kind value
+    architecture: str
+    file: str  # its path in storage
+    metrics: dict
+    plots: dict
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What a run produced: stored models and plots, figures, and whether they beat the active ensemble."""
+
+    models: list[TrainedModel]
+    input_size: int
+    input_mode: str
+    promote: bool
+    message: str
+    history: dict
+    metrics: dict
+    plots: dict
+    n_labels: int
+    n_synthetic: int
+
+
+class _Progress:
+    """Maps stage progress to one overall fraction for `callback(fraction, message)`."""
+
+    def __init__(self, callback, stages: list[tuple[str, float]]):
+        self.callback = callback
         total = sum(w for _, w in stages)
         self.starts, acc = {}, 0.0
         for name, weight in stages:
@@ -122,7 +147,6 @@ class _Progress:
     def __call__(self, stage: str, fraction: float, message: str) -> None:
         start, width = self.starts[stage]
         value = start + width * min(max(fraction, 0.0), 1.0)
-        training_run_progress(run_id=self.run.pk, progress=value, message=message)
         if self.callback:
             self.callback(value, message)
 
@@ -162,15 +186,15 @@ def _labelled(run: TrainingRun, size: int, mode: str):
     return np.stack(arrays), np.array(inclination, np.float32), np.array(rejected, np.float32), split
 
 
-def execute(run: TrainingRun, *, progress_callback=None) -> None:
-    """Train, evaluate, store; promote the new ensemble if it is no worse than the active one."""
+def execute(run: TrainingRun, *, progress_callback=None) -> TrainingResult:
+    """Train, evaluate and store the files; promote (in the result) if no worse than the active ensemble."""
     config = config_for(run)
     size, mode = int(config["input_size"]), "color"
     members = list(config["members"])
     stages = (
         [("data", 2.0)] + [(f"member{i}", 3.0) for i in range(len(members))] + [("rejection", 2.0), ("evaluate", 1.0)]
     )
-    progress = _Progress(run, progress_callback, stages)
+    progress = _Progress(progress_callback, stages)
     discard_partial(run)  # a retried run starts clean
     cache = Path(settings.DATA_DIR) / "cache" / "synthetic"
     processes = int(config.get("processes") or os.cpu_count() or 1)
@@ -309,61 +333,46 @@ def execute(run: TrainingRun, *, progress_callback=None) -> None:
                 stored_models[name] = default_storage.save(f"{folder}/{name}.keras", ContentFile(f.read()))
 
     n_labels = int(len(lab_inc) - (lab_split == "test").sum())
-    with transaction.atomic():
-        versions = []
-        for name, arch, model in trained:
-            versions.append(
-                ModelVersion.objects.create(
-                    name=name,
-                    kind=ModelVersion.Kind.REGRESSION,
-                    architecture=arch,
-                    file=stored_models[name],
-                    input_size=size,
-                    input_mode=mode,
-                    metrics={
-                        **metrics.regression_metrics(member_preds[name], test_y),
-                        "ensemble": ensemble_metrics,
-                        "baseline": baseline_metrics,
-                        "fit": fits[name],
-                        "parameters": int(model.count_params()),
-                    },
-                    plots=stored_plots,
-                    n_labels=n_labels,
-                    n_synthetic=int(config["n_synthetic"]),
-                    training_run=run,
-                )
-            )
-        versions.append(
-            ModelVersion.objects.create(
-                name=rej_name,
-                kind=ModelVersion.Kind.REJECTION,
-                architecture=config["rejection"],
-                file=stored_models[rej_name],
-                input_size=size,
-                input_mode=mode,
-                metrics={**rejection_metrics, "parameters": int(rej_model.count_params())},
-                plots={"learning_curves": stored_plots["learning_curves"]},
-                n_labels=n_labels,
-                n_synthetic=int(config["n_synthetic"]),
-                training_run=run,
-            )
-        )
-        if promote:
-            ensemble_replace(new_versions=versions)
-        verdict = "activated" if promote else f"kept as candidates (active ensemble RMS {active_rms:.2f} deg is better)"
-        training_run_finish(
-            run_id=run.pk,
-            status=TrainingRun.Status.SUCCEEDED,
-            progress=1.0,
-            message=f"Test RMS {ensemble_metrics['rms']:.2f} deg (baseline {baseline_metrics['rms']:.2f}); {verdict}",
-            history=histories,
-            metrics=summary,
+    models = [
+        TrainedModel(
+            name=name,
+            kind=ModelVersion.Kind.REGRESSION,
+            architecture=arch,
+            file=stored_models[name],
+            metrics={
+                **metrics.regression_metrics(member_preds[name], test_y),
+                "ensemble": ensemble_metrics,
+                "baseline": baseline_metrics,
+                "fit": fits[name],
+                "parameters": int(model.count_params()),
+            },
             plots=stored_plots,
-            n_labels=n_labels,
-            n_synthetic=int(config["n_synthetic"]),
         )
-    if progress_callback:
-        progress_callback(1.0, "Done")
+        for name, arch, model in trained
+    ]
+    models.append(
+        TrainedModel(
+            name=rej_name,
+            kind=ModelVersion.Kind.REJECTION,
+            architecture=config["rejection"],
+            file=stored_models[rej_name],
+            metrics={**rejection_metrics, "parameters": int(rej_model.count_params())},
+            plots={"learning_curves": stored_plots["learning_curves"]},
+        )
+    )
+    verdict = "activated" if promote else f"kept as candidates (active ensemble RMS {active_rms:.2f} deg is better)"
+    return TrainingResult(
+        models=models,
+        input_size=size,
+        input_mode=mode,
+        promote=promote,
+        message=f"Test RMS {ensemble_metrics['rms']:.2f} deg (baseline {baseline_metrics['rms']:.2f}); {verdict}",
+        history=histories,
+        metrics=summary,
+        plots=stored_plots,
+        n_labels=n_labels,
+        n_synthetic=int(config["n_synthetic"]),
+    )
 
 
 def _baseline(image: np.ndarray) -> float:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
-from inference.models import TrainingRun
+from inference.models import ModelVersion, TrainingRun
 from inference.selectors import labels_since_last_training
+from inference.services.registry import ensemble_replace
+
+if TYPE_CHECKING:  # at run time only the training process loads Keras
+    from inference.services.training import TrainingResult
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +53,7 @@ def training_maybe_trigger() -> TrainingRun | None:
 
 def training_backstop() -> TrainingRun | None:
     """Beat backstop: re-queue a live run whose worker died, else trigger if enough labels wait."""
-    stale_before = timezone.now() - timedelta(seconds=settings.GIZ_TRAINING_STALE_S)
-    stale = (
-        TrainingRun.objects.filter(live=True, created_at__lt=stale_before)
-        .exclude(heartbeat_at__gte=stale_before)
-        .first()
-    )
+    stale = TrainingRun.objects.stale(before=_stale_before()).first()
     if stale is not None:
         # Imported here: inference.tasks imports the services, a cycle at module level.
         from inference.tasks import train_task
@@ -64,43 +64,33 @@ def training_backstop() -> TrainingRun | None:
     return training_maybe_trigger()
 
 
-def training_run_claim(*, run_id: int) -> TrainingRun | None:
-    """Atomically mark a live run as running (None if it finished, or another process is still on it).
+def _stale_before():
+    return timezone.now() - timedelta(seconds=settings.GIZ_TRAINING_STALE_S)
 
-    A broker redelivers a task whose worker it believes dead (Redis: after its visibility timeout), even
-    while that worker still trains; a run whose heartbeat is fresh is left alone, so one run never
-    trains in two processes.
-    """
-    now = timezone.now()
-    stale_before = now - timedelta(seconds=settings.GIZ_TRAINING_STALE_S)
-    claimable = Q(status=TrainingRun.Status.QUEUED) | Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale_before)
-    claimed = TrainingRun.objects.filter(claimable, pk=run_id, live=True).update(
-        status=TrainingRun.Status.RUNNING,
-        started_at=now,
-        heartbeat_at=now,
-        attempts=F("attempts") + 1,
-        progress=0.0,
-        message="Starting",
-        error="",
+
+def training_run_claim(*, run_id: int) -> TrainingRun | None:
+    """Mark a live run as running (None if it finished, or another process is still on it: one run never
+    trains in two processes)."""
+    claimed = TrainingRun.objects.claim(
+        run_id, stale_before=_stale_before(), attempts=F("attempts") + 1, progress=0.0, message="Starting"
     )
     return TrainingRun.objects.get(pk=run_id) if claimed else None
 
 
 def training_run_progress(*, run_id: int, progress: float, message: str) -> None:
-    TrainingRun.objects.filter(pk=run_id).update(
-        progress=min(max(progress, 0.0), 1.0), message=message[:255], heartbeat_at=timezone.now()
-    )
+    TrainingRun.objects.beat(run_id, progress=min(max(progress, 0.0), 1.0), message=message[:255])
 
 
 def training_run_finish(*, run_id: int, status: str, error: str = "", **fields) -> None:
     """End a run: it stops being live (so the next one may start)."""
-    TrainingRun.objects.filter(pk=run_id).update(
-        status=status, live=None, finished_at=timezone.now(), error=error, **fields
-    )
+    TrainingRun.objects.finish(run_id, status=status, error=error, **fields)
 
 
 def training_run_execute(*, run_id: int, progress_callback=None) -> TrainingRun | None:
-    """Run a claimed training (the Celery task and the management commands call this)."""
+    """Claim a run, train, and record what it produced (the Celery task and the management commands call this).
+
+    `progress_callback(fraction, message)`, if given, follows the run as its row does (the command's bar).
+    """
     # Imported here: Keras, TensorFlow and matplotlib load only in the process that trains; web and
     # acquisition processes import these services too.
     from inference.services.training import discard_partial, execute
@@ -108,12 +98,55 @@ def training_run_execute(*, run_id: int, progress_callback=None) -> TrainingRun 
     run = training_run_claim(run_id=run_id)
     if run is None:
         return None
+
+    def report(fraction: float, message: str) -> None:
+        training_run_progress(run_id=run_id, progress=fraction, message=message)
+        if progress_callback:
+            progress_callback(fraction, message)
+
     try:
-        execute(run, progress_callback=progress_callback)
+        training_run_record(run=run, result=execute(run, progress_callback=report))
     except Exception as exc:
         logger.exception("Training run %s failed", run_id)
         discard_partial(run)
-        training_run_finish(
-            run_id=run_id, status=TrainingRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:5000]
-        )
+        training_run_finish(run_id=run_id, status=TrainingRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+        return TrainingRun.objects.get(pk=run_id)
+    if progress_callback:
+        progress_callback(1.0, "Done")
     return TrainingRun.objects.get(pk=run_id)
+
+
+def training_run_record(*, run: TrainingRun, result: TrainingResult) -> list[ModelVersion]:
+    """Register a finished run's models, swap the ensemble if they are to be promoted, and end the run: all in
+    one transaction, so a run is in the registry whole or not at all."""
+    with transaction.atomic():
+        versions = [
+            ModelVersion.objects.create(
+                name=model.name,
+                kind=model.kind,
+                architecture=model.architecture,
+                file=model.file,
+                input_size=result.input_size,
+                input_mode=result.input_mode,
+                metrics=model.metrics,
+                plots=model.plots,
+                n_labels=result.n_labels,
+                n_synthetic=result.n_synthetic,
+                training_run=run,
+            )
+            for model in result.models
+        ]
+        if result.promote:
+            ensemble_replace(new_versions=versions)
+        training_run_finish(
+            run_id=run.pk,
+            status=TrainingRun.Status.SUCCEEDED,
+            progress=1.0,
+            message=result.message,
+            history=result.history,
+            metrics=result.metrics,
+            plots=result.plots,
+            n_labels=result.n_labels,
+            n_synthetic=result.n_synthetic,
+        )
+    return versions

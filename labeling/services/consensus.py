@@ -177,31 +177,29 @@ def consensus_recompute_run(*, batch_galaxies: int = 20000, progress=None) -> Co
     (RUN_STALE_AFTER: a worker killed mid-way) is marked failed and this one takes over.
     """
     now = timezone.now()
-    ConsensusRun.objects.filter(live=True).filter(
-        Q(heartbeat_at__lt=now - RUN_STALE_AFTER) | Q(heartbeat_at__isnull=True, started_at__lt=now - RUN_STALE_AFTER)
-    ).update(live=None, status=ConsensusRun.Status.FAILED, error="No heartbeat: its worker died.", finished_at=now)
+    for stale in ConsensusRun.objects.stale(before=now - RUN_STALE_AFTER).values_list("pk", flat=True):
+        ConsensusRun.objects.finish(stale, status=ConsensusRun.Status.FAILED, error="No heartbeat: its worker died.")
     try:
         with transaction.atomic():
-            run = ConsensusRun.objects.create(total=consensus_recompute_total(), heartbeat_at=now)
+            run = ConsensusRun.objects.create(
+                status=ConsensusRun.Status.RUNNING, total=consensus_recompute_total(), started_at=now, heartbeat_at=now
+            )
     except IntegrityError:  # the unique `live` column: another recomputation is running
         return None
 
     def advance(n: int) -> None:
         run.done = min(run.total, run.done + n)  # galaxies voted on meanwhile are not in the total
-        run.heartbeat_at = timezone.now()
-        run.save(update_fields=["done", "heartbeat_at"])
+        ConsensusRun.objects.beat(run.pk, done=run.done)
         if progress:
             progress(n)
 
     try:
-        run.stats = consensus_recompute_all(batch_galaxies=batch_galaxies, progress=advance)
+        stats = consensus_recompute_all(batch_galaxies=batch_galaxies, progress=advance)
     except Exception as error:
-        run.status, run.error, run.finished_at = ConsensusRun.Status.FAILED, repr(error), timezone.now()
-        run.live = None
-        run.save(update_fields=["status", "error", "finished_at", "live"])
+        ConsensusRun.objects.finish(run.pk, status=ConsensusRun.Status.FAILED, error=repr(error))
         raise
-    run.status, run.done, run.finished_at, run.live = ConsensusRun.Status.DONE, run.total, timezone.now(), None
-    run.save(update_fields=["status", "done", "stats", "finished_at", "live"])
+    ConsensusRun.objects.finish(run.pk, status=ConsensusRun.Status.SUCCEEDED, done=run.total, stats=stats)
+    run.refresh_from_db()
     return run
 
 

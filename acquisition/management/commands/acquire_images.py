@@ -37,14 +37,14 @@ class Command(BaseCommand):
         deadline = time.monotonic() + timeout if timeout > 0 else None
         with tqdm(total=job.total, desc=f"job {job.pk}", unit="galaxy", file=self.stderr) as bar:
             while True:
-                job.refresh_from_db(fields=["status", "succeeded", "failed"])
-                bar.update(job.succeeded + job.failed - bar.n)
-                bar.set_postfix(stored=job.succeeded, failed=job.failed)
-                if job.status in (AcquisitionJob.Status.DONE, AcquisitionJob.Status.FAILED):
+                job.refresh_from_db(fields=["status", "done", "failed"])
+                bar.update(job.done + job.failed - bar.n)
+                bar.set_postfix(stored=job.done, failed=job.failed)
+                if job.status in (AcquisitionJob.Status.SUCCEEDED, AcquisitionJob.Status.FAILED):
                     break
                 if deadline is not None and time.monotonic() > deadline:
                     raise CommandError(f"Job {job.pk} still running after {timeout:g}s; it goes on in the workers.")
                 time.sleep(0.5)
-        self.stdout.write(self.style.SUCCESS(f"Job {job.pk} done: {job.succeeded} stored, {job.failed} failed."))
+        self.stdout.write(self.style.SUCCESS(f"Job {job.pk} done: {job.done} stored, {job.failed} failed."))
         for item in job.items.filter(outcome="failed").select_related("galaxy")[:20]:
             self.stderr.write(f"  {item.galaxy}: {item.reason}")
