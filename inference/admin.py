@@ -243,7 +243,7 @@ class PredictionAdmin(LargeTableAdmin):
 
 @admin.register(EnsemblePrediction)
 class EnsemblePredictionAdmin(LargeTableAdmin):
-    list_display = ["galaxy", "median", "mean", "spread", "rejection_likelihood", "n_models", "created_at"]
+    list_display = ["galaxy", "median", "mean", "spread", "sigma", "rejection_likelihood", "n_models", "created_at"]
     search_fields = ["=galaxy__pgc"]
     list_select_related = ["galaxy"]
     raw_id_fields = ["galaxy", "image"]

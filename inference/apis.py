@@ -50,6 +50,9 @@ class EnsembleResultOutputSerializer(serializers.Serializer):
     median = serializers.FloatField(help_text="Median of the members (deg): the answer.")
     mean = serializers.FloatField()
     spread = serializers.FloatField(help_text="Standard deviation of the members (deg).")
+    sigma = serializers.FloatField(
+        allow_null=True, help_text="1-sigma uncertainty (deg): learned per-image sigma and the spread combined."
+    )
     rejection_likelihood = serializers.FloatField(
         allow_null=True, help_text="Probability (0-1) that a volunteer would reject this image."
     )
@@ -66,7 +69,17 @@ class EnsembleOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = EnsemblePrediction
-        fields = ["id", "median", "mean", "spread", "rejection_likelihood", "n_models", "members", "created_at"]
+        fields = [
+            "id",
+            "median",
+            "mean",
+            "spread",
+            "sigma",
+            "rejection_likelihood",
+            "n_models",
+            "members",
+            "created_at",
+        ]
         ref_name = "EnsemblePrediction"
 
 

@@ -115,7 +115,9 @@ def _latest_ensembles(galaxy_ids: list[int]) -> dict[int, tuple]:
         EnsemblePrediction.objects.filter(_id_condition(galaxy_ids))
         .annotate(members_text=Cast("members", TextField()))
         .order_by("galaxy_id", "-created_at", "-id")
-        .values_list("galaxy_id", "median", "spread", "rejection_likelihood", "n_models", "members_text", "created_at")
+        .values_list(
+            "galaxy_id", "median", "spread", "sigma", "rejection_likelihood", "n_models", "members_text", "created_at"
+        )
     )
     for row in rows:
         if row[0] in wanted:
@@ -172,10 +174,11 @@ def _chunk(rows: list[tuple], versions: _VersionNames) -> dict[str, list]:
         "reject_reason": [reasons.get(g) for g in gid],
         "ensemble_inclination": ensemble(0),
         "ensemble_spread": ensemble(1),
-        "ensemble_rejection": ensemble(2),
-        "ensemble_n_models": ensemble(3),
-        "model_version": [versions(e[4]) if e else None for e in ens],
-        "ensemble_date": [_iso(e[5]) if e else None for e in ens],
+        "ensemble_sigma": ensemble(2),
+        "ensemble_rejection": ensemble(3),
+        "ensemble_n_models": ensemble(4),
+        "model_version": [versions(e[5]) if e else None for e in ens],
+        "ensemble_date": [_iso(e[6]) if e else None for e in ens],
         "inclination_axial_ratio": [None if math.isnan(v) else v for v in from_ba],
         "image_source": source,
         "data_release": [release if s == Galaxy.Source.SDSS else None for s in source],

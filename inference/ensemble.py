@@ -36,6 +36,8 @@ class Member:
     input_size: int
     input_mode: str
     output: str  # "degrees" or "scaled"
+    # Multiplies the member's learned sigma so it covers 68% of errors (fitted on validation galaxies).
+    sigma_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,15 @@ def build(rows: list[dict]) -> Ensemble | None:
         return None
     by_input: dict[tuple[int, str], list[tuple[Member, object]]] = {}
     for r in rows:
-        member = Member(r["id"], r["name"], r["kind"], r["input_size"], r["input_mode"], r["output"])
+        member = Member(
+            r["id"],
+            r["name"],
+            r["kind"],
+            r["input_size"],
+            r["input_mode"],
+            r["output"],
+            float((r.get("metrics") or {}).get("sigma_scale", 1.0)),
+        )
         by_input.setdefault((member.input_size, member.input_mode), []).append((member, _load_from_storage(r["file"])))
         _stats["models_loaded"] += 1
     groups = []
@@ -184,7 +194,7 @@ def _active_rows() -> list[dict]:
     return list(
         ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE)
         .order_by("kind", "name")
-        .values("id", "name", "kind", "file", "input_size", "input_mode", "output")
+        .values("id", "name", "kind", "file", "input_size", "input_mode", "output", "metrics")
     )
 
 

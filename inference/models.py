@@ -122,6 +122,11 @@ class EnsemblePrediction(models.Model):
     median = models.FloatField()
     mean = models.FloatField()
     spread = models.FloatField(help_text="Standard deviation of the members' inclinations (deg).")
+    sigma = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="1-sigma uncertainty (deg): the members' calibrated learned sigma and their spread in quadrature.",
+    )
     rejection_likelihood = models.FloatField(null=True, blank=True)
     n_models = models.PositiveIntegerField()
     members = models.JSONField(default=dict, help_text="Model name -> inclination.")

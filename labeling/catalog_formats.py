@@ -115,6 +115,13 @@ CATALOG_COLUMNS: tuple[CatalogColumn, ...] = (
         "stat.stdev;src.orbital.inclination",
         "Standard deviation of the ensemble members' inclinations",
     ),
+    _c(
+        "ensemble_sigma",
+        "f8",
+        "deg",
+        "stat.error;src.orbital.inclination",
+        "1 sigma uncertainty of the ensemble's inclination: the members' learned sigma and spread combined",
+    ),
     _c("ensemble_rejection", "f8", None, "stat.probability", "Ensemble's likelihood that a human rejects the image"),
     _c("ensemble_n_models", "i4", None, "meta.number", "Models in the ensemble", null=-1),
     _c("model_version", "U64", None, "meta.version", "Ids of the ensemble's model versions (see /api/models/)"),

@@ -10,6 +10,8 @@ from django.core.management import CommandError, call_command
 
 from inference import shipped
 from inference.models import ModelVersion
+from tests.api_fixtures import ensemble, fresh_ensemble, token_client, upload  # noqa: F401
+from tests.factories import galaxy_jpeg
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +98,19 @@ def test_activate_shipped_refuses_altered_files_and_keeps_the_active_ensemble(pr
         "old-rejection",
     }
     assert not ModelVersion.objects.filter(name__startswith="shipped-").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("ensemble")
+def test_an_upload_to_the_shipped_ensemble_carries_a_calibrated_sigma(alice):
+    """The learned per-image sigma reaches the API, scaled as the manifest says, and never below the spread."""
+    call_command("activate_shipped", stdout=io.StringIO())
+    assert all(v.metrics.get("sigma_scale") for v in ModelVersion.objects.filter(status="active", kind="regression"))
+    response = token_client(alice).post(
+        "/api/inference/upload/", {"file": upload("g.jpg", galaxy_jpeg(inclination=70.0, size=128))}, format="multipart"
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert len(body["members"]) == len(shipped.load_manifest()["members"])
+    # A galaxy the members agree on still has the learned part of its sigma (a few degrees, not zero).
+    assert body["sigma"] > body["spread"] and 0.5 < body["sigma"] < 20

@@ -29,6 +29,8 @@ class EnsembleResult:
     mean: float
     spread: float
     rejection_likelihood: float | None
+    # 1-sigma uncertainty (deg): the members' calibrated learned sigma in quadrature with their spread.
+    sigma: float | None = None
     rejection_members: dict[str, float] = field(default_factory=dict)
     alarm_raised: bool = False
     model_versions: list[str] = field(default_factory=list)
@@ -64,7 +66,9 @@ def _largest_input(ensemble) -> int:
     return max(group.input_size for group in ensemble.groups)
 
 
-def _results(ensemble, outputs: dict[str, np.ndarray], n: int) -> list[EnsembleResult]:
+def _results(ensemble, detailed: tuple[dict[str, np.ndarray], dict[str, np.ndarray]], n: int) -> list[EnsembleResult]:
+    outputs, member_sigmas = detailed
+    scales = {m.name: m.sigma_scale for m in ensemble.members}
     regression = [m.name for m in ensemble.members if m.kind == "regression"]
     rejection = [m.name for m in ensemble.members if m.kind == "rejection"]
     results = []
@@ -72,12 +76,16 @@ def _results(ensemble, outputs: dict[str, np.ndarray], n: int) -> list[EnsembleR
         members = {name: float(np.clip(outputs[name][i], 45.0, 90.0)) for name in regression}
         median, mean, spread = metrics.ensemble_summary(list(members.values()))
         reject = {name: float(np.clip(outputs[name][i], 0.0, 1.0)) for name in rejection}
+        learned = [scales[name] * float(member_sigmas[name][i]) for name in regression if member_sigmas[name][i] > 0]
+        # Members without a sigma head (older uploads) leave only the spread to go on.
+        learned_rms = float(np.sqrt(np.mean(np.square(learned)))) if learned else 0.0
         results.append(
             EnsembleResult(
                 members=members,
                 median=median,
                 mean=mean,
                 spread=spread,
+                sigma=float(np.hypot(learned_rms, spread)),
                 rejection_likelihood=float(np.mean(list(reject.values()))) if reject else None,
                 rejection_members=reject,
                 alarm_raised=spread > settings.GIZ_ALARM_SPREAD_DEG,
@@ -116,7 +124,7 @@ def predict_image_bytes(*, data: bytes, position_angle: float | None = None) -> 
     ensemble = active_ensemble()
     decoded, position_angle = model_input(data, size=_largest_input(ensemble), position_angle=position_angle)
     prepared = _prepare(ensemble, [decoded], [position_angle])
-    return _results(ensemble, ensemble.run(prepared), 1)[0]
+    return _results(ensemble, ensemble.run_detailed(prepared), 1)[0]
 
 
 def _color_images(galaxy_ids: list[int]) -> dict[int, GalaxyImage]:
@@ -173,7 +181,7 @@ def predict_galaxies(
         angles.append(angle)
         index.append(i)
     if decoded:
-        results = _results(ensemble, ensemble.run(_prepare(ensemble, decoded, angles)), len(decoded))
+        results = _results(ensemble, ensemble.run_detailed(_prepare(ensemble, decoded, angles)), len(decoded))
         for i, result in zip(index, results, strict=True):
             outcomes[i] = result
         if save:
@@ -221,6 +229,7 @@ def predictions_save(*, ensemble, items: list[tuple[Galaxy, GalaxyImage, Ensembl
                     median=r.median,
                     mean=r.mean,
                     spread=r.spread,
+                    sigma=r.sigma,
                     rejection_likelihood=r.rejection_likelihood,
                     n_models=len(r.members),
                     members={**r.members, **{f"reject:{k}": v for k, v in r.rejection_members.items()}},
@@ -229,7 +238,16 @@ def predictions_save(*, ensemble, items: list[tuple[Galaxy, GalaxyImage, Ensembl
             ],
             update_conflicts=True,
             unique_fields=["galaxy", "image", "ensemble_key"],
-            update_fields=["median", "mean", "spread", "rejection_likelihood", "n_models", "members", "created_at"],
+            update_fields=[
+                "median",
+                "mean",
+                "spread",
+                "sigma",
+                "rejection_likelihood",
+                "n_models",
+                "members",
+                "created_at",
+            ],
         )
         for (galaxy, _, result), summary in zip(items, summaries, strict=True):
             raised = alarms_check(galaxy=galaxy, summary=summary, consensus=consensus.get(galaxy.pk))

@@ -47,10 +47,13 @@ def model_file_check(*, path: str, kind: str) -> dict:
             details={"input_shapes": [list(s) for s in shapes], "expected": [None, size, size, 3]},
         )
     outputs = getattr(model, "outputs", None) or []
-    if len(outputs) != 1 or tuple(outputs[0].shape[1:]) not in ((1,), ()):
+    # A regression member may also give its own sigma as a second column (inclination, sigma in deg).
+    allowed = ((1,), (), (2,)) if kind == ModelVersion.Kind.REGRESSION else ((1,), ())
+    if len(outputs) != 1 or tuple(outputs[0].shape[1:]) not in allowed:
         shapes = [tuple(o.shape) for o in outputs]
         raise ApplicationError(
-            f"The model's output is {shapes}; a {kind} model must give one number per image (None, 1).",
+            f"The model's output is {shapes}; a {kind} model must give one number per image (None, 1)"
+            + (", or an inclination and its sigma (None, 2)." if kind == ModelVersion.Kind.REGRESSION else "."),
             code="wrong_output_shape",
             details={"output_shapes": [list(s) for s in shapes]},
         )
