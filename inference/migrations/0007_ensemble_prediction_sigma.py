@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inference', '0005_galaxy_prediction_figures'),
+        ('inference', '0006_background_run'),
     ]
 
     operations = [
