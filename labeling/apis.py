@@ -13,7 +13,13 @@ from rest_framework.views import APIView
 from giz_site.api_pagination import paginated_response, paginated_serializer, pagination_parameters
 from giz_site.api_permissions import IsVolunteer
 from labeling.models import ConsensusLabel, Galaxy, Vote
-from labeling.selectors import galaxy_list_filtered, standards_shown, votes_of
+from labeling.selectors import (
+    answer_hidden,
+    galaxy_list_filtered,
+    gold_answers_hidden,
+    standards_shown,
+    votes_of,
+)
 from labeling.services import assignment_reshuffle, vote_submit
 
 # ------------------------------------------------------------------------------ shared output pieces
@@ -26,7 +32,23 @@ class ConsensusOutputSerializer(serializers.ModelSerializer):
         ref_name = "Consensus"
 
 
-class GalaxySummaryOutputSerializer(serializers.ModelSerializer):
+class AnswerHidingMixin:
+    """Nulls what gives an unretired or gold galaxy's inclination away, for everyone but staff (answer_hidden)."""
+
+    ANSWER_FIELDS = ("position_angle", "axial_ratio", "known_inclination")
+
+    def _user(self):
+        request = self.context.get("request")
+        return request.user if request else None
+
+    def to_representation(self, galaxy):
+        data = super().to_representation(galaxy)
+        if answer_hidden(galaxy=galaxy, user=self._user()):
+            data.update({name: None for name in self.ANSWER_FIELDS if name in data})
+        return data
+
+
+class GalaxySummaryOutputSerializer(AnswerHidingMixin, serializers.ModelSerializer):
     consensus = serializers.SerializerMethodField()
 
     class Meta:
@@ -48,6 +70,8 @@ class GalaxySummaryOutputSerializer(serializers.ModelSerializer):
 
     @extend_schema(responses=ConsensusOutputSerializer(allow_null=True))
     def get_consensus(self, galaxy) -> dict | None:
+        if gold_answers_hidden(galaxy=galaxy, user=self._user()):
+            return None
         try:
             consensus = galaxy.consensus
         except ConsensusLabel.DoesNotExist:
@@ -104,7 +128,7 @@ class GalaxyListApi(APIView):
         filters = self.FilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         return paginated_response(
-            queryset=galaxy_list_filtered(filters=filters.validated_data),
+            queryset=galaxy_list_filtered(filters=filters.validated_data, hide_gold_answers=not request.user.is_staff),
             serializer_class=self.OutputSerializer,
             request=request,
             view=self,
