@@ -69,6 +69,13 @@ class TestStrictSettings:
         assert result.stdout.strip().splitlines()[-1] == "False", result.stderr
 
 
+    def test_the_embedded_brokers_polling_moves_tasks_fast(self, data_dir):
+        # kombu's default of 1 s moved about 2 tasks/s (bench/bench_broker.py measures the effect).
+        code = "from django.conf import settings; print(settings.CELERY_BROKER_TRANSPORT_OPTIONS['polling_interval'])"
+        result = run_manage("shell", "-c", code, env=data_dir)
+        assert float(result.stdout.strip().splitlines()[-1]) <= 0.05, result.stderr
+
+
 class TestSystemChecks:
     def test_unwritable_storage_is_reported(self, settings, tmp_path):
         blocker = tmp_path / "a-file"
