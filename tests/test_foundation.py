@@ -68,7 +68,6 @@ class TestStrictSettings:
         result = run_manage("shell", "-c", "from django.conf import settings; print(settings.DEBUG)", env=data_dir)
         assert result.stdout.strip().splitlines()[-1] == "False", result.stderr
 
-
     def test_the_embedded_brokers_polling_moves_tasks_fast(self, data_dir):
         # kombu's default of 1 s moved about 2 tasks/s (bench/bench_broker.py measures the effect).
         code = "from django.conf import settings; print(settings.CELERY_BROKER_TRANSPORT_OPTIONS['polling_interval'])"
