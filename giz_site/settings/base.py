@@ -317,6 +317,8 @@ GIZ_SDSS_RATE_LIMIT = env_str("GIZ_SDSS_RATE_LIMIT", "10/s")  # SDSS requests pe
 GIZ_SDSS_FOV_FACTOR = env_float("GIZ_SDSS_FOV_FACTOR", 2.0, minimum=1.0)  # stamp field of view in units of D25
 GIZ_SDSS_FETCH_FITS = env_bool("GIZ_SDSS_FETCH_FITS", True)  # g, r, i FITS stamps besides the colour JPEG
 GIZ_SDSS_MAX_RETRIES = env_int("GIZ_SDSS_MAX_RETRIES", 8, minimum=0)  # transient failures, then recorded
+# A blank cutout is outside the footprint only if it stays blank: a few tries, then recorded as permanent.
+GIZ_SDSS_BLANK_RETRIES = env_int("GIZ_SDSS_BLANK_RETRIES", 2, minimum=0)
 GIZ_SDSS_BACKOFF_BASE_S = env_float("GIZ_SDSS_BACKOFF_BASE_S", 2.0, minimum=0.0)  # doubled per retry, with jitter
 GIZ_SDSS_BACKOFF_MAX_S = env_float("GIZ_SDSS_BACKOFF_MAX_S", 600.0, minimum=0.0)
 GIZ_ACQUIRE_BACKSTOP_BATCH = env_int("GIZ_ACQUIRE_BACKSTOP_BATCH", 500, minimum=1)  # galaxies per beat run
