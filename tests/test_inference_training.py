@@ -16,6 +16,7 @@ from django.utils import timezone
 from inference import keras_training as training
 from inference import services
 from inference.models import ModelVersion, TrainingRun
+from inference.services import training as training_service
 from inference.tasks import train_task
 from labeling.models import ConsensusLabel
 from tests import inference_fixtures
@@ -159,6 +160,44 @@ def test_many_simultaneous_triggers_create_exactly_one_training_run(settings, qu
     assert TrainingRun.objects.count() == 1
     assert len([r for r in results if r is not None]) == 1
     assert queued == [TrainingRun.objects.get().pk]
+
+
+@pytest.mark.django_db
+class TestFollowUpRun:
+    @pytest.fixture
+    def labels_arrive_while_training(self, monkeypatch, settings):
+        """A run whose training takes the labels arriving meanwhile (as votes would), then ends as `outcome`."""
+        settings.GIZ_RETRAIN_AFTER_LABELS = 3
+
+        def train(outcome):
+            def execute(run, **kwargs):
+                labels(3)  # created after the run's labels_cutoff: not in this run
+                if outcome == "failed":
+                    raise RuntimeError("out of memory")
+                services.training_run_finish(run_id=run.pk, status=TrainingRun.Status.SUCCEEDED)
+
+            monkeypatch.setattr(training_service, "execute", execute)
+
+        return train
+
+    def test_labels_that_waited_start_the_next_run_when_the_live_one_finishes(
+        self, labels_arrive_while_training, queued, django_capture_on_commit_callbacks
+    ):
+        labels_arrive_while_training("succeeded")
+        first = services.training_run_create(trigger="manual", queue=False)
+        with django_capture_on_commit_callbacks(execute=True):
+            train_task(first.pk)
+        follow_up = TrainingRun.objects.exclude(pk=first.pk).get()
+        assert (follow_up.trigger, follow_up.live, queued) == ("new_labels", True, [follow_up.pk])
+
+    def test_no_follow_up_after_a_failed_run(
+        self, labels_arrive_while_training, queued, django_capture_on_commit_callbacks
+    ):
+        labels_arrive_while_training("failed")
+        first = services.training_run_create(trigger="manual", queue=False)
+        with django_capture_on_commit_callbacks(execute=True):
+            train_task(first.pk)
+        assert TrainingRun.objects.get().status == "failed" and queued == []
 
 
 @pytest.mark.django_db

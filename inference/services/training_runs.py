@@ -116,4 +116,9 @@ def training_run_execute(*, run_id: int, progress_callback=None) -> TrainingRun 
         training_run_finish(
             run_id=run_id, status=TrainingRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:5000]
         )
-    return TrainingRun.objects.get(pk=run_id)
+    run = TrainingRun.objects.get(pk=run_id)
+    if run.status == TrainingRun.Status.SUCCEEDED:
+        # Labels that arrived while this run was live found the slot taken: their run starts now, not at the
+        # next label or the backstop. After a failure the backstop retries, so a broken setup does not loop.
+        training_maybe_trigger()
+    return run
