@@ -1,6 +1,7 @@
 """Training: pretraining command, retraining on labels, the once-only trigger, killed runs, the backstop."""
 
 import threading
+import time
 from datetime import timedelta
 from io import StringIO
 
@@ -198,6 +199,25 @@ class TestFollowUpRun:
         with django_capture_on_commit_callbacks(execute=True):
             train_task(first.pk)
         assert TrainingRun.objects.get().status == "failed" and queued == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_training_beats_while_an_epoch_makes_no_progress(monkeypatch, settings):
+    """Only a dead process goes silent: a long epoch without progress reports still beats (from a thread)."""
+    settings.GIZ_TRAINING_HEARTBEAT_S = 0.05
+    seen = []
+
+    def one_long_epoch(run, **kwargs):
+        claimed_at = TrainingRun.objects.get(pk=run.pk).heartbeat_at
+        time.sleep(0.5)
+        seen.append(TrainingRun.objects.get(pk=run.pk).heartbeat_at > claimed_at)
+        services.training_run_finish(run_id=run.pk, status=TrainingRun.Status.SUCCEEDED)
+
+    monkeypatch.setattr(training_service, "execute", one_long_epoch)
+    run = services.training_run_create(trigger="manual", queue=False)
+    train_task(run.pk)
+    assert seen == [True]
+    assert TrainingRun.objects.get(pk=run.pk).status == "succeeded"
 
 
 @pytest.mark.django_db

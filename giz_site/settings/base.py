@@ -224,7 +224,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "giz_site.tasks.worker_heartbeat", "schedule": 60.0},
     # Retraining starts on new labels; this catches missed triggers and killed runs.
-    "training-backstop": {"task": "inference.tasks.training_backstop_task", "schedule": 900.0},
+    "training-backstop": {"task": "inference.tasks.training_backstop_task", "schedule": 60.0},
     # New images are predicted when acquisition announces them; this catches announcements lost on the way.
     "predict-missing": {"task": "inference.tasks.predict_missing", "schedule": 300.0},
     "acquire-missing-images": {"task": "acquisition.tasks.acquire_missing", "schedule": 300.0},
@@ -305,7 +305,11 @@ GIZ_ENSEMBLE_CHECK_S = env_float("GIZ_ENSEMBLE_CHECK_S", 5.0, minimum=0.0)
 # Training size: "standard" (retraining), "quick" (pretrain_ensemble on a fresh site), "tiny" (tests).
 GIZ_TRAINING_PROFILE = env_str("GIZ_TRAINING_PROFILE", "standard")
 # A live training run without a heartbeat for this long is considered killed and is queued again.
-GIZ_TRAINING_STALE_S = env_int("GIZ_TRAINING_STALE_S", 1800, minimum=60)
+# A live run's worker stamps its heartbeat every GIZ_TRAINING_HEARTBEAT_S from a thread of its own (an epoch can
+# take minutes); beat's backstop (every minute) re-queues a run silent for GIZ_TRAINING_STALE_S: a killed
+# training resumes within about two minutes.
+GIZ_TRAINING_HEARTBEAT_S = env_float("GIZ_TRAINING_HEARTBEAT_S", 15.0, minimum=0.05)
+GIZ_TRAINING_STALE_S = env_int("GIZ_TRAINING_STALE_S", 60, minimum=60)
 GIZ_INFERENCE_BATCH_SIZE = env_int("GIZ_INFERENCE_BATCH_SIZE", 64, minimum=1)
 
 # ------------------------------------------------------------------------------ Domain: SDSS acquisition

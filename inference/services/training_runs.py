@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -99,6 +101,35 @@ def training_run_finish(*, run_id: int, status: str, error: str = "", **fields) 
     )
 
 
+@contextmanager
+def _heartbeat(run_id: int):
+    """Stamp the run's heartbeat from a thread while the body runs, so only a dead process goes silent.
+
+    Progress updates beat too, but an epoch of the standard profile can outlast GIZ_TRAINING_STALE_S.
+    """
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(settings.GIZ_TRAINING_HEARTBEAT_S):
+                try:
+                    TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except DatabaseError:
+                    logger.warning("Training run %s: heartbeat not written", run_id, exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name=f"training-run-{run_id}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def training_run_execute(*, run_id: int, progress_callback=None) -> TrainingRun | None:
     """Run a claimed training (the Celery task and the management commands call this)."""
     # Imported here: Keras, TensorFlow and matplotlib load only in the process that trains; web and
@@ -109,7 +140,8 @@ def training_run_execute(*, run_id: int, progress_callback=None) -> TrainingRun 
     if run is None:
         return None
     try:
-        execute(run, progress_callback=progress_callback)
+        with _heartbeat(run_id):
+            execute(run, progress_callback=progress_callback)
     except Exception as exc:
         logger.exception("Training run %s failed", run_id)
         discard_partial(run)
