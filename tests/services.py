@@ -104,7 +104,7 @@ def celery_worker(*, broker: str, queues: str | None = None, extra_env: dict | N
             if time.monotonic() > deadline:
                 pytest.fail(f"celery worker not ready after {timeout}s:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
-        yield log
+        yield process  # its log is `log`; a test may kill it
     finally:
         process.terminate()
         try:
