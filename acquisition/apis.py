@@ -64,13 +64,13 @@ class StandardListApi(APIView):
 
 
 class AssignmentGalaxyOutputSerializer(serializers.ModelSerializer):
-    """The galaxy to label: no consensus, no known inclination (that would bias or give away the answer)."""
+    """The galaxy to label: no consensus, known value, b/a or position angle (they bias or give the answer away)."""
 
     images = ImageOutputSerializer(many=True)
 
     class Meta:
         model = Galaxy
-        fields = ["pgc", "name", "ra", "dec", "d25_arcmin", "position_angle", "images"]
+        fields = ["pgc", "name", "ra", "dec", "d25_arcmin", "images"]
         ref_name = "AssignmentGalaxy"
 
 

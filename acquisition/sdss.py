@@ -59,12 +59,22 @@ MAX_BODY_BYTES = 32 * 2**20
 class SdssError(Exception):
     """A failed SDSS request. `permanent` says whether retrying can help; `reason` says why."""
 
-    def __init__(self, reason: str, *, permanent: bool, status: int | None = None, retry_after: float | None = None):
+    def __init__(
+        self,
+        reason: str,
+        *,
+        permanent: bool,
+        status: int | None = None,
+        retry_after: float | None = None,
+        blank: bool = False,
+    ):
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
         self.status = status
         self.retry_after = retry_after
+        # An all-dark image: outside the footprint, or a server's transient hiccup. Retried a few times.
+        self.blank = blank
 
     def __str__(self) -> str:
         return f"{'permanent' if self.permanent else 'transient'}: {self.reason}"
@@ -304,7 +314,7 @@ class SdssClient:
         image = _decode_jpeg(response, expected=(size, size))
         pixels = np.asarray(image)
         if is_blank(pixels):
-            raise SdssError("blank image: the position is outside the SDSS footprint", permanent=True)
+            raise SdssError("blank image: the position is outside the SDSS footprint", permanent=False, blank=True)
         if size == STAMP_PX:
             data = response.content  # already the product: store the server's bytes untouched
         else:
@@ -360,7 +370,7 @@ class SdssClient:
             raise SdssError("the galaxy is not on the frame found for it", permanent=True) from exc
         stamp = cut.data.astype(np.float32)
         if float(np.nanmax(np.abs(stamp))) == 0.0:
-            raise SdssError("blank FITS stamp: the position is outside the SDSS footprint", permanent=True)
+            raise SdssError("blank FITS stamp: the position is outside the SDSS footprint", permanent=False, blank=True)
         header = cut.wcs.to_header()
         header["BAND"] = band
         header["BUNIT"] = "nanomaggy"

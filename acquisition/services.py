@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import BooleanField, Case, F, Max, Q, Value, When
+from django.db.models import BooleanField, Case, F, Max, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from acquisition import selectors
@@ -229,8 +229,11 @@ def galaxy_acquire_now(*, galaxy: Galaxy, predict: bool = True) -> list[GalaxyIm
         return galaxy_acquire(galaxy=galaxy, predict=predict)
     except SdssError as exc:
         details = {"permanent": exc.permanent, "reason": exc.reason, "pgc": galaxy.pgc}
-        if exc.permanent:
-            galaxy_acquisition_failed(galaxy_id=galaxy.pk, reason=str(exc))
+        if exc.permanent or exc.blank:
+            # One blank answer is not proof enough to record the galaxy as outside the footprint: the
+            # background task, which retries, decides that. The request is told now.
+            if exc.permanent:
+                galaxy_acquisition_failed(galaxy_id=galaxy.pk, reason=str(exc))
             raise ApplicationError(
                 f"No SDSS image for {galaxy}: {exc.reason}", code="image_unavailable", details=details, status_code=422
             ) from exc
@@ -318,26 +321,59 @@ def acquisition_job_create(
     return job
 
 
-def acquisition_job_fan_out(*, job_id: int, enqueue: Callable[[int, int], None]) -> int:
-    """Mark the job's pending galaxies as acquiring and hand each to `enqueue(galaxy_id, job_id)`.
+def _being_acquired() -> Q:
+    """Galaxies another task is fetching now: claimed less than GIZ_ACQUIRE_STALE_S ago."""
+    stale = timezone.now() - timedelta(seconds=settings.GIZ_ACQUIRE_STALE_S)
+    return Q(state=Galaxy.State.ACQUIRING, updated_at__gte=stale)
 
-    Once per job: a redelivered fan-out finds the job claimed (its galaxies beat as they finish) and
-    does nothing, unless nothing has beaten for GIZ_ACQUIRE_STALE_S, when it queues what is left again.
+
+def _galaxies_claim(candidates: QuerySet[Galaxy]) -> list[int]:
+    """Mark the candidates not being acquired as 'acquiring now' and return their ids, in one transaction.
+
+    The rows are locked as they are read (others' locked rows are skipped), so the job fan-out and beat's
+    acquire_missing never both claim a galaxy: whichever comes second finds it being acquired.
+    """
+    with transaction.atomic():
+        ids = list(
+            candidates.exclude(_being_acquired())
+            .select_for_update(skip_locked=True, no_key=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        # A galaxy already stored keeps its state: its task only confirms the images (and counts it in its job).
+        Galaxy.objects.filter(pk__in=ids).exclude(state=Galaxy.State.READY).update(
+            state=Galaxy.State.ACQUIRING, updated_at=timezone.now()
+        )
+    return ids
+
+
+def acquisition_job_fan_out(*, job_id: int, enqueue: Callable[[int, int], None]) -> int:
+    """Claim the job, then its pending galaxies not being fetched, and hand each to `enqueue(galaxy_id, job_id)`.
+
+    Once per job: a redelivered fan-out finds the job claimed (its galaxies beat as they finish) and does
+    nothing, unless nothing has beaten for GIZ_ACQUIRE_STALE_S, when it queues what is left again. A pending
+    galaxy already being acquired (by acquire_missing, or another job) is not queued again: its task records
+    the outcome in every job waiting for it (galaxy_acquisition_record).
     """
     stale_before = timezone.now() - timedelta(seconds=settings.GIZ_ACQUIRE_STALE_S)
     if not AcquisitionJob.objects.claim(job_id, stale_before=stale_before):
         return 0
-    galaxy_ids = list(
-        AcquisitionJobItem.objects.filter(job_id=job_id, outcome=AcquisitionJobItem.Outcome.PENDING)
-        .order_by("galaxy_id")
-        .values_list("galaxy_id", flat=True)
-    )
-    Galaxy.objects.filter(pk__in=galaxy_ids).exclude(state=Galaxy.State.READY).update(
-        state=Galaxy.State.ACQUIRING, updated_at=timezone.now()
-    )
+    pending = AcquisitionJobItem.objects.filter(job_id=job_id, outcome=AcquisitionJobItem.Outcome.PENDING)
+    galaxy_ids = _galaxies_claim(Galaxy.objects.filter(pk__in=pending.values("galaxy_id")))
     for galaxy_id in galaxy_ids:
         enqueue(galaxy_id, job_id)
     return len(galaxy_ids)
+
+
+def galaxy_acquisition_record(*, galaxy_id: int, succeeded: bool, reason: str = "") -> None:
+    """Count a galaxy's outcome in every job still waiting for it; a galaxy stored by then counts as stored."""
+    if not succeeded and Galaxy.objects.filter(pk=galaxy_id, state=Galaxy.State.READY).exists():
+        succeeded, reason = True, ""  # another delivery of its task stored it: the job must say so
+    job_ids = AcquisitionJobItem.objects.filter(
+        galaxy_id=galaxy_id, outcome=AcquisitionJobItem.Outcome.PENDING
+    ).values_list("job_id", flat=True)
+    for job_id in list(job_ids):
+        acquisition_job_record(job_id=job_id, galaxy_id=galaxy_id, succeeded=succeeded, reason=reason)
 
 
 def acquisition_job_record(*, job_id: int, galaxy_id: int, succeeded: bool, reason: str = "") -> None:
@@ -365,23 +401,9 @@ def acquisition_job_record(*, job_id: int, galaxy_id: int, succeeded: bool, reas
 def galaxies_missing_images_claim(*, limit: int) -> list[int]:
     """Catalogued galaxies never acquired, and 'acquiring' ones whose worker vanished; claimed for a run."""
     stale = timezone.now() - timedelta(seconds=settings.GIZ_ACQUIRE_STALE_S)
-    with transaction.atomic():
-        ids = list(
-            selectors.galaxies_missing_images(acquiring_since_before=stale)
-            .order_by("pk")
-            .values_list("pk", flat=True)[:limit]
-        )
-        # Claimed by stamping them, so the next beat does not queue them again while they wait.
-        Galaxy.objects.filter(pk__in=ids).update(state=Galaxy.State.ACQUIRING, updated_at=timezone.now())
-    return ids
-
-
-def pending_jobs_of(*, galaxy_ids: list[int]) -> dict[int, int]:
-    """For each galaxy still pending in a job, the latest such job's id."""
-    pending = AcquisitionJobItem.objects.filter(
-        galaxy_id__in=galaxy_ids, outcome=AcquisitionJobItem.Outcome.PENDING
-    ).order_by("job_id")
-    return dict(pending.values_list("galaxy_id", "job_id"))
+    missing = selectors.galaxies_missing_images(acquiring_since_before=stale)
+    first = list(missing.order_by("pk").values_list("pk", flat=True)[:limit])
+    return _galaxies_claim(missing.filter(pk__in=first))  # still missing once locked
 
 
 def partial_files_clean(*, older_than_s: float = 3600) -> int:

@@ -27,7 +27,10 @@ logger = logging.getLogger(__name__)
     time_limit=360,
 )
 def acquire_galaxy(self, galaxy_id: int, job_id: int | None = None) -> str:
-    """Fetch and store a galaxy's images; retry transient failures, record permanent ones."""
+    """Fetch and store a galaxy's images; retry transient failures, record permanent ones.
+
+    The outcome counts in every job waiting for the galaxy; `job_id` is kept for tasks already queued with it.
+    """
     galaxy = Galaxy.objects.filter(pk=galaxy_id).first()
     if galaxy is None:
         logger.warning("acquire_galaxy: galaxy %s no longer exists", galaxy_id)
@@ -36,11 +39,15 @@ def acquire_galaxy(self, galaxy_id: int, job_id: int | None = None) -> str:
     try:
         services.galaxy_acquire(galaxy=galaxy, client=services.sdss_client())
     except SdssError as exc:
-        if not exc.permanent and self.request.retries < settings.GIZ_SDSS_MAX_RETRIES:
+        retries = settings.GIZ_SDSS_BLANK_RETRIES if exc.blank else settings.GIZ_SDSS_MAX_RETRIES
+        if not exc.permanent and self.request.retries < retries:
             countdown = services.retry_delay(retries=self.request.retries, retry_after=exc.retry_after)
             logger.info("PGC %s attempt %s: %s; retrying in %.2fs", galaxy.pgc, attempt, exc, countdown)
             raise self.retry(countdown=countdown, exc=exc) from exc
-        reason = str(exc) if exc.permanent else f"gave up after {attempt} attempts: {exc}"
+        if exc.blank:  # blank every time: the position really is outside the footprint
+            reason = f"permanent: {exc.reason} (blank in {attempt} attempts)"
+        else:
+            reason = str(exc) if exc.permanent else f"gave up after {attempt} attempts: {exc}"
     except Exception as exc:
         # Our own outage (database, storage) or a bug: retried like a transient failure, then recorded,
         # so that a job still finishes and the galaxy says what went wrong.
@@ -50,13 +57,11 @@ def acquire_galaxy(self, galaxy_id: int, job_id: int | None = None) -> str:
             raise self.retry(countdown=countdown, exc=exc) from exc
         reason = f"gave up after {attempt} attempts: unexpected error: {exc!r}"[:2000]
     else:
-        if job_id is not None:
-            services.acquisition_job_record(job_id=job_id, galaxy_id=galaxy_id, succeeded=True)
+        services.galaxy_acquisition_record(galaxy_id=galaxy_id, succeeded=True)
         return "stored"
     logger.warning("PGC %s: %s", galaxy.pgc, reason)
     services.galaxy_acquisition_failed(galaxy_id=galaxy_id, reason=reason)
-    if job_id is not None:
-        services.acquisition_job_record(job_id=job_id, galaxy_id=galaxy_id, succeeded=False, reason=reason)
+    services.galaxy_acquisition_record(galaxy_id=galaxy_id, succeeded=False, reason=reason)
     return "failed"
 
 
@@ -73,10 +78,9 @@ def acquire_missing() -> int:
     """Beat backstop: queue galaxies still without images (new, or stuck after a worker died)."""
     services.partial_files_clean()
     galaxy_ids = services.galaxies_missing_images_claim(limit=settings.GIZ_ACQUIRE_BACKSTOP_BATCH)
-    # A galaxy still pending in a job is queued for that job, so the job can still finish.
-    jobs = services.pending_jobs_of(galaxy_ids=galaxy_ids)
+    # Its task counts the outcome in any job still waiting for the galaxy, so such a job still finishes.
     for galaxy_id in galaxy_ids:
-        acquire_galaxy.delay(galaxy_id, jobs.get(galaxy_id))
+        acquire_galaxy.delay(galaxy_id)
     if galaxy_ids:
         logger.info("acquire_missing: queued %s galaxies", len(galaxy_ids))
     return len(galaxy_ids)

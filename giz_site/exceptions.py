@@ -19,6 +19,20 @@ class ApplicationError(Exception):
         self.status_code = status_code
 
 
+def invalid_input(errors: dict) -> ApplicationError:
+    """A serializer's errors as the one error contract; the message names each field, for pages that show it."""
+    problems = "; ".join(f"{field}: {' '.join(str(m) for m in _flat(messages))}" for field, messages in errors.items())
+    return ApplicationError(f"The request is not valid ({problems}).", code="invalid", details=errors)
+
+
+def _flat(messages) -> list:
+    if isinstance(messages, dict):
+        return [m for value in messages.values() for m in _flat(value)]
+    if isinstance(messages, list):
+        return [m for value in messages for m in _flat(value)]
+    return [messages]
+
+
 def error_body(*, code: str, message: str, details=None) -> dict:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
@@ -73,7 +87,8 @@ def api_exception_handler(exc, context):
         return None  # a real bug: let Django log it and answer 500
     if isinstance(exc, exceptions.ValidationError):
         details = response.data if isinstance(response.data, dict) else {"non_field_errors": response.data}
-        body = error_body(code="invalid", message="The request is not valid.", details=details)
+        invalid = invalid_input(details)
+        body = error_body(code=invalid.code, message=invalid.message, details=details)
     else:
         detail = response.data.get("detail", "") if isinstance(response.data, dict) else response.data
         code = getattr(exc, "default_code", "error")

@@ -31,8 +31,9 @@ from inference.services import (
     predict_galaxy,
     predict_image_bytes,
 )
-from labeling.apis import GalaxySummaryOutputSerializer
+from labeling.apis import AnswerHidingMixin, GalaxySummaryOutputSerializer
 from labeling.models import Galaxy, StandardGalaxy
+from labeling.selectors import gold_answers_hidden
 
 # A pasted catalog of PGC numbers; larger sets are a "catalog" job.
 MAX_JOB_PGCS = 10_000
@@ -97,7 +98,7 @@ class GalaxyDetailApi(APIView):
         predictions = serializers.SerializerMethodField(help_text="Latest ensemble predictions, newest first.")
         standard_inclination = serializers.SerializerMethodField()
         known_inclination = serializers.SerializerMethodField(
-            help_text="Synthetic truth or gold reference; hidden from volunteers for gold galaxies."
+            help_text="Synthetic truth or gold reference; hidden from volunteers for gold and unretired galaxies."
         )
 
         class Meta(GalaxySummaryOutputSerializer.Meta):
@@ -112,13 +113,12 @@ class GalaxyDetailApi(APIView):
 
         @extend_schema(responses=EnsembleOutputSerializer(many=True))
         def get_predictions(self, galaxy) -> list:
+            if gold_answers_hidden(galaxy=galaxy, user=self._user()):
+                return []
             return EnsembleOutputSerializer(galaxy.latest_ensembles, many=True).data
 
         def get_known_inclination(self, galaxy) -> float | None:
-            request = self.context.get("request")
-            if galaxy.is_gold and not (request and request.user.is_staff):
-                return None  # the answer volunteers are scored against
-            return galaxy.known_inclination
+            return galaxy.known_inclination  # null for volunteers while the answer is hidden (ANSWER_FIELDS)
 
         def get_standard_inclination(self, galaxy) -> float | None:
             try:
@@ -143,7 +143,7 @@ class GalaxyDetailApi(APIView):
 # ------------------------------------------------------------------------------ shared by inference views
 
 
-class GalaxyBriefOutputSerializer(serializers.ModelSerializer):
+class GalaxyBriefOutputSerializer(AnswerHidingMixin, serializers.ModelSerializer):
     class Meta:
         model = Galaxy
         fields = ["pgc", "name", "ra", "dec", "d25_arcmin", "position_angle", "source", "state"]
@@ -219,7 +219,7 @@ class InferenceByPgcApi(APIView):
     def get(self, request, pgc: int):
         galaxy = get_object_or_404(Galaxy, pgc=pgc)
         result = predict_stored_galaxy(galaxy)
-        return Response(self.OutputSerializer({"galaxy": galaxy, "result": result}).data)
+        return Response(self.OutputSerializer({"galaxy": galaxy, "result": result}, context={"request": request}).data)
 
 
 # ------------------------------------------------------------------------------ jobs (position and batch)

@@ -86,6 +86,8 @@ class CatalogExportApi(APIView):
         params = CatalogExportParamsSerializer(data=request.query_params.dict())
         params.is_valid(raise_exception=True)
         fmt, filters = params.validated_data["format"], _filters(params.validated_data)
+        if not request.user.is_staff:
+            filters["without_gold"] = True  # a gold galaxy's b/a, consensus and predictions give its answer away
         name = f"giz-catalog.{catalog_formats.EXTENSIONS[fmt]}"
         if fmt == "fits":
             # A FITS header states the row count: write to a temporary file, patch it, then send it.
@@ -151,7 +153,9 @@ class CatalogExportJobListApi(APIView):
         params = CatalogExportParamsSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         export = catalog_export_create(
-            fmt=params.validated_data["format"], filters=_filters(params.validated_data), user=request.user
+            fmt=params.validated_data["format"],
+            filters=_filters(params.validated_data),
+            user=request.user,
         )
         export.refresh_from_db()
         body = CatalogExportJobOutputSerializer(export, context={"request": request}).data

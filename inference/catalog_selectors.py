@@ -55,12 +55,14 @@ def _cone_condition(ra: float, dec: float, radius: float) -> Q:
 
 
 def catalog_queryset(*, filters: dict) -> QuerySet[Galaxy]:
-    """Galaxies matching the galaxy API's filters plus `status`, a cone (`cone_ra`, `cone_dec`, `cone_radius`)
-    and a list of PGC numbers (`pgcs`, the admin's selection).
+    """Galaxies matching the galaxy API's filters plus `status`, a cone (`cone_ra`, `cone_dec`, `cone_radius`),
+    a list of PGC numbers (`pgcs`, the admin's selection) and `without_gold` (exports for volunteers).
 
     The cone is only narrowed to its zones and RA range here; catalog_chunks applies the exact distance.
     """
     qs = galaxy_list_filtered(filters=filters)
+    if filters.get("without_gold"):
+        qs = qs.exclude(is_gold=True)
     if filters.get("status"):
         qs = qs.filter(consensus__status=filters["status"])
     if filters.get("pgcs") is not None:

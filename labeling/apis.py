@@ -13,7 +13,13 @@ from rest_framework.views import APIView
 from giz_site.api_pagination import paginated_response, paginated_serializer, pagination_parameters
 from giz_site.api_permissions import IsVolunteer
 from labeling.models import ConsensusLabel, Galaxy, Vote
-from labeling.selectors import galaxy_list_filtered, votes_of
+from labeling.selectors import (
+    answer_hidden,
+    galaxy_list_filtered,
+    gold_answers_hidden,
+    standards_shown,
+    votes_of,
+)
 from labeling.services import assignment_reshuffle, vote_submit
 
 # ------------------------------------------------------------------------------ shared output pieces
@@ -26,7 +32,23 @@ class ConsensusOutputSerializer(serializers.ModelSerializer):
         ref_name = "Consensus"
 
 
-class GalaxySummaryOutputSerializer(serializers.ModelSerializer):
+class AnswerHidingMixin:
+    """Nulls what gives an unretired or gold galaxy's inclination away, for everyone but staff (answer_hidden)."""
+
+    ANSWER_FIELDS = ("position_angle", "axial_ratio", "known_inclination")
+
+    def _user(self):
+        request = self.context.get("request")
+        return request.user if request else None
+
+    def to_representation(self, galaxy):
+        data = super().to_representation(galaxy)
+        if answer_hidden(galaxy=galaxy, user=self._user()):
+            data.update({name: None for name in self.ANSWER_FIELDS if name in data})
+        return data
+
+
+class GalaxySummaryOutputSerializer(AnswerHidingMixin, serializers.ModelSerializer):
     consensus = serializers.SerializerMethodField()
 
     class Meta:
@@ -48,6 +70,8 @@ class GalaxySummaryOutputSerializer(serializers.ModelSerializer):
 
     @extend_schema(responses=ConsensusOutputSerializer(allow_null=True))
     def get_consensus(self, galaxy) -> dict | None:
+        if gold_answers_hidden(galaxy=galaxy, user=self._user()):
+            return None
         try:
             consensus = galaxy.consensus
         except ConsensusLabel.DoesNotExist:
@@ -104,7 +128,7 @@ class GalaxyListApi(APIView):
         filters = self.FilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         return paginated_response(
-            queryset=galaxy_list_filtered(filters=filters.validated_data),
+            queryset=galaxy_list_filtered(filters=filters.validated_data, hide_gold_answers=not request.user.is_staff),
             serializer_class=self.OutputSerializer,
             request=request,
             view=self,
@@ -135,27 +159,42 @@ class VoteOutputSerializer(serializers.ModelSerializer):
         ref_name = "Vote"
 
 
+class VoteInputSerializer(serializers.Serializer):
+    """A vote as the API and the website's form send it (the website names the standards without `_id`)."""
+
+    token = serializers.CharField(max_length=200, help_text="The one-time token from /api/assignments/next/.")
+    inclination = serializers.FloatField(
+        required=False, allow_null=True, default=None, error_messages={"invalid": "This is not a number."}
+    )
+    flag = serializers.ChoiceField(
+        choices=Vote.Flag.choices,
+        required=False,
+        allow_blank=True,
+        default="",
+        error_messages={"invalid_choice": "Unknown flag {input!r}."},
+    )
+    not_sure = serializers.BooleanField(required=False, default=False)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    left_standard_id = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, max_value=2**63 - 1
+    )
+    right_standard_id = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, max_value=2**63 - 1
+    )
+    seconds_taken = serializers.FloatField(
+        required=False, allow_null=True, default=None, min_value=0, error_messages={"invalid": "This is not a number."}
+    )
+
+    class Meta:
+        ref_name = "VoteInput"
+
+
 class VoteListApi(APIView):
     """GET: the signed-in volunteer's own votes, newest first. POST: submit a vote with an assignment token."""
 
     permission_classes = [IsVolunteer]
 
-    class InputSerializer(serializers.Serializer):
-        token = serializers.CharField(max_length=200, help_text="The one-time token from /api/assignments/next/.")
-        inclination = serializers.FloatField(required=False, allow_null=True, default=None)
-        flag = serializers.ChoiceField(choices=Vote.Flag.choices, required=False, allow_blank=True, default="")
-        not_sure = serializers.BooleanField(required=False, default=False)
-        note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
-        left_standard_id = serializers.IntegerField(
-            required=False, allow_null=True, default=None, min_value=1, max_value=2**63 - 1
-        )
-        right_standard_id = serializers.IntegerField(
-            required=False, allow_null=True, default=None, min_value=1, max_value=2**63 - 1
-        )
-        seconds_taken = serializers.FloatField(required=False, allow_null=True, default=None, min_value=0)
-
-        class Meta:
-            ref_name = "VoteInput"
+    InputSerializer = VoteInputSerializer
 
     @extend_schema(
         operation_id="votes_list",
@@ -199,8 +238,22 @@ class VoteDetailApi(APIView):
 # ------------------------------------------------------------------------------ assignments
 
 
+class StandardShownOutputSerializer(serializers.Serializer):
+    """A standard as the labeling page lays it on the grid."""
+
+    id = serializers.IntegerField()
+    inclination = serializers.FloatField()
+    url = serializers.CharField(help_text="Its colour image; empty while it has none.")
+
+    class Meta:
+        ref_name = "StandardShown"
+
+
 class AssignmentReshuffleApi(APIView):
-    """Draw other standards for some grid points (degrees 45-90) of the open assignment, as the website's button."""
+    """Draw other standards for some grid points (degrees 45-90) of the open assignment.
+
+    The labeling page's Reshuffle button calls it with the session; the answer is laid out as the page's grid.
+    """
 
     permission_classes = [IsVolunteer]
 
@@ -215,7 +268,7 @@ class AssignmentReshuffleApi(APIView):
 
     class OutputSerializer(serializers.Serializer):
         standards = serializers.DictField(
-            child=serializers.IntegerField(), help_text="Grid degree -> id of the standard now shown there."
+            child=StandardShownOutputSerializer(), help_text="Grid degree -> the standard now shown there."
         )
 
         class Meta:
@@ -228,4 +281,5 @@ class AssignmentReshuffleApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         drawn = assignment_reshuffle(volunteer=request.user, **serializer.validated_data)
-        return Response({"standards": {str(degree): sid for degree, sid in drawn.items()}})
+        shown = standards_shown(standard_ids=drawn.values())
+        return Response({"standards": {str(d): shown[sid] for d, sid in drawn.items() if sid in shown}})

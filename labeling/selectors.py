@@ -129,9 +129,29 @@ def leaderboard(*, limit: int = 20) -> QuerySet[VolunteerProfile]:
     )
 
 
-def galaxy_list_filtered(*, filters: dict) -> QuerySet[Galaxy]:
-    """Galaxies matching the API's list filters, with the consensus joined (one query per page)."""
+def answer_hidden(*, galaxy: Galaxy, user) -> bool:
+    """Whether `user` must not see what gives the galaxy's inclination away (its b/a, position angle and known value).
+
+    Staff see everything; volunteers see it once a galaxy has retired, never for a gold galaxy (its answer scores
+    them). See gold_answers_hidden for the consensus and predictions of gold galaxies.
+    """
+    return not getattr(user, "is_staff", False) and (galaxy.is_gold or galaxy.retired_at is None)
+
+
+def gold_answers_hidden(*, galaxy: Galaxy, user) -> bool:
+    """Whether `user` must not see a gold galaxy's consensus and predictions, which approach its known value."""
+    return galaxy.is_gold and not getattr(user, "is_staff", False)
+
+
+def galaxy_list_filtered(*, filters: dict, hide_gold_answers: bool = False) -> QuerySet[Galaxy]:
+    """Galaxies matching the API's list filters, with the consensus joined (one query per page).
+
+    With hide_gold_answers, filters on the consensus never match a gold galaxy, so they cannot probe its answer.
+    """
     qs = Galaxy.objects.select_related("consensus")
+    consensus_filters = ("has_consensus", "inclination_min", "inclination_max", "status")
+    if hide_gold_answers and any(filters.get(name) is not None for name in consensus_filters):
+        qs = qs.exclude(is_gold=True)
     if filters.get("state"):
         qs = qs.filter(state=filters["state"])
     if filters.get("source"):

@@ -9,6 +9,5 @@ urlpatterns = [
     path("leaderboard/", views.leaderboard, name="leaderboard"),
     path("label/", views.label, name="label"),
     path("label/vote/", views.vote, name="vote"),
-    path("label/reshuffle/", views.reshuffle, name="reshuffle"),
     path("label/tutorial-done/", views.tutorial_done, name="tutorial_done"),
 ]

@@ -1,7 +1,7 @@
-"""Pages of the volunteer website: thin wrappers around labeling.services and labeling.selectors."""
+"""Pages of the volunteer website: thin wrappers around labeling.services and labeling.selectors.
 
-import json
-import math
+A vote is read by the API's serializer and refused with the API's errors; the Reshuffle button calls the API.
+"""
 
 from django import forms
 from django.contrib import messages
@@ -12,9 +12,11 @@ from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
+from rest_framework import serializers
 
-from giz_site.exceptions import ApplicationError, error_body
+from giz_site.exceptions import ApplicationError, invalid_input
 from labeling import selectors, services
+from labeling.apis import VoteInputSerializer
 from labeling.models import Vote
 
 FLAG_CHOICES = [(value, label) for value, label in Vote.Flag.choices if value not in ("", "face_on")]
@@ -93,59 +95,49 @@ def _label_page(request, *, status: int = 200, feedback: dict | None = None):
     return render(request, "labeling/label.html", context, status=status)
 
 
+class FeedbackQuerySerializer(serializers.Serializer):
+    feedback = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+
+
 @login_required
 def label(request):
+    query = FeedbackQuerySerializer(data={k: v for k, v in request.GET.items() if k == "feedback" and v})
+    if not query.is_valid():
+        messages.error(request, "The link to your gold-galaxy feedback is not valid; here is the next galaxy.")
+        return _label_page(request, status=400)
     feedback = None
-    vote_id = request.GET.get("feedback", "")
-    if vote_id.isdigit():
-        vote = selectors.votes_of(volunteer=request.user).filter(pk=int(vote_id)).first()
+    if "feedback" in query.validated_data:
+        vote = selectors.votes_of(volunteer=request.user).filter(pk=query.validated_data["feedback"]).first()
         feedback = selectors.gold_feedback(vote=vote) if vote else None
     return _label_page(request, feedback=feedback)
 
 
-def _optional_float(value: str, what: str) -> float | None:
-    if value in ("", None):
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        raise ApplicationError(f"The {what} is not a number.", code="invalid_number") from None
-    if not math.isfinite(number):
-        raise ApplicationError(f"The {what} is not a number.", code="invalid_number")
-    return number
+# The form's names for fields the API calls *_id; an empty form field means "not given".
+FORM_FIELDS = {"left_standard": "left_standard_id", "right_standard": "right_standard_id"}
 
 
-def _optional_int(value: str, what: str) -> int | None:
-    if value in ("", None):
-        return None
-    if not value.isdigit():
-        raise ApplicationError(f"The {what} is not valid.", code="invalid_id")
-    return int(value)
+def _vote_input(form) -> dict:
+    """The page's form through the API's vote serializer; raises ApplicationError as the API would answer."""
+    data = {FORM_FIELDS.get(name, name): value for name, value in form.items() if value != ""}
+    serializer = VoteInputSerializer(data=data)
+    if not serializer.is_valid():
+        raise invalid_input(serializer.errors)
+    return serializer.validated_data
 
 
 @login_required
 @require_POST
 def vote(request):
-    data = request.POST
     try:
+        answer = _vote_input(request.POST)
         # The page echoes the galaxy it showed: a form for another galaxy is a tampered or stale one.
-        served = selectors.assignment_galaxy_id(volunteer=request.user, token=data.get("token", ""))
-        if served is not None and data.get("galaxy", "") != str(served):
+        served = selectors.assignment_galaxy_id(volunteer=request.user, token=answer["token"])
+        if served is not None and request.POST.get("galaxy", "") != str(served):
             raise ApplicationError(
                 "This form was for a different galaxy than the one served to you; nothing was saved.",
                 code="galaxy_not_served",
             )
-        result = services.vote_submit(
-            volunteer=request.user,
-            token=data.get("token", ""),
-            inclination=_optional_float(data.get("inclination", ""), "inclination"),
-            flag=data.get("flag", ""),
-            not_sure=data.get("not_sure", "") in ("1", "on", "true"),
-            note=data.get("note", ""),
-            left_standard_id=_optional_int(data.get("left_standard", ""), "left standard"),
-            right_standard_id=_optional_int(data.get("right_standard", ""), "right standard"),
-            seconds_taken=_optional_float(data.get("seconds_taken", ""), "time taken"),
-        )
+        result = services.vote_submit(volunteer=request.user, **answer)
     except ApplicationError as error:
         messages.error(request, error.message)
         return _label_page(request, status=error.status_code)
@@ -154,21 +146,6 @@ def vote(request):
     answer = f"{result.inclination:.1f}°" if result.inclination is not None else result.get_flag_display().lower()
     messages.success(request, f"Thanks! Recorded {answer} for {result.galaxy}.")
     return redirect("label")
-
-
-@login_required
-@require_POST
-def reshuffle(request):
-    try:
-        body = json.loads(request.body or b"{}")
-        degrees = [int(d) for d in body.get("degrees", [])]
-        drawn = services.assignment_reshuffle(volunteer=request.user, token=str(body.get("token", "")), degrees=degrees)
-    except (ValueError, TypeError, AttributeError):
-        return JsonResponse(error_body(code="invalid", message="Send {token, degrees: [45, 50, ...]}."), status=400)
-    except ApplicationError as error:
-        return JsonResponse(error_body(code=error.code, message=error.message), status=error.status_code)
-    shown = selectors.standards_shown(standard_ids=drawn.values())
-    return JsonResponse({"standards": {str(d): shown[sid] for d, sid in drawn.items() if sid in shown}})
 
 
 @login_required

@@ -40,6 +40,8 @@ echo "==> demo data and models (first run: a few minutes)"
 "$PY" manage.py seed_demo
 
 echo "==> Celery worker and beat (logs: $LOG/worker.log, $LOG/beat.log)"
+# Without -Q the worker consumes all four queues (acquisition, inference, training, maintenance); see
+# docs/DEPLOY.md for one worker per queue.
 "$VENV/bin/celery" -A giz_site worker --loglevel=INFO --concurrency=2 --without-mingle --without-gossip \
   >$LOG/worker.log 2>&1 &
 pids+=($!)

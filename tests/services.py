@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,8 +63,11 @@ def database_url() -> str:
 
 
 @contextlib.contextmanager
-def celery_worker(*, broker: str, queues: str = "celery", extra_env: dict | None = None, timeout: float = 90):
-    """Run `celery worker` as a separate process against the test database; stop it afterwards."""
+def celery_worker(*, broker: str, queues: str | None = None, extra_env: dict | None = None, timeout: float = 90):
+    """Run `celery worker` as a separate process against the test database; stop it afterwards.
+
+    Without `queues` it consumes every queue of the settings, as the embedded default's worker does.
+    """
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "giz_site.settings.worker_under_test",
@@ -82,8 +86,7 @@ def celery_worker(*, broker: str, queues: str = "celery", extra_env: dict | None
                 "giz_site",
                 "worker",
                 "--pool=solo",
-                "-Q",
-                queues,
+                *(["-Q", queues] if queues else []),
                 "--without-mingle",
                 "--without-gossip",
                 "--loglevel=INFO",
@@ -101,7 +104,7 @@ def celery_worker(*, broker: str, queues: str = "celery", extra_env: dict | None
             if time.monotonic() > deadline:
                 pytest.fail(f"celery worker not ready after {timeout}s:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
-        yield log
+        yield process  # its log is `log`; a test may kill it
     finally:
         process.terminate()
         try:
@@ -128,5 +131,6 @@ def send_task(broker: str, name: str, **options) -> None:
     """
     from celery import Celery
 
+    options.setdefault("queue", settings.CELERY_TASK_ROUTES.get(name, {}).get("queue", "maintenance"))
     with Celery(broker=broker, set_as_current=False) as sender:
         sender.send_task(name, **options)

@@ -103,8 +103,6 @@ class TestAcquireGalaxy:
         ("fault", "dec", "reason"),
         [
             ("404", 2.0, "permanent: HTTP 404: no such product"),
-            ("blank", 2.0, "permanent: blank image: the position is outside the SDSS footprint"),
-            ("none", -60.0, "permanent: blank image: the position is outside the SDSS footprint"),
             ("wrong_size", 2.0, "permanent: image of the wrong size: 241x480, asked for 480x480"),
         ],
     )
@@ -115,6 +113,26 @@ class TestAcquireGalaxy:
         galaxy.refresh_from_db()
         assert (galaxy.state, galaxy.failure_reason) == (Galaxy.State.FAILED, reason)
         assert sum(standin.stats().values()) == 1  # asked once, never again
+        assert not GalaxyImage.objects.exists()
+
+    def test_a_transient_blank_cutout_is_retried_and_stored(self, standin):
+        standin.faults(next=["blank"])
+        galaxy = new_galaxy()
+        acquire_galaxy.delay(galaxy.pk)
+        galaxy.refresh_from_db()
+        assert (galaxy.state, galaxy.failure_reason) == (Galaxy.State.READY, "")
+        assert standin.stats() == {"cutout:fault:blank": 1, "cutout:ok": 1}
+
+    def test_outside_the_footprint_is_permanent_only_after_the_blank_retries(self, standin, settings):
+        settings.GIZ_SDSS_BLANK_RETRIES = 2
+        galaxy = new_galaxy(dec=-60.0)  # the stand-in's sky has no data there
+        acquire_galaxy.delay(galaxy.pk)
+        galaxy.refresh_from_db()
+        assert (galaxy.state, galaxy.failure_reason) == (
+            Galaxy.State.FAILED,
+            "permanent: blank image: the position is outside the SDSS footprint (blank in 3 attempts)",
+        )
+        assert standin.requests_made() == 3  # the blank retries, not the 4 of transient failures
         assert not GalaxyImage.objects.exists()
 
     def test_a_synthetic_galaxy_is_never_fetched_from_sdss(self, standin):
@@ -232,7 +250,7 @@ class TestJobs:
         failed = AcquisitionJobItem.objects.get(job=job, outcome="failed")
         assert (failed.galaxy_id, failed.reason) == (
             galaxies[-1].pk,
-            "permanent: blank image: the position is outside the SDSS footprint",
+            "permanent: blank image: the position is outside the SDSS footprint (blank in 3 attempts)",
         )
         # A redelivered task (worker killed after the work, before the ack) changes no count.
         acquire_galaxy.delay(galaxies[0].pk, job.pk)
@@ -255,6 +273,36 @@ class TestJobs:
         dead.refresh_from_db()
         assert (beating.status, beating.done) == ("running", 0)
         assert (dead.status, dead.done, dead.live) == ("succeeded", 2, None)
+
+    @pytest.mark.parametrize("first", ["beat", "fan-out"])
+    def test_beat_and_a_jobs_fan_out_never_acquire_a_galaxy_twice(self, standin, first):
+        galaxies = [new_galaxy(ra=60.0 + i) for i in range(6)]
+        job = acquisition_job_create(galaxy_ids=[g.pk for g in galaxies], queue=False)  # fan-out still queued
+        queued = []
+        with mock.patch.object(acquire_galaxy, "delay", lambda gid, job_id=None: queued.append(gid)):
+            steps = {
+                "beat": lambda: acquire_missing.apply(),
+                "fan-out": lambda: services.acquisition_job_fan_out(
+                    job_id=job.pk, enqueue=lambda gid, job_id: queued.append(gid)
+                ),
+            }
+            steps[first]()
+            steps["fan-out" if first == "beat" else "beat"]()
+        assert sorted(queued) == sorted(g.pk for g in galaxies)  # each once, by whichever came first
+        for galaxy_id in queued:
+            acquire_galaxy.apply(args=[galaxy_id])
+        # The job counts what is stored, whichever task stored it.
+        job.refresh_from_db()
+        assert (job.status, job.done, job.failed) == ("succeeded", 6, 0)
+        assert GalaxyImage.objects.count() == 6 and standin.stats() == {"cutout:ok": 6}
+
+    def test_a_failure_reported_after_another_delivery_stored_the_galaxy_counts_as_stored(self, standin):
+        galaxy = new_galaxy()
+        job = acquisition_job_create(galaxy_ids=[galaxy.pk], queue=False)
+        services.galaxy_acquire(galaxy=galaxy)  # a first delivery stored it
+        services.galaxy_acquisition_record(galaxy_id=galaxy.pk, succeeded=False, reason="a late duplicate failed")
+        job.refresh_from_db()
+        assert (job.done, job.failed) == (1, 0)
 
     def test_job_progress_shows_in_the_admin(self, bob_client):
         job = AcquisitionJobFactory(total=4, done=2, failed=1, running=True)
@@ -355,7 +403,8 @@ class TestSynchronousServices:
         assert [(i.band, i.width) for i in images] == [("color", 512)]
 
     def test_acquire_now_permanent_failure(self, standin):
-        galaxy = new_galaxy(dec=-60.0)
+        standin.faults(next=["404"])
+        galaxy = new_galaxy()
         with pytest.raises(ApplicationError) as excinfo:
             galaxy_acquire_now(galaxy=galaxy)
         assert (excinfo.value.status_code, excinfo.value.code, excinfo.value.details["permanent"]) == (
@@ -365,6 +414,14 @@ class TestSynchronousServices:
         )
         galaxy.refresh_from_db()
         assert galaxy.state == Galaxy.State.FAILED
+
+    def test_acquire_now_blank_is_a_422_that_records_nothing_permanent(self, standin):
+        galaxy = new_galaxy(dec=-60.0)
+        with pytest.raises(ApplicationError) as excinfo:
+            galaxy_acquire_now(galaxy=galaxy)
+        assert (excinfo.value.status_code, excinfo.value.code) == (422, "image_unavailable")
+        galaxy.refresh_from_db()
+        assert galaxy.state == Galaxy.State.NEW  # the retrying background task decides
 
     def test_acquire_now_transient_failure_is_a_503_with_retry_after(self, standin):
         standin.faults(next=["503"], retry_after=9)

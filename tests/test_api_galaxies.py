@@ -4,6 +4,7 @@ import base64
 from urllib.parse import quote
 
 import pytest
+from rest_framework.test import APIClient
 
 from acquisition.standin import running_standin
 from labeling.models import ConsensusLabel, Galaxy
@@ -176,3 +177,52 @@ class TestAcquireNow:
 
     def test_unknown_pgc_is_a_404(self, bob):
         assert_error(token_client(bob).post("/api/galaxies/424242/acquire/"), 404, "not_found")
+
+
+class TestAnswersStayHidden:
+    """A gold galaxy's answer scores volunteers, an unretired one's is what they are asked: neither is given away."""
+
+    @pytest.fixture
+    def galaxies(self, alice):
+        gold = GalaxyFactory(
+            pgc=77, is_gold=True, known_inclination=66.0, axial_ratio=0.45, position_angle=30.0, with_image=True
+        )
+        ConsensusLabel.objects.create(galaxy=gold, status="accepted", inclination=66.5, n_votes=3)
+        EnsemblePredictionFactory(galaxy=gold, median=65.0)
+        open_ = GalaxyFactory(pgc=78, axial_ratio=0.3, position_angle=10.0)
+        retired = GalaxyFactory(pgc=79, axial_ratio=0.6, position_angle=20.0, retired_at="2026-01-01T00:00Z")
+        return gold, open_, retired
+
+    @pytest.mark.parametrize("who", ["anonymous", "alice"])
+    def test_volunteers_see_no_b_a_position_angle_consensus_or_prediction_of_gold(self, galaxies, alice, who):
+        client = token_client(alice) if who == "alice" else APIClient()
+        gold = client.get("/api/galaxies/77/").json()
+        assert (gold["axial_ratio"], gold["position_angle"], gold["known_inclination"]) == (None, None, None)
+        assert gold["consensus"] is None and gold["predictions"] == []
+        listed = {g["pgc"]: g for g in client.get(LIST).json()["results"]}
+        assert listed[77]["axial_ratio"] is None and listed[77]["consensus"] is None
+        assert (listed[78]["axial_ratio"], listed[78]["position_angle"]) == (None, None)  # not retired yet
+        assert (listed[79]["axial_ratio"], listed[79]["position_angle"]) == (0.6, 20.0)  # retired: public
+        # Nor can the consensus filters probe a gold galaxy's answer.
+        assert 77 not in pgcs(client.get(LIST, {"inclination_min": 66, "inclination_max": 67}))
+
+    def test_staff_see_everything(self, galaxies, bob):
+        gold = token_client(bob).get("/api/galaxies/77/").json()
+        assert (gold["axial_ratio"], gold["position_angle"], gold["known_inclination"]) == (0.45, 30.0, 66.0)
+        assert gold["consensus"]["inclination"] == 66.5 and gold["predictions"][0]["median"] == 65.0
+        assert 77 in pgcs(token_client(bob).get(LIST, {"inclination_min": 66, "inclination_max": 67}))
+
+    def test_the_served_galaxy_comes_without_b_a_or_position_angle(self, alice):
+        standards_grid(degrees=list(range(45, 91)))
+        GalaxyFactory(pgc=80, axial_ratio=0.3, position_angle=10.0, with_image=True)
+        served = token_client(alice).get("/api/assignments/next/").json()["galaxy"]
+        assert served["pgc"] == 80
+        assert not {"axial_ratio", "position_angle", "known_inclination", "consensus"} & set(served)
+
+    def test_a_volunteers_catalogue_leaves_gold_galaxies_out(self, galaxies, alice, bob):
+        def exported(user) -> str:
+            response = token_client(user).get("/api/catalog/", {"format": "csv"})
+            return b"".join(response.streaming_content).decode()
+
+        assert "\n77," not in exported(alice) and "\n79," in exported(alice)
+        assert "\n77," in exported(bob)

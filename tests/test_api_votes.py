@@ -110,7 +110,8 @@ class TestVoting:
         )
         assert response.status_code == 200, response.content
         new_60 = response.json()["standards"]["60"]
-        answer = answer_between(assignment, 60, 61, 60.5) | {"left_standard_id": new_60}
+        assert new_60["url"] and 59.5 <= new_60["inclination"] <= 60.5  # laid out as the website's grid
+        answer = answer_between(assignment, 60, 61, 60.5) | {"left_standard_id": new_60["id"]}
         assert client.post("/api/votes/", answer, format="json").status_code == 201
 
     def test_nothing_left_to_label_is_a_204(self, alice):

@@ -81,6 +81,13 @@ def test_volunteer_signs_up_and_labels_with_mouse_keyboard_flags_and_gold(browse
     assert page.is_hidden("#tutorial")
     shot(page, "02-step1")
 
+    # Reshuffle calls the API with the session and its CSRF header; the strip is drawn again from the answer.
+    with page.expect_response("**/api/assignments/reshuffle/") as reshuffled:
+        page.click("#reshuffle")
+    assert reshuffled.value.status == 200, reshuffled.value.text()
+    page.wait_for_selector(".strip.step1 .standard img")
+    assert page.text_content("#answer") == "No answer yet."
+
     # A two-step vote with the mouse: between 60 and 65, then between 62 and 63.
     page.click(".strip.step1 .gap[data-gap='4']")
     assert "Refine between 60° and 65°" in page.text_content("#step-title")

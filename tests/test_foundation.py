@@ -6,6 +6,7 @@ import sys
 from io import StringIO
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.urls import reverse
 
@@ -66,6 +67,12 @@ class TestStrictSettings:
     def test_debug_is_off_unless_asked_for(self, data_dir):
         result = run_manage("shell", "-c", "from django.conf import settings; print(settings.DEBUG)", env=data_dir)
         assert result.stdout.strip().splitlines()[-1] == "False", result.stderr
+
+    def test_the_embedded_brokers_polling_moves_tasks_fast(self, data_dir):
+        # kombu's default of 1 s moved about 2 tasks/s (bench/bench_broker.py measures the effect).
+        code = "from django.conf import settings; print(settings.CELERY_BROKER_TRANSPORT_OPTIONS['polling_interval'])"
+        result = run_manage("shell", "-c", code, env=data_dir)
+        assert float(result.stdout.strip().splitlines()[-1]) <= 0.05, result.stderr
 
 
 class TestSystemChecks:
@@ -174,3 +181,41 @@ def test_a_real_worker_takes_a_task_through_the_broker_and_writes_to_postgres(ki
         send_task(url, "giz_site.tasks.worker_heartbeat", queue=f"heartbeat-{kind}")
         heartbeat = wait_for(lambda: WorkerHeartbeat.objects.first(), timeout=60, what="the worker's heartbeat row")
     assert heartbeat.hostname.startswith("celery@")
+
+
+QUEUES = {"acquisition", "inference", "training", "maintenance"}
+
+
+def test_every_task_has_one_of_the_four_queues_and_beat_checks_on_maintenance():
+    from giz_site.celery import app
+
+    app.loader.import_default_modules()
+    routed = {
+        name: app.amqp.router.route({}, name)["queue"].name for name in app.tasks if not name.startswith("celery.")
+    }
+    assert set(routed.values()) <= QUEUES
+    assert set(routed) <= set(django_settings.CELERY_TASK_ROUTES)  # named in the routes, not left to the default
+    assert routed["acquisition.tasks.acquire_galaxy"] == "acquisition"
+    assert routed["inference.tasks.train_task"] == "training"
+    assert routed["inference.tasks.inference_job_task"] == "inference"
+    # Beat's checks never wait behind bulk work; its prediction backstop is bulk work itself.
+    beat = {entry["task"] for entry in django_settings.CELERY_BEAT_SCHEDULE.values()} - {
+        "inference.tasks.predict_missing"
+    }
+    assert {routed[name] for name in beat} == {"maintenance"}
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_started_without_queues_consumes_all_four():
+    require_postgres()
+    url = broker_url("redis")
+    with celery_worker(broker=url):
+        for queue in sorted(QUEUES):
+            before = WorkerHeartbeat.objects.values_list("last_seen", flat=True).first()
+            send_task(url, "giz_site.tasks.worker_heartbeat", queue=queue)
+            wait_for(
+                lambda before=before: WorkerHeartbeat.objects.exclude(last_seen=before).exists(),
+                timeout=30,
+                what=f"a task from the {queue} queue",
+            )

@@ -1,4 +1,5 @@
-"""Property-based fuzzing (hypothesis) of the API and the catalog importer: no 5xx, and refusals change nothing.
+"""Property-based fuzzing (hypothesis) of the API, the website's forms and the catalog importer: no 5xx, and
+refusals change nothing.
 
 Requests go through the whole Django stack (middleware, URL routing, DRF) in process. The operations, their
 query parameters and body fields come from the OpenAPI schema, so new endpoints are fuzzed without editing
@@ -233,6 +234,53 @@ def test_the_api_never_answers_5xx_and_refusals_change_nothing(alice, bob):
     print(f"\nAPI fuzz: {sum(tally.values())} requests; by status class {dict(sorted(tally.items()))}")
     assert tally[500] == 0
     assert tally[200] and tally[400]  # the run reached both sides of validation
+
+
+# ------------------------------------------------------------------------------ the website's forms
+
+VOTE_FORM_FIELDS = ["token", "galaxy", "inclination", "left_standard", "right_standard", "flag", "not_sure", "note"]
+
+
+@st.composite
+def website_requests(draw):
+    """The labeling page's vote form, its feedback link and its reshuffle call, with hostile values."""
+    kind = draw(st.sampled_from(["vote", "feedback", "reshuffle"]))
+    if kind == "feedback":
+        return {"kind": kind, "query": urlencode({"feedback": draw(hostile_text)}, errors="surrogatepass")}
+    if kind == "reshuffle":
+        degrees = draw(st.one_of(json_values.map(json.dumps), raw_bodies))
+        return {"kind": kind, "body": ('{"token": TOKEN, "degrees": ' + degrees + "}").encode("utf-8", "surrogatepass")}
+    form = draw(st.fixed_dictionaries({}, optional={name: hostile_text for name in VOTE_FORM_FIELDS}))
+    # A real token unless the field is fuzzed, so the serializer, not the token lookup, meets the values.
+    return {"kind": kind, "form": {k: v.replace("\ud800", "?") for k, v in form.items()}}
+
+
+@pytest.mark.usefixtures("fuzz_world")
+def test_the_website_forms_never_answer_5xx_and_refusals_change_nothing(alice):
+    client = Client()
+    client.force_login(alice)
+    tally = Counter()
+
+    @settings(FUZZ_SETTINGS, max_examples=max(50, API_EXAMPLES // 3))
+    @given(request=website_requests())
+    def run(request):
+        page = client.get("/label/").context["page_data"]
+        before = database_state()
+        if request["kind"] == "feedback":
+            response = client.get("/label/?" + request["query"])
+        elif request["kind"] == "reshuffle":
+            body = request["body"].replace(b"TOKEN", json.dumps(page["token"]).encode())
+            response = client.post("/api/assignments/reshuffle/", body, content_type="application/json")
+        else:
+            response = client.post("/label/vote/", {"token": page["token"], **request["form"]})
+        tally[response.status_code // 100 * 100] += 1
+        assert response.status_code < 500, (request, response.content[:500])
+        if response.status_code >= 400:
+            assert database_state() == before, (request, response.status_code)
+
+    run()
+    print(f"\nWebsite fuzz: {sum(tally.values())} requests; by status class {dict(sorted(tally.items()))}")
+    assert tally[400]
 
 
 # ------------------------------------------------------------------------------ the catalog importer

@@ -1,6 +1,7 @@
 """Training: pretraining command, retraining on labels, the once-only trigger, killed runs, the backstop."""
 
 import threading
+import time
 from io import StringIO
 
 import pytest
@@ -14,6 +15,7 @@ from django.urls import reverse
 from inference import keras_training as training
 from inference import services
 from inference.models import ModelVersion, TrainingRun
+from inference.services import training as training_service
 from inference.tasks import train_task
 from labeling.models import ConsensusLabel
 from tests import inference_fixtures
@@ -155,6 +157,63 @@ def test_many_simultaneous_triggers_create_exactly_one_training_run(settings, qu
     assert TrainingRun.objects.count() == 1
     assert len([r for r in results if r is not None]) == 1
     assert queued == [TrainingRun.objects.get().pk]
+
+
+@pytest.mark.django_db
+class TestFollowUpRun:
+    @pytest.fixture
+    def labels_arrive_while_training(self, monkeypatch, settings):
+        """A run whose training takes the labels arriving meanwhile (as votes would), then ends as `outcome`."""
+        settings.GIZ_RETRAIN_AFTER_LABELS = 3
+
+        def train(outcome):
+            def execute(run, **kwargs):
+                labels(3)  # created after the run's labels_cutoff: not in this run
+                if outcome == "failed":
+                    raise RuntimeError("out of memory")
+                services.training_run_finish(run_id=run.pk, status=TrainingRun.Status.SUCCEEDED)
+
+            monkeypatch.setattr(training_service, "execute", execute)
+
+        return train
+
+    def test_labels_that_waited_start_the_next_run_when_the_live_one_finishes(
+        self, labels_arrive_while_training, queued, django_capture_on_commit_callbacks
+    ):
+        labels_arrive_while_training("succeeded")
+        first = services.training_run_create(trigger="manual", queue=False)
+        with django_capture_on_commit_callbacks(execute=True):
+            train_task(first.pk)
+        follow_up = TrainingRun.objects.exclude(pk=first.pk).get()
+        assert (follow_up.trigger, follow_up.live, queued) == ("new_labels", True, [follow_up.pk])
+
+    def test_no_follow_up_after_a_failed_run(
+        self, labels_arrive_while_training, queued, django_capture_on_commit_callbacks
+    ):
+        labels_arrive_while_training("failed")
+        first = services.training_run_create(trigger="manual", queue=False)
+        with django_capture_on_commit_callbacks(execute=True):
+            train_task(first.pk)
+        assert TrainingRun.objects.get().status == "failed" and queued == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_training_beats_while_an_epoch_makes_no_progress(monkeypatch, settings):
+    """Only a dead process goes silent: a long epoch without progress reports still beats (from a thread)."""
+    settings.GIZ_TRAINING_HEARTBEAT_S = 0.05
+    seen = []
+
+    def one_long_epoch(run, **kwargs):
+        claimed_at = TrainingRun.objects.get(pk=run.pk).heartbeat_at
+        time.sleep(0.5)
+        seen.append(TrainingRun.objects.get(pk=run.pk).heartbeat_at > claimed_at)
+        services.training_run_finish(run_id=run.pk, status=TrainingRun.Status.SUCCEEDED)
+
+    monkeypatch.setattr(training_service, "execute", one_long_epoch)
+    run = services.training_run_create(trigger="manual", queue=False)
+    train_task(run.pk)
+    assert seen == [True]
+    assert TrainingRun.objects.get(pk=run.pk).status == "succeeded"
 
 
 @pytest.mark.django_db

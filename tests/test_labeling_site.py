@@ -159,8 +159,11 @@ class TestServing:
         make_standards(per_degree=2)
         make_galaxy()
         page = served(alice_client)
+        # The page's button calls the API with the session (and the CSRF header the test client does not need).
         response = alice_client.post(
-            reverse("reshuffle"), {"token": page["token"], "degrees": [60, 61]}, content_type="application/json"
+            reverse("api:assignment-reshuffle"),
+            {"token": page["token"], "degrees": [60, 61]},
+            content_type="application/json",
         )
         assert response.status_code == 200
         fresh = response.json()["standards"]
@@ -223,6 +226,14 @@ class TestVoting:
             ({"flag": "not_spiral"}, "either an inclination or a flag"),
             ({"token": "forged"}, "does not belong"),
             ({"galaxy": "424242"}, "different galaxy"),
+            # The API's serializer reads the form: NUL, digits int() cannot read, non-finite and huge numbers.
+            ({"note": "two\x00discs"}, "Null characters are not allowed"),
+            ({"token": "t\x00"}, "Null characters are not allowed"),
+            ({"left_standard": "\u00b2"}, "left_standard_id: A valid integer is required"),
+            ({"right_standard": str(2**63)}, "right_standard_id: Ensure this value is less than or equal to"),
+            ({"inclination": "1e999"}, "inclination: This is not a number"),
+            ({"seconds_taken": "-Infinity"}, "seconds_taken: This is not a number"),
+            ({"not_sure": "perhaps"}, "not_sure: Must be a valid boolean"),
         ],
     )
     def test_tampered_forms_save_nothing_and_say_why(self, alice_client, standards, overrides, message):
@@ -236,6 +247,28 @@ class TestVoting:
         assert galaxy.votes_count == 0
         # The galaxy is still open for a correct vote afterwards.
         assert alice_client.post(reverse("vote"), vote_form(served(alice_client), 62)).status_code == 302
+
+    def test_a_broken_feedback_link_is_a_400_that_still_serves_the_next_galaxy(self, alice_client, standards):
+        galaxy = make_galaxy()
+        for value in ("\u00b2", "\u0661x", "-1", str(2**63), "1e3"):  # a NUL in a URL is refused earlier
+            response = alice_client.get(reverse("label"), {"feedback": value})
+            assert response.status_code == 400, value
+            assert "feedback is not valid" in response.content.decode()
+            assert response.context["page_data"]["galaxy"]["id"] == galaxy.id
+
+    @pytest.mark.parametrize(
+        "degrees", ["[1e999]", "[Infinity]", "[-Infinity]", "[NaN]", "[" * 5_000 + "]" * 5_000, '["\u00b2"]', "[60.5]"]
+    )
+    def test_a_hostile_reshuffle_from_the_page_is_a_400_that_changes_nothing(self, alice_client, db, degrees):
+        make_standards(per_degree=2)
+        make_galaxy()
+        page = served(alice_client)
+        shown = Assignment.objects.get().standard_ids
+        body = '{"token": "' + page["token"] + '", "degrees": ' + degrees + "}"
+        response = alice_client.post(reverse("api:assignment-reshuffle"), body, content_type="application/json")
+        assert response.status_code == 400
+        assert response.json()["error"]["message"]  # the API's error shape, which the page shows
+        assert Assignment.objects.get().standard_ids == shown
 
     def test_a_standard_that_was_not_shown_is_refused(self, alice_client, db):
         from labeling.models import StandardGalaxy

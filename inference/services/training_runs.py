@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -86,6 +88,35 @@ def training_run_finish(*, run_id: int, status: str, error: str = "", **fields) 
     TrainingRun.objects.finish(run_id, status=status, error=error, **fields)
 
 
+@contextmanager
+def _heartbeat(run_id: int):
+    """Stamp the run's heartbeat from a thread while the body runs, so only a dead process goes silent.
+
+    Progress updates beat too, but an epoch of the standard profile can outlast GIZ_TRAINING_STALE_S.
+    """
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(settings.GIZ_TRAINING_HEARTBEAT_S):
+                try:
+                    TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except DatabaseError:
+                    logger.warning("Training run %s: heartbeat not written", run_id, exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name=f"training-run-{run_id}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def training_run_execute(*, run_id: int, progress_callback=None) -> TrainingRun | None:
     """Claim a run, train, and record what it produced (the Celery task and the management commands call this).
 
@@ -105,14 +136,21 @@ def training_run_execute(*, run_id: int, progress_callback=None) -> TrainingRun 
             progress_callback(fraction, message)
 
     try:
-        training_run_record(run=run, result=execute(run, progress_callback=report))
+        with _heartbeat(run_id):
+            result = execute(run, progress_callback=report)
+        training_run_record(run=run, result=result)
     except Exception as exc:
         logger.exception("Training run %s failed", run_id)
         discard_partial(run)
-        training_run_finish(run_id=run_id, status=TrainingRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+        training_run_finish(
+            run_id=run_id, status=TrainingRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:5000]
+        )
         return TrainingRun.objects.get(pk=run_id)
     if progress_callback:
         progress_callback(1.0, "Done")
+    # Labels that arrived while this run was live found the slot taken: their run starts now, not at the
+    # next label or the backstop. After a failure the backstop retries, so a broken setup does not loop.
+    training_maybe_trigger()
     return TrainingRun.objects.get(pk=run_id)
 
 

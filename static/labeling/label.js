@@ -1,5 +1,6 @@
 // The labeling page: place the target among standards (step 1: 5 deg apart, step 2: 1 deg apart), or flag it.
-// Mouse, touch and keyboard drive the same few functions; the answer goes out in an ordinary form POST.
+// Mouse, touch and keyboard drive the same few functions; the answer goes out in an ordinary form POST, which the
+// server reads with the API's vote serializer; Reshuffle calls the API itself with the session.
 (() => {
   "use strict";
   const data = JSON.parse(document.getElementById("page-data").textContent);
