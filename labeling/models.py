@@ -130,7 +130,8 @@ class VolunteerProfile(models.Model):
     """A volunteer's display preferences and the figures the consensus model fitted to their votes.
 
     A vote x reads as 67.5 + bias + scale (t - 67.5) plus noise of `sigma` (labeling.volunteer_model);
-    the nightly refit writes these, votes use them until the next one.
+    the nightly refit writes these, votes use them until the next one. The model's columns have database
+    defaults so that rows inserted without them (bulk loads, code of the previous release) stay valid.
     """
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="volunteer")
@@ -140,13 +141,19 @@ class VolunteerProfile(models.Model):
     votes_count = models.PositiveIntegerField(default=0)
     gold_votes_count = models.PositiveIntegerField(default=0)
     gold_abs_error_sum = models.FloatField(default=0.0)
-    bias = models.FloatField(default=0.0, help_text="deg high (+) or low (-) at 67.5 deg.")
-    scale = models.FloatField(default=1.0, help_text="How much the volunteer stretches the 45-90 deg range.")
+    bias = models.FloatField(default=0.0, db_default=0.0, help_text="deg high (+) or low (-) at 67.5 deg.")
+    scale = models.FloatField(
+        default=1.0, db_default=1.0, help_text="How much the volunteer stretches the 45-90 deg range."
+    )
     sigma = models.FloatField(
         null=True, blank=True, help_text="Scatter of one vote near edge-on (deg); empty: the typical volunteer's."
     )
-    flag_accuracy = models.FloatField(default=0.8, help_text="Probability of choosing the right category.")
-    votes_counted = models.FloatField(default=0.0, help_text="Inclination votes the last refit counted.")
+    flag_accuracy = models.FloatField(
+        default=0.8, db_default=0.8, help_text="Probability of choosing the right category."
+    )
+    votes_counted = models.FloatField(
+        default=0.0, db_default=0.0, help_text="Inclination votes the last refit counted."
+    )
     # The same line the other way round (corrected = slope * raw + intercept), for the vote export.
     calibration_slope = models.FloatField(default=1.0)
     calibration_intercept = models.FloatField(default=0.0)
@@ -221,9 +228,9 @@ class ConsensusLabel(models.Model):
     uncertainty = models.FloatField(null=True, blank=True, help_text="1-sigma error of the inclination (deg).")
     agreement = models.FloatField(null=True, blank=True, help_text="Probability of the status.")
     n_votes = models.PositiveIntegerField()
-    n_numeric = models.PositiveIntegerField(default=0, help_text="Votes that gave an inclination.")
-    p_face_on = models.FloatField(default=0.0)
-    p_rejected = models.FloatField(default=0.0)
+    n_numeric = models.PositiveIntegerField(default=0, db_default=0, help_text="Votes that gave an inclination.")
+    p_face_on = models.FloatField(default=0.0, db_default=0.0)
+    p_rejected = models.FloatField(default=0.0, db_default=0.0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
