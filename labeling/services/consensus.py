@@ -155,8 +155,11 @@ def consensus_update(*, galaxy: Galaxy, announce: bool = True) -> ConsensusLabel
 
 def _read_votes(high_water: int) -> tuple[vm.Votes, np.ndarray, np.ndarray]:
     """Every vote up to `high_water` as the model's arrays, with the galaxy and volunteer id of each index."""
-    rows = Vote.objects.filter(id__lte=high_water).values_list(
-        "galaxy_id", "volunteer_id", "inclination", "flag", "not_sure"
+    # No ORDER BY (the model's default would sort 5M rows); the model does not care about the order.
+    rows = (
+        Vote.objects.filter(id__lte=high_water)
+        .order_by()
+        .values_list("galaxy_id", "volunteer_id", "inclination", "flag", "not_sure")
     )
     n = Vote.objects.filter(id__lte=high_water).count()  # an upper bound: rows deleted meanwhile leave a tail
     galaxy = np.empty(n, np.int64)
@@ -198,6 +201,10 @@ def _write_volunteers(fit: vm.Fit, volunteer_ids: np.ndarray) -> int:
     weight = v.weight
     typical = float(np.median(weight[v.n_numeric >= 20])) if (v.n_numeric >= 20).any() else float(np.median(weight))
     index = {int(user_id): i for i, user_id in enumerate(volunteer_ids)}
+    # Accounts made outside volunteer_register (admin, personas) may have voted without a profile yet.
+    VolunteerProfile.objects.bulk_create(
+        [VolunteerProfile(user_id=user_id) for user_id in index], batch_size=1000, ignore_conflicts=True
+    )
     profiles = list(VolunteerProfile.objects.filter(user_id__in=index.keys()).only("id", "user_id"))
     centre = vm.ModelSettings().center
     for profile in profiles:
@@ -320,7 +327,8 @@ def _refit(*, run: ConsensusRun, batch_galaxies: int, progress) -> dict:
     written, missed = _write_galaxies(fit, galaxy_ids, batch_galaxies, progress)
     stats.update(written)
     # Galaxies voted on since the read (including ones the read never saw), with the new figures.
-    late = set(missed) | set(Vote.objects.filter(id__gt=high_water).values_list("galaxy_id", flat=True).distinct())
+    after = Vote.objects.filter(id__gt=high_water).order_by().values_list("galaxy_id", flat=True).distinct()
+    late = set(missed) | set(after)
     stats["caught_up"] = len(late)
     for galaxy_id in sorted(late):
         with transaction.atomic():
