@@ -198,3 +198,19 @@ def test_the_profile_says_what_the_refit_found_and_the_admin_shows_it(grid, sett
     assert "You tend to answer 2 deg high" in page.content.decode()
     listing = admin_client.get(reverse("admin:labeling_volunteerprofile_changelist")).content.decode()
     assert "2.4" in listing and "1.1" in listing
+
+
+@pytest.mark.django_db
+def test_the_widest_posterior_is_served_first(grid):
+    agreeing, split = GalaxyFactory(), GalaxyFactory()
+    users = [volunteer() for _ in range(3)]
+    for user, (a, b) in zip(users[:2], ((70.5, 50.5), (71.5, 84.5)), strict=True):
+        cast(user, agreeing, grid, a)
+        cast(user, split, grid, b)
+    agreeing.refresh_from_db()
+    split.refresh_from_db()
+    assert agreeing.votes_count == split.votes_count == 2 and agreeing.retired_at is split.retired_at is None
+    wide = services.galaxy_posterior_get(galaxy=split).sd
+    assert wide > services.galaxy_posterior_get(galaxy=agreeing).sd + 1
+    assert split.label_priority > agreeing.label_priority
+    assert services.assignment_next(volunteer=users[2]).galaxy == split
