@@ -105,10 +105,24 @@ class VolunteerProfileAdmin(LargeTableAdmin):
         "votes_count",
         "gold_votes_count",
         "weight",
+        "bias",
+        "scale",
+        "sigma",
+        "flag_accuracy",
+        "votes_counted",
+    ]
+    search_fields = ["=user__username", "display_name"]
+    # Written by the nightly refit of the volunteer model: editing them by hand would be undone.
+    readonly_fields = [
+        "weight",
+        "bias",
+        "scale",
+        "sigma",
+        "flag_accuracy",
+        "votes_counted",
         "calibration_slope",
         "calibration_intercept",
     ]
-    search_fields = ["=user__username", "display_name"]
     list_select_related = ["user"]
     raw_id_fields = ["user"]
 

@@ -38,7 +38,11 @@ class Galaxy(models.Model):
     # Denormalised so that choosing the next galaxy is an index scan, not a count per galaxy.
     votes_count = models.PositiveIntegerField(default=0)
     retired_at = models.DateTimeField(null=True, blank=True)
-    label_priority = models.FloatField(default=0.0, help_text="Higher is shown first (active learning, alarms).")
+    # Higher is shown first. Without votes it is the prior's width (labeling.volunteer_model), so an unvoted
+    # galaxy comes before one whose posterior has narrowed.
+    label_priority = models.FloatField(
+        default=16.0, help_text="Higher is shown first: posterior width, disagreement with the models, alarms."
+    )
     # Written by the apps above labeling through labeling.services, so labeling never reads their tables.
     color_image = models.FileField(
         max_length=255, blank=True, default="", db_default="", editable=False, help_text="The colour composite shown."
@@ -47,7 +51,7 @@ class Galaxy(models.Model):
     model_priority = models.FloatField(
         default=0.0, db_default=0.0, help_text="The models' share of the priority: spread, rejection doubt, alarms."
     )
-    # Votes asked for beyond GIZ_VOTES_TO_RETIRE because the votes so far disagree.
+    # Votes asked for beyond the first GIZ_VOTES_TO_RETIRE while the posterior is wider than GIZ_RETIRE_SD.
     extra_votes = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -124,7 +128,12 @@ class StandardGalaxy(models.Model):
 
 
 class VolunteerProfile(models.Model):
-    """A volunteer's display preferences and the reliability figures the consensus uses."""
+    """A volunteer's display preferences and the figures the consensus model fitted to their votes.
+
+    A vote x reads as 67.5 + bias + scale (t - 67.5) plus noise of `sigma` (labeling.volunteer_model);
+    the nightly refit writes these, votes use them until the next one. The model's columns have database
+    defaults so that rows inserted without them (bulk loads, code of the previous release) stay valid.
+    """
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="volunteer")
     display_name = models.CharField(max_length=64, blank=True)
@@ -133,14 +142,27 @@ class VolunteerProfile(models.Model):
     votes_count = models.PositiveIntegerField(default=0)
     gold_votes_count = models.PositiveIntegerField(default=0)
     gold_abs_error_sum = models.FloatField(default=0.0)
-    # Linear calibration against the consensus (corrected = slope * raw + intercept) and a weight 0-4.
+    bias = models.FloatField(default=0.0, db_default=0.0, help_text="deg high (+) or low (-) at 67.5 deg.")
+    scale = models.FloatField(
+        default=1.0, db_default=1.0, help_text="How much the volunteer stretches the 45-90 deg range."
+    )
+    sigma = models.FloatField(
+        null=True, blank=True, help_text="Scatter of one vote near edge-on (deg); empty: the typical volunteer's."
+    )
+    flag_accuracy = models.FloatField(
+        default=0.8, db_default=0.8, help_text="Probability of choosing the right category."
+    )
+    votes_counted = models.FloatField(
+        default=0.0, db_default=0.0, help_text="Inclination votes the last refit counted."
+    )
+    # The same line the other way round (corrected = slope * raw + intercept), for the vote export.
     calibration_slope = models.FloatField(default=1.0)
     calibration_intercept = models.FloatField(default=0.0)
-    weight = models.FloatField(default=1.0)
+    weight = models.FloatField(default=1.0, help_text="Information in one vote relative to a typical volunteer's.")
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=Q(weight__gte=0) & Q(weight__lte=4), name="volunteer_weight_range"),
+            models.CheckConstraint(condition=Q(weight__gte=0), name="volunteer_weight_positive"),
         ]
 
     def __str__(self) -> str:
@@ -205,8 +227,11 @@ class ConsensusLabel(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, db_index=True)
     inclination = models.FloatField(null=True, blank=True)
     uncertainty = models.FloatField(null=True, blank=True, help_text="1-sigma error of the inclination (deg).")
-    agreement = models.FloatField(null=True, blank=True, help_text="Share of the vote weight behind the status.")
+    agreement = models.FloatField(null=True, blank=True, help_text="Probability of the status.")
     n_votes = models.PositiveIntegerField()
+    n_numeric = models.PositiveIntegerField(default=0, db_default=0, help_text="Votes that gave an inclination.")
+    p_face_on = models.FloatField(default=0.0, db_default=0.0)
+    p_rejected = models.FloatField(default=0.0, db_default=0.0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -265,9 +290,14 @@ class ConsensusRun(BackgroundRun):
 
     # The unique index allows one recomputation at a time.
     live = models.BooleanField(null=True, default=True, unique=True, editable=False)
-    total = models.PositiveIntegerField(default=0, help_text="Galaxy passes to do (two per voted galaxy).")
+    total = models.PositiveIntegerField(default=0, help_text="Voted galaxies to write after the fit.")
     failed = None
     stats = models.JSONField(default=dict, blank=True)
+    # The volunteer model's global figures after a finished refit; votes use the latest run's until the next.
+    high_water_vote_id = models.BigIntegerField(null=True, blank=True, help_text="The last vote the refit read.")
+    growth = models.FloatField(null=True, blank=True, help_text="How much more votes scatter toward face-on.")
+    class_prior = models.JSONField(null=True, blank=True, help_text="Share of accepted, face-on, rejected.")
+    sigma_typical = models.FloatField(null=True, blank=True, help_text="The median volunteer's sigma (deg).")
 
     class Meta(BackgroundRun.Meta):
         constraints = [

@@ -1,11 +1,37 @@
 """Reads for volunteer labeling: what the labeling page shows, a volunteer's figures, the leaderboard."""
 
+from dataclasses import dataclass
+
 from django.core.files.storage import default_storage
 from django.db.models import Avg, Count, F, Q, QuerySet, Value
 from django.db.models.functions import Abs, Replace
 
 from labeling import consensus as maths
-from labeling.models import Assignment, Galaxy, StandardGalaxy, VolunteerProfile, Vote
+from labeling import volunteer_model as vm
+from labeling.models import Assignment, ConsensusRun, Galaxy, StandardGalaxy, VolunteerProfile, Vote
+
+
+@dataclass(frozen=True, slots=True)
+class ModelState:
+    """The volunteer model's global figures from the last refit (before any: the model's starting values)."""
+
+    growth: float
+    class_prior: tuple[float, float, float]
+    sigma_typical: float
+
+
+def model_state() -> ModelState:
+    """Published by a refit as soon as it has written the volunteers' figures (the two belong together)."""
+    run = (
+        ConsensusRun.objects.filter(growth__isnull=False)
+        .order_by("-id")
+        .values("growth", "class_prior", "sigma_typical")
+        .first()
+    )
+    if run is None:
+        start = vm.ModelSettings()
+        return ModelState(start.growth, (1 / 3, 1 / 3, 1 / 3), start.sigma_typical)
+    return ModelState(run["growth"], tuple(run["class_prior"]), run["sigma_typical"])
 
 
 def votes_of(*, volunteer) -> QuerySet[Vote]:
@@ -116,8 +142,24 @@ def volunteer_figures(*, volunteer) -> dict:
         "gold_votes": gold["n"],
         "gold_mae": round(gold["mae"], 1) if gold["mae"] is not None else None,
         "weight": profile.weight if profile else 1.0,
+        "in_words": _in_words(profile),
         "profile": profile,
     }
+
+
+def _in_words(profile: VolunteerProfile | None) -> str:
+    """The model's figures of this volunteer as a sentence or three ("you tend to answer 2 deg high")."""
+    state = model_state()
+    if profile is None or profile.sigma is None:
+        return vm.describe_volunteer(bias=0.0, scale=1.0, sigma=1.0, n_numeric=0, sigma_typical=1.0)
+    return vm.describe_volunteer(
+        bias=profile.bias,
+        scale=profile.scale,
+        sigma=profile.sigma,
+        n_numeric=profile.votes_counted,
+        sigma_typical=state.sigma_typical,
+        growth=state.growth,
+    )
 
 
 def leaderboard(*, limit: int = 20) -> QuerySet[VolunteerProfile]:

@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
     name="labeling.tasks.recompute_consensus", acks_late=True, soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300
 )
 def recompute_consensus() -> dict:
-    """Recompute volunteer calibrations and every consensus label in batches (nightly; does not block voting)."""
+    """Refit the volunteer model to all votes and rewrite the labels in batches (nightly; voting goes on)."""
     run = services.consensus_recompute_run()
     if run is None:
         logger.info("consensus recomputation skipped: another one is running")

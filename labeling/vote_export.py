@@ -53,7 +53,7 @@ VOTE_COLUMNS: tuple[CatalogColumn, ...] = (
 VOLUNTEER_COLUMNS: tuple[CatalogColumn, ...] = (
     _c("volunteer", "U13", None, "meta.id;meta.main", "Volunteer pseudonym (as in the votes)", nullable=False),
     _c("votes", "i4", None, "meta.number", "Votes cast", nullable=False),
-    _c("weight", "f8", None, "stat.weight", "Weight in the consensus (0-4)", nullable=False),
+    _c("weight", "f8", None, "stat.weight", "Weight of one vote, typical volunteer = 1", nullable=False),
     _c("calibration_slope", "f8", None, "stat.fit.param", "Slope of the linear correction", nullable=False),
     _c("calibration_intercept", "f8", "deg", "stat.fit.param", "Offset of the linear correction", nullable=False),
     _c("gold_votes", "i4", None, "meta.number", "Votes on gold galaxies", nullable=False),

@@ -271,8 +271,10 @@ class TestJobs:
         assert acquire_job.delay(dead.pk).get() == 2
         beating.refresh_from_db()
         dead.refresh_from_db()
-        assert (beating.status, beating.done) == ("running", 0)
+        # The galaxies were fetched once, by the dead job's second fan-out, and count in both jobs waiting for them.
         assert (dead.status, dead.done, dead.live) == ("succeeded", 2, None)
+        assert (beating.status, beating.done) == ("succeeded", 2)
+        assert standin.stats() == {"cutout:ok": 2}
 
     @pytest.mark.parametrize("first", ["beat", "fan-out"])
     def test_beat_and_a_jobs_fan_out_never_acquire_a_galaxy_twice(self, standin, first):

@@ -159,6 +159,22 @@ def test_many_simultaneous_triggers_create_exactly_one_training_run(settings, qu
     assert queued == [TrainingRun.objects.get().pk]
 
 
+def nothing_trained() -> training_service.TrainingResult:
+    """What a stubbed trainer returns: a finished run with no models to register."""
+    return training_service.TrainingResult(
+        models=[],
+        input_size=64,
+        input_mode="color",
+        promote=False,
+        message="nothing trained",
+        history={},
+        metrics={},
+        plots={},
+        n_labels=0,
+        n_synthetic=0,
+    )
+
+
 @pytest.mark.django_db
 class TestFollowUpRun:
     @pytest.fixture
@@ -171,7 +187,7 @@ class TestFollowUpRun:
                 labels(3)  # created after the run's labels_cutoff: not in this run
                 if outcome == "failed":
                     raise RuntimeError("out of memory")
-                services.training_run_finish(run_id=run.pk, status=TrainingRun.Status.SUCCEEDED)
+                return nothing_trained()
 
             monkeypatch.setattr(training_service, "execute", execute)
 
@@ -207,7 +223,7 @@ def test_a_training_beats_while_an_epoch_makes_no_progress(monkeypatch, settings
         claimed_at = TrainingRun.objects.get(pk=run.pk).heartbeat_at
         time.sleep(0.5)
         seen.append(TrainingRun.objects.get(pk=run.pk).heartbeat_at > claimed_at)
-        services.training_run_finish(run_id=run.pk, status=TrainingRun.Status.SUCCEEDED)
+        return nothing_trained()
 
     monkeypatch.setattr(training_service, "execute", one_long_epoch)
     run = services.training_run_create(trigger="manual", queue=False)

@@ -1,4 +1,4 @@
-"""Consensus: the maths, per-volunteer calibration and weights, and the full recomputation task."""
+"""Consensus: the old maths (still the bench's "today's code"), and the nightly refit of the volunteer model."""
 
 from datetime import timedelta
 
@@ -98,13 +98,14 @@ def test_full_recomputation_calibrates_volunteers_and_relabels(django_capture_on
     data = build_votes()
     recompute_consensus.delay()
     biased = VolunteerProfile.objects.get(user=data["biased"])
-    # The biased volunteer's calibration takes most of the 6 deg back; the consensus absorbs the rest.
-    assert biased.calibration_intercept < -3 and biased.calibration_slope == pytest.approx(1.0, abs=0.2)
+    # The model finds most of the biased volunteer's 6 deg (its prior holds a little back after 9 votes).
+    assert biased.bias > 3 and biased.scale == pytest.approx(1.0, abs=0.2)
+    assert biased.calibration_intercept < -3  # the same line the other way round, for the vote export
     labels = {label.galaxy_id: label for label in ConsensusLabel.objects.all()}
-    assert set(labels) == set(data["truths"])  # every non-gold galaxy with a quorum, and not the gold one
+    assert set(labels) == set(data["truths"])  # every non-gold galaxy, and not the gold one
     for galaxy_id, truth in data["truths"].items():
         assert labels[galaxy_id].status == "accepted"
-        assert abs(labels[galaxy_id].inclination - truth) <= 1.5
+        assert abs(labels[galaxy_id].inclination - truth) <= 2.0
     assert Galaxy.objects.filter(retired_at__isnull=False).count() == len(data["truths"])
     assert triggers == [1]
     run = ConsensusRun.objects.get()
@@ -117,7 +118,8 @@ def test_full_recomputation_calibrates_volunteers_and_relabels(django_capture_on
 
 
 @pytest.mark.django_db
-def test_one_recomputation_at_a_time_and_a_dead_one_is_taken_over(monkeypatch):
+def test_one_recomputation_at_a_time_and_a_dead_one_is_taken_over(monkeypatch, settings):
+    settings.GIZ_VOTES_MAX = 3  # two galaxies are too few to fit the volunteers well: retire by the count
     monkeypatch.setattr(inference_services, "training_maybe_trigger", lambda: None)
     build_votes(galaxies=2)
     running = ConsensusRunFactory()
@@ -135,17 +137,17 @@ def test_one_recomputation_at_a_time_and_a_dead_one_is_taken_over(monkeypatch):
 def test_recompute_consensus_runs_in_a_real_worker_against_postgres():
     require_postgres()
     url = broker_url("redis")
-    data = build_votes(galaxies=4)
+    data = build_votes(galaxies=8)
     started = timezone.now()
     with celery_worker(broker=url, queues="labeling-consensus-test"):
         send_task(url, "labeling.tasks.recompute_consensus", queue="labeling-consensus-test")
         wait_for(
-            lambda: ConsensusLabel.objects.filter(updated_at__gte=started).count() == 4,
+            lambda: ConsensusLabel.objects.filter(updated_at__gte=started).count() == 8,
             timeout=60,
             what="the worker's consensus labels",
         )
     biased = VolunteerProfile.objects.get(user=data["biased"])
-    assert biased.calibration_intercept < -3
+    assert biased.bias > 3
     assert wait_for(lambda: ConsensusRun.objects.filter(status="succeeded").exists(), timeout=30, what="the run row")
 
 

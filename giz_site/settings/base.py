@@ -287,8 +287,12 @@ GIZ_IMAGE_MAX_PIXELS = env_int("GIZ_IMAGE_MAX_PIXELS", 2048 * 2048, minimum=64 *
 GIZ_MODEL_INPUT_SIZE = env_int("GIZ_MODEL_INPUT_SIZE", 128, minimum=16)
 
 # ------------------------------------------------------------------------------ Domain: labeling
+# A galaxy retires when its posterior sigma is at or below this (deg), or its category is 95% sure.
+GIZ_RETIRE_SD = env_float("GIZ_RETIRE_SD", 2.0, minimum=0.0)
+# Votes a galaxy is served for at once (open assignments reserve them); while its posterior is wider than
+# GIZ_RETIRE_SD it asks for one more at a time, and it may retire earlier.
 GIZ_VOTES_TO_RETIRE = env_int("GIZ_VOTES_TO_RETIRE", 3, minimum=1)
-# Disagreeing votes ask for one more vote at a time, up to this many; then the galaxy retires anyway.
+# Most votes a galaxy gets: then it retires whatever its posterior.
 GIZ_VOTES_MAX = env_int("GIZ_VOTES_MAX", 9, minimum=1)
 # How long a served galaxy stays reserved for its volunteer (s).
 GIZ_ASSIGNMENT_TTL_S = env_int("GIZ_ASSIGNMENT_TTL_S", 1800, minimum=60)

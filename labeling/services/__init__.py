@@ -3,11 +3,12 @@ votes, consensus. Reads live in labeling.selectors.
 """
 
 from labeling.services.consensus import (
-    consensus_recompute_all,
     consensus_recompute_run,
     consensus_recompute_total,
     consensus_update,
-    volunteer_calibrations_update,
+    galaxy_posterior_get,
+    galaxy_priority_refresh,
+    model_state,
 )
 from labeling.services.serving import (
     ALL_DEGREES,
@@ -22,7 +23,6 @@ from labeling.services.serving import (
     assignment_reshuffle,
     galaxy_color_image_set,
     galaxy_prediction_record,
-    galaxy_priority_refresh,
     gold_rate,
     standards_draw,
 )
@@ -59,8 +59,8 @@ __all__ = [
     "vote_submit",
     "gold_error",
     "consensus_update",
-    "volunteer_calibrations_update",
-    "consensus_recompute_all",
+    "galaxy_posterior_get",
+    "model_state",
     "consensus_recompute_total",
     "consensus_recompute_run",
 ]

@@ -1,14 +1,15 @@
-"""Consensus labels from the votes, volunteer calibrations, and the full nightly recomputation."""
+"""Consensus labels from the volunteer model: each vote updates its galaxy's posterior, and a nightly refit
+re-estimates every volunteer's figures from all votes (labeling.volunteer_model does the maths)."""
 
-from collections import defaultdict
+from dataclasses import dataclass
 from datetime import timedelta
 
+import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Count, Exists, F, FloatField, OuterRef, Q, Sum, When
 from django.utils import timezone
 
-from labeling import consensus as maths
+from labeling import volunteer_model as vm
 from labeling.models import (
     ConsensusLabel,
     ConsensusRun,
@@ -16,162 +17,339 @@ from labeling.models import (
     VolunteerProfile,
     Vote,
 )
+from labeling.selectors import ModelState, model_state
 from labeling.signals import consensus_labels_added
 
 # Heartbeats come after every batch, seconds apart; this long without one means the worker died.
 RUN_STALE_AFTER = timedelta(minutes=30)
-
-
-def _vote_inputs(votes) -> list[maths.VoteIn]:
-    return [
-        maths.VoteIn(
-            inclination=v["inclination"],
-            flag=v["flag"],
-            not_sure=v["not_sure"],
-            weight=v["weight"] if v["weight"] is not None else 1.0,
-            slope=v["slope"] if v["slope"] is not None else 1.0,
-            intercept=v["intercept"] if v["intercept"] is not None else 0.0,
-        )
-        for v in votes
-    ]
+WRITE_BATCH = 2000
+_STATUS = {vm.ACCEPTED: ConsensusLabel.Status.ACCEPTED, vm.FACE_ON: ConsensusLabel.Status.FACE_ON}
+_LABEL_FIELDS = ["status", "inclination", "uncertainty", "agreement", "n_votes", "n_numeric", "p_face_on", "p_rejected"]
 
 
 def _consensus_labels_added() -> None:
     consensus_labels_added.send(sender=ConsensusLabel)
 
 
-def consensus_update(*, galaxy: Galaxy) -> ConsensusLabel | None:
-    """Recompute one galaxy's consensus from its votes; retire it or ask for more votes.
-
-    The label is written once the galaxy has its quorum of votes. The caller holds the galaxy's row lock.
-    A new label counts toward the retraining trigger once the transaction commits.
-    """
-    votes = Vote.objects.filter(galaxy=galaxy).values(
+def galaxy_posterior_get(*, galaxy: Galaxy, state: ModelState | None = None) -> vm.Posterior | None:
+    """The galaxy's posterior from its votes with the volunteers' current figures; None for a gold galaxy
+    (pinned to its known value: its votes calibrate volunteers and never form a consensus)."""
+    if galaxy.is_gold:
+        return None
+    state = state or model_state()
+    rows = Vote.objects.filter(galaxy=galaxy).values_list(
         "inclination",
         "flag",
         "not_sure",
-        weight=F("volunteer__volunteer__weight"),
-        slope=F("volunteer__volunteer__calibration_slope"),
-        intercept=F("volunteer__volunteer__calibration_intercept"),
+        "volunteer__volunteer__bias",
+        "volunteer__volunteer__scale",
+        "volunteer__volunteer__sigma",
+        "volunteer__volunteer__flag_accuracy",
     )
-    result = maths.consensus_compute(_vote_inputs(votes))
-    quorum = settings.GIZ_VOTES_TO_RETIRE
-    if result is None or result.n_votes < quorum:
+    votes = [
+        vm.RatedVote(
+            value=inclination,
+            category=int(vm.category_codes([flag])[0]),
+            not_sure=not_sure,
+            bias=0.0 if bias is None else bias,
+            scale=1.0 if scale is None else scale,
+            sigma=state.sigma_typical if sigma is None else sigma,
+            accuracy=0.8 if accuracy is None else accuracy,
+        )
+        for inclination, flag, not_sure, bias, scale, sigma, accuracy in rows
+    ]
+    return vm.galaxy_posterior(votes, growth=state.growth, class_prior=state.class_prior)
+
+
+def _label_values(post) -> dict:
+    """A label's columns from a posterior (a vm.Posterior, or one galaxy's row of the refit)."""
+    status = _STATUS.get(int(post.status), ConsensusLabel.Status.REJECTED)
+    p_accepted = 1.0 - post.p_face_on - post.p_rejected
+    accepted = status == ConsensusLabel.Status.ACCEPTED
+    return {
+        "status": status,
+        "inclination": round(float(post.mean), 2) if accepted else None,
+        "uncertainty": round(float(post.sd), 3) if accepted else None,
+        "agreement": round(float({"accepted": p_accepted, "face_on": post.p_face_on}.get(status, post.p_rejected)), 4),
+        "n_votes": int(post.n_votes),
+        "n_numeric": int(post.n_numeric),
+        "p_face_on": round(float(post.p_face_on), 4),
+        "p_rejected": round(float(post.p_rejected), 4),
+    }
+
+
+def _retirement_due(post) -> bool:
+    return bool(
+        vm.retirement_due(
+            sd=post.sd,
+            n_votes=post.n_votes,
+            p_face_on=post.p_face_on,
+            p_rejected=post.p_rejected,
+            target_sd=settings.GIZ_RETIRE_SD,
+            max_votes=settings.GIZ_VOTES_MAX,
+        )
+    )
+
+
+def _priority(galaxy: Galaxy, post) -> float:
+    """The models' share plus how much the galaxy still needs votes, in the posterior's terms."""
+    has_votes = post is not None and post.n_numeric > 0
+    return round(
+        galaxy.model_priority
+        + vm.label_priority(
+            sd=float(post.sd) if has_votes else None,
+            mean=float(post.mean) if has_votes else None,
+            model_median=galaxy.predicted_inclination,
+            model_spread=0.0,  # already in model_priority
+        ),
+        3,
+    )
+
+
+def galaxy_priority_refresh(*, galaxy: Galaxy, posterior: vm.Posterior | None = None) -> float:
+    """Set how urgently a galaxy needs votes: widest posteriors and disagreement with the models first.
+
+    The models' share (spread, rejection doubt, 10 per open discrepancy alarm) and the predicted inclination
+    are written by inference through galaxy_prediction_record; consensus_update calls this after each vote.
+    """
+    if posterior is None and galaxy.votes_count:
+        posterior = galaxy_posterior_get(galaxy=galaxy)
+    priority = _priority(galaxy, posterior)
+    if priority != galaxy.label_priority:
+        galaxy.label_priority = priority
+        galaxy.save(update_fields=["label_priority"])
+    return priority
+
+
+def consensus_update(*, galaxy: Galaxy, announce: bool = True) -> ConsensusLabel | None:
+    """Recompute one galaxy's posterior from its votes; retire it with a label when the answer is known.
+
+    Otherwise the galaxy keeps collecting votes (one more at a time beyond the first GIZ_VOTES_TO_RETIRE) and
+    its priority follows its posterior. The caller holds the galaxy's row lock. A new label counts toward the
+    retraining trigger once the transaction commits (unless `announce` is False: the refit announces its
+    labels once). Gold galaxies get no label.
+    """
+    post = galaxy_posterior_get(galaxy=galaxy)
+    if post is None:
         return None
-    retire, extra = maths.retirement_decide(result, quorum=quorum, max_votes=settings.GIZ_VOTES_MAX)
-    galaxy.extra_votes = extra
-    fields = ["extra_votes"]
-    if retire and galaxy.retired_at is None:
+    due = _retirement_due(post)
+    galaxy_priority_refresh(galaxy=galaxy, posterior=post)
+    if not due and galaxy.retired_at is None:
+        extra = max(0, post.n_votes + 1 - settings.GIZ_VOTES_TO_RETIRE)
+        if extra != galaxy.extra_votes:
+            galaxy.extra_votes = extra
+            galaxy.save(update_fields=["extra_votes"])
+        return None
+    if galaxy.retired_at is None:
         galaxy.retired_at = timezone.now()
-        fields.append("retired_at")
-    galaxy.save(update_fields=fields)
-    label, created = ConsensusLabel.objects.update_or_create(
-        galaxy=galaxy,
-        defaults={
-            "status": result.status,
-            "inclination": result.inclination,
-            "uncertainty": result.uncertainty,
-            "agreement": result.agreement,
-            "n_votes": result.n_votes,
-        },
-    )
-    if created:
+        galaxy.save(update_fields=["retired_at"])
+    label, created = ConsensusLabel.objects.update_or_create(galaxy=galaxy, defaults=_label_values(post))
+    if created and announce:
         transaction.on_commit(_consensus_labels_added)
     return label
 
 
-def volunteer_calibrations_update() -> int:
-    """Re-estimate every volunteer's calibration and weight from gold galaxies and the consensus (one query)."""
-    gold_ref = Q(galaxy__is_gold=True, galaxy__known_inclination__gte=45)
-    reference = Case(
-        When(gold_ref, then=F("galaxy__known_inclination")),
-        When(galaxy__consensus__status=ConsensusLabel.Status.ACCEPTED, then=F("galaxy__consensus__inclination")),
-        default=None,
-        output_field=FloatField(),
+# ------------------------------------------------------------------------------ the nightly refit
+
+
+def _read_votes(high_water: int) -> tuple[vm.Votes, np.ndarray, np.ndarray]:
+    """Every vote up to `high_water` as the model's arrays, with the galaxy and volunteer id of each index."""
+    # No ORDER BY (the model's default would sort 5M rows); the model does not care about the order.
+    rows = (
+        Vote.objects.filter(id__lte=high_water)
+        .order_by()
+        .values_list("galaxy_id", "volunteer_id", "inclination", "flag", "not_sure")
     )
-    numeric = (
-        Vote.objects.filter(flag="", inclination__isnull=False)
-        .annotate(ref=reference)
-        .filter(ref__isnull=False)
-        .values("volunteer_id")
-        .annotate(
-            n=Count("id"),
-            sx=Sum("inclination"),
-            sy=Sum("ref"),
-            sxx=Sum(F("inclination") * F("inclination")),
-            sxy=Sum(F("inclination") * F("ref")),
-            syy=Sum(F("ref") * F("ref")),
-        )
+    n = Vote.objects.filter(id__lte=high_water).count()  # an upper bound: rows deleted meanwhile leave a tail
+    galaxy = np.empty(n, np.int64)
+    volunteer = np.empty(n, np.int64)
+    value = np.empty(n, np.float64)
+    category = np.empty(n, np.int8)
+    not_sure = np.empty(n, bool)
+    codes = {"": vm.ACCEPTED, "face_on": vm.FACE_ON}
+    k = 0
+    for g, u, x, flag, unsure in rows.iterator(chunk_size=20000):
+        if k == n:
+            break  # inserted with an id below the high-water mark after the count: the catch-up counts it
+        galaxy[k], volunteer[k], not_sure[k] = g, u, unsure
+        value[k] = np.nan if x is None else x
+        category[k] = codes.get(flag, vm.REJECTED)
+        k += 1
+    galaxy_ids, g_index = np.unique(galaxy[:k], return_inverse=True)
+    volunteer_ids, u_index = np.unique(volunteer[:k], return_inverse=True)
+    known = np.full(len(galaxy_ids), np.nan)
+    gold = dict(Galaxy.objects.filter(is_gold=True).values_list("id", "known_inclination"))
+    for i, galaxy_id in enumerate(galaxy_ids):
+        if galaxy_id in gold:
+            known[i] = gold[galaxy_id]
+    votes = vm.Votes.build(
+        galaxy=g_index,
+        volunteer=u_index,
+        value=value[:k],
+        category=category[:k],
+        not_sure=not_sure[:k],
+        known=known,
+        n_galaxies=len(galaxy_ids),
+        n_volunteers=len(volunteer_ids),
     )
-    agree = Q(flag="", galaxy__consensus__status="accepted") | Q(flag="face_on", galaxy__consensus__status="face_on")
-    agree |= Q(flag__in=maths.REJECT_FLAGS, galaxy__consensus__status="rejected")
-    categorical = dict(
-        (row["volunteer_id"], (row["n"], row["agree"]))
-        for row in Vote.objects.filter(galaxy__consensus__isnull=False)
-        .values("volunteer_id")
-        .annotate(n=Count("id"), agree=Count("id", filter=agree))
+    return votes, galaxy_ids, volunteer_ids
+
+
+def _write_volunteers(fit: vm.Fit, volunteer_ids: np.ndarray) -> int:
+    v = fit.volunteers
+    weight = v.weight
+    typical = float(np.median(weight[v.n_numeric >= 20])) if (v.n_numeric >= 20).any() else float(np.median(weight))
+    index = {int(user_id): i for i, user_id in enumerate(volunteer_ids)}
+    # Accounts made outside volunteer_register (admin, personas) may have voted without a profile yet.
+    VolunteerProfile.objects.bulk_create(
+        [VolunteerProfile(user_id=user_id) for user_id in index], batch_size=1000, ignore_conflicts=True
     )
-    sums = {row["volunteer_id"]: row for row in numeric}
-    profiles = list(
-        VolunteerProfile.objects.only("id", "user_id", "calibration_slope", "calibration_intercept", "weight")
-    )
-    changed = []
+    profiles = list(VolunteerProfile.objects.filter(user_id__in=index.keys()).only("id", "user_id"))
+    centre = vm.ModelSettings().center
     for profile in profiles:
-        row = sums.get(profile.user_id)
-        n_cat, n_agree = categorical.get(profile.user_id, (0, 0))
-        fit = maths.calibration_from_sums(
-            n=row["n"] if row else 0,
-            sx=row["sx"] if row else 0.0,
-            sy=row["sy"] if row else 0.0,
-            sxx=row["sxx"] if row else 0.0,
-            sxy=row["sxy"] if row else 0.0,
-            syy=row["syy"] if row else 0.0,
-            n_categorical=n_cat,
-            n_categorical_agree=n_agree,
-        )
-        new = (fit.slope, fit.intercept, fit.weight)
-        if new != (profile.calibration_slope, profile.calibration_intercept, profile.weight):
-            profile.calibration_slope, profile.calibration_intercept, profile.weight = new
-            changed.append(profile)
+        i = index[profile.user_id]
+        profile.bias, profile.scale, profile.sigma = float(v.bias[i]), float(v.scale[i]), float(v.sigma[i])
+        profile.flag_accuracy, profile.votes_counted = float(v.accuracy[i]), float(v.n_numeric[i])
+        profile.weight = float(weight[i] / typical) if typical > 0 else 1.0
+        # x = c + a + b (t - c)  <=>  t = x / b + c - (c + a) / b
+        profile.calibration_slope = 1.0 / profile.scale
+        profile.calibration_intercept = centre - (centre + profile.bias) / profile.scale
+    fields = ["bias", "scale", "sigma", "flag_accuracy", "votes_counted", "weight"]
     VolunteerProfile.objects.bulk_update(
-        changed, ["calibration_slope", "calibration_intercept", "weight"], batch_size=1000
+        profiles, [*fields, "calibration_slope", "calibration_intercept"], batch_size=1000
     )
-    return len(changed)
+    return len(profiles)
 
 
-def consensus_recompute_all(*, batch_galaxies: int = 20000, progress=None) -> dict:
-    """Recompute every galaxy's consensus, re-estimate volunteer calibrations from it, and recompute again.
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One galaxy's row of the refit, shaped like a vm.Posterior for the label helpers."""
 
-    Two label passes because calibrations are fitted against the consensus, which depends on them; the
-    second pass starts from already-consistent values, so more rounds change little. Reads are plain MVCC
-    snapshots and each batch of galaxy ids writes in its own short transaction, so voting goes on: nothing
-    locks the votes table, and a label row is held only while its batch is written.
-    `progress` is an optional callable(galaxy_ids_covered) for a progress bar.
+    mean: float
+    sd: float
+    n_numeric: int
+    n_votes: int
+    p_face_on: float
+    p_rejected: float
+
+    @property
+    def status(self) -> int:
+        return vm.Posterior(*(getattr(self, f) for f in self.__dataclass_fields__)).status
+
+
+def _write_galaxies(fit: vm.Fit, galaxy_ids: np.ndarray, batch: int, progress) -> tuple[dict, list[int]]:
+    """Labels, retirements and priorities of every fitted galaxy, a batch per transaction.
+
+    Each batch locks its galaxy rows first (the order a vote takes them: galaxy, then label), and leaves out
+    any galaxy whose vote count is not the number the fit read: a vote came in after the votes were read
+    (whatever its id), and the catch-up recomputes it from all its votes under its own lock.
     """
-    stats = {"volunteers": 0, "galaxies": 0, "labels": 0, "changed": 0, "new_labels": 0, "retired": 0}
-    # Votes keep labels current as they arrive, so the first pass only fills in galaxies without a label
-    # (votes imported in bulk, a quorum lowered); the fit needs their consensus as its reference.
-    first = _labels_pass(batch_galaxies=batch_galaxies, progress=progress, only_missing=True)
-    stats["volunteers"] = volunteer_calibrations_update()
-    second = _labels_pass(batch_galaxies=batch_galaxies, progress=progress)
-    stats["galaxies"], stats["labels"] = second["galaxies"], second["labels"]
-    stats["changed"] = first["changed"] + second["changed"]
-    stats["new_labels"] = first["new_labels"] + second["new_labels"]
-    stats["retired"] = first["retired"] + second["retired"]
+    gal = fit.galaxies
+    stats = {"labels": 0, "changed": 0, "new_labels": 0, "retired": 0}
+    missed: list[int] = []
+    for start in range(0, len(galaxy_ids), batch):
+        ids = [int(g) for g in galaxy_ids[start : start + batch]]
+        position = {g: start + k for k, g in enumerate(ids)}
+        with transaction.atomic():
+            galaxies = list(
+                Galaxy.objects.select_for_update(no_key=True)
+                .filter(id__in=ids, is_gold=False)
+                .order_by("id")
+                .only("id", "votes_count", "retired_at", "label_priority", "model_priority", "predicted_inclination")
+            )
+            existing = {
+                row[0]: row[1:]
+                for row in ConsensusLabel.objects.filter(galaxy_id__in=ids).values_list("galaxy_id", *_LABEL_FIELDS)
+            }
+            now = timezone.now()
+            labels, retire, reprioritised = [], [], []
+            for galaxy in galaxies:
+                i = position[galaxy.id]
+                if int(gal.n_votes[i]) != galaxy.votes_count:
+                    missed.append(galaxy.id)
+                    continue
+                row = _Row(
+                    *(x[i] for x in (gal.mean, gal.sd, gal.n_numeric, gal.n_votes, gal.p_face_on, gal.p_rejected))
+                )
+                due = _retirement_due(row)
+                if due and galaxy.retired_at is None:
+                    retire.append(galaxy.id)
+                if due or galaxy.retired_at is not None or galaxy.id in existing:
+                    stats["labels"] += 1
+                    values = _label_values(row)
+                    if existing.get(galaxy.id) != tuple(values[f] for f in _LABEL_FIELDS):
+                        labels.append(ConsensusLabel(galaxy_id=galaxy.id, created_at=now, updated_at=now, **values))
+                priority = _priority(galaxy, row)
+                if priority != galaxy.label_priority:
+                    galaxy.label_priority = priority
+                    reprioritised.append(galaxy)
+            ConsensusLabel.objects.bulk_create(
+                labels,
+                batch_size=WRITE_BATCH,
+                update_conflicts=True,
+                unique_fields=["galaxy"],
+                update_fields=[*_LABEL_FIELDS, "updated_at"],
+            )
+            stats["retired"] += Galaxy.objects.filter(id__in=retire).update(retired_at=now)
+            Galaxy.objects.bulk_update(reprioritised, ["label_priority"], batch_size=WRITE_BATCH)
+        stats["changed"] += len(labels)
+        stats["new_labels"] += sum(1 for label in labels if label.galaxy_id not in existing)
+        if progress:
+            progress(len(ids))
+    return stats, missed
+
+
+def _refit(*, run: ConsensusRun, batch_galaxies: int, progress) -> dict:
+    """Refit the volunteer model to every vote and rewrite the volunteers' figures and the labels.
+
+    Votes up to a high-water id are read into arrays and fitted with no transaction open, so voting goes on;
+    the figures are written in one bulk update and published with the global ones on `run`, then the labels
+    in batches that skip galaxies voted on since the read, and those galaxies are caught up one by one under
+    their row lock with the new figures. Each label is recomputed from all its galaxy's votes, never added
+    to, so no vote is lost or counted twice.
+    """
+    stats = {"volunteers": 0, "votes": 0, "galaxies": 0, "labels": 0, "changed": 0, "new_labels": 0, "retired": 0}
+    high_water = Vote.objects.order_by("-id").values_list("id", flat=True).first()
+    if high_water is None:
+        return stats
+    votes, galaxy_ids, volunteer_ids = _read_votes(high_water)
+    fit = vm.fit(votes)
+    stats["votes"], stats["galaxies"] = len(votes.galaxy), len(galaxy_ids)
+    stats["iterations"], stats["converged"] = fit.iterations, bool(fit.converged)
+    with transaction.atomic():
+        stats["volunteers"] = _write_volunteers(fit, volunteer_ids)
+        run.high_water_vote_id = high_water
+        run.growth = float(fit.volunteers.growth)
+        run.class_prior = [float(p) for p in fit.volunteers.class_prior]
+        run.sigma_typical = float(fit.volunteers.sigma_typical)
+        run.save(update_fields=["high_water_vote_id", "growth", "class_prior", "sigma_typical"])
+    written, missed = _write_galaxies(fit, galaxy_ids, batch_galaxies, progress)
+    stats.update(written)
+    # Galaxies voted on since the read (including ones the read never saw), with the new figures.
+    after = Vote.objects.filter(id__gt=high_water).order_by().values_list("galaxy_id", flat=True).distinct()
+    late = set(missed) | set(after)
+    stats["caught_up"] = len(late)
+    for galaxy_id in sorted(late):
+        with transaction.atomic():
+            galaxy = Galaxy.objects.select_for_update(no_key=True).get(pk=galaxy_id)
+            had_label = ConsensusLabel.objects.filter(galaxy_id=galaxy_id).exists()
+            retired = galaxy.retired_at is not None
+            label = consensus_update(galaxy=galaxy, announce=False)
+            stats["new_labels"] += int(label is not None and not had_label)
+            stats["retired"] += int(not retired and galaxy.retired_at is not None)
     if stats["new_labels"]:
         _consensus_labels_added()
     return stats
 
 
 def consensus_recompute_total() -> int:
-    """The work of a full recomputation in galaxy ids (two passes over the id range of voted galaxies)."""
-    ids = Galaxy.objects.filter(votes_count__gte=1).order_by("id").values_list("id", flat=True)
-    first, last = ids.first(), ids.last()
-    return 0 if first is None else 2 * (last - first + 1)
+    """The writing work of a refit: the galaxies with votes."""
+    return Galaxy.objects.filter(votes_count__gte=1).count()
 
 
-def consensus_recompute_run(*, batch_galaxies: int = 20000, progress=None) -> ConsensusRun | None:
-    """consensus_recompute_all with a ConsensusRun row that shows its progress (and any failure) in the admin.
+def consensus_recompute_run(*, batch_galaxies: int = WRITE_BATCH, progress=None) -> ConsensusRun | None:
+    """The nightly refit (_refit) with a ConsensusRun row that shows its progress (and any failure) in the admin
+    and keeps the model's global figures for the votes until the next refit.
 
     One at a time: None when another recomputation is live. A live run whose heartbeat stopped
     (RUN_STALE_AFTER: a worker killed mid-way) is marked failed and this one takes over.
@@ -194,83 +372,10 @@ def consensus_recompute_run(*, batch_galaxies: int = 20000, progress=None) -> Co
             progress(n)
 
     try:
-        stats = consensus_recompute_all(batch_galaxies=batch_galaxies, progress=advance)
+        stats = _refit(run=run, batch_galaxies=batch_galaxies, progress=advance)
     except Exception as error:
         ConsensusRun.objects.finish(run.pk, status=ConsensusRun.Status.FAILED, error=repr(error))
         raise
     ConsensusRun.objects.finish(run.pk, status=ConsensusRun.Status.SUCCEEDED, done=run.total, stats=stats)
     run.refresh_from_db()
     return run
-
-
-def _labels_pass(*, batch_galaxies: int, progress=None, only_missing: bool = False) -> dict:
-    quorum = settings.GIZ_VOTES_TO_RETIRE
-    profiles = {
-        p["user_id"]: (p["weight"], p["calibration_slope"], p["calibration_intercept"])
-        for p in VolunteerProfile.objects.values("user_id", "weight", "calibration_slope", "calibration_intercept")
-    }
-    stats = {"galaxies": 0, "labels": 0, "changed": 0, "new_labels": 0, "retired": 0}
-    bounds = Galaxy.objects.filter(votes_count__gte=1).order_by("id").values_list("id", flat=True)
-    low, last = bounds.first(), bounds.last()
-    if low is None:
-        return stats
-    while low <= last:
-        high = low + batch_galaxies
-        grouped: dict[int, list[maths.VoteIn]] = defaultdict(list)
-        rows = Vote.objects.filter(galaxy_id__gte=low, galaxy_id__lt=high, was_gold=False)
-        if only_missing:
-            rows = rows.exclude(Exists(ConsensusLabel.objects.filter(galaxy_id=OuterRef("galaxy_id"))))
-        rows = rows.values_list("galaxy_id", "volunteer_id", "inclination", "flag", "not_sure").iterator(
-            chunk_size=20000
-        )
-        for galaxy_id, volunteer_id, inclination, flag, not_sure in rows:
-            weight, slope, intercept = profiles.get(volunteer_id, (1.0, 1.0, 0.0))
-            grouped[galaxy_id].append(maths.VoteIn(inclination, flag, not_sure, weight, slope, intercept))
-        now = timezone.now()
-        labels, to_retire = [], []
-        existing = {
-            row[0]: row[1:]
-            for row in ConsensusLabel.objects.filter(galaxy_id__gte=low, galaxy_id__lt=high).values_list(
-                "galaxy_id", "status", "inclination", "uncertainty", "agreement", "n_votes"
-            )
-        }
-        for galaxy_id, votes in grouped.items():
-            result = maths.consensus_compute(votes)
-            if result is None or result.n_votes < quorum:
-                continue
-            retire, _ = maths.retirement_decide(result, quorum=quorum, max_votes=settings.GIZ_VOTES_MAX)
-            if retire:
-                to_retire.append(galaxy_id)
-            stats["labels"] += 1
-            values = (result.status, result.inclination, result.uncertainty, result.agreement, result.n_votes)
-            if existing.get(galaxy_id) == values:
-                continue  # unchanged: no write, updated_at keeps meaning "last changed"
-            labels.append(
-                ConsensusLabel(
-                    galaxy_id=galaxy_id,
-                    status=result.status,
-                    inclination=result.inclination,
-                    uncertainty=result.uncertainty,
-                    agreement=result.agreement,
-                    n_votes=result.n_votes,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-        # Labels, then retirements, each committed on its own: a vote holds its galaxy row and then its label
-        # row, so holding labels while waiting for galaxies here could deadlock with it.
-        ConsensusLabel.objects.bulk_create(
-            labels,
-            batch_size=2000,
-            update_conflicts=True,
-            unique_fields=["galaxy"],
-            update_fields=["status", "inclination", "uncertainty", "agreement", "n_votes", "updated_at"],
-        )
-        stats["retired"] += Galaxy.objects.filter(id__in=to_retire, retired_at__isnull=True).update(retired_at=now)
-        stats["galaxies"] += len(grouped)
-        stats["changed"] += len(labels)
-        stats["new_labels"] += sum(1 for label in labels if label.galaxy_id not in existing)
-        if progress:
-            progress(min(high, last + 1) - low)  # galaxy ids covered
-        low = high
-    return stats

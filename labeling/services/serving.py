@@ -1,5 +1,5 @@
 """Serving galaxies: the standards drawn for the grid, the next galaxy (gold or by priority), reshuffles,
-and the label priority that orders them."""
+and inference's share of the label priority that orders them (the votes' share is the consensus's)."""
 
 import math
 import random
@@ -13,13 +13,13 @@ from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
 
 from giz_site.exceptions import ApplicationError
-from labeling import consensus as maths
 from labeling.models import (
     Assignment,
     Galaxy,
     StandardGalaxy,
     Vote,
 )
+from labeling.services.consensus import galaxy_priority_refresh
 from labeling.services.volunteers import volunteer_profile_get
 
 GRID_MIN, GRID_MAX = 45, 90
@@ -193,26 +193,6 @@ def assignment_reshuffle(*, volunteer, token: str, degrees: list[int]) -> dict[i
         assignment.standard_ids = sorted(set(assignment.standard_ids) | set(drawn.values()))
         assignment.save(update_fields=["standard_ids"])
     return drawn
-
-
-def galaxy_priority_refresh(*, galaxy: Galaxy) -> float:
-    """Set how urgently a galaxy needs votes: the models' share, plus how far the votes so far are from them.
-
-    The models' share (spread, rejection doubt, 10 per open discrepancy alarm) and the predicted inclination
-    are written by inference through galaxy_prediction_record; vote_submit calls this after each vote.
-    """
-    priority = galaxy.model_priority
-    if galaxy.predicted_inclination is not None:
-        votes = list(
-            Vote.objects.filter(galaxy=galaxy, flag="", inclination__isnull=False).values_list("inclination", flat=True)
-        )
-        if votes:
-            priority += min(abs(maths.weighted_median(votes, [1.0] * len(votes)) - galaxy.predicted_inclination), 20.0)
-    priority = round(priority, 3)
-    if priority != galaxy.label_priority:
-        galaxy.label_priority = priority
-        galaxy.save(update_fields=["label_priority"])
-    return priority
 
 
 def galaxy_prediction_record(*, galaxy: Galaxy, predicted_inclination: float | None, model_priority: float) -> float:

@@ -3,7 +3,6 @@
 import math
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -17,7 +16,6 @@ from labeling.models import (
     Vote,
 )
 from labeling.services.consensus import consensus_update
-from labeling.services.serving import galaxy_priority_refresh
 
 
 @dataclass(frozen=True)
@@ -156,11 +154,8 @@ def vote_submit(
             }
         VolunteerProfile.objects.filter(user=volunteer).update(**counters)
         if not galaxy.is_gold:
-            if galaxy.votes_count >= settings.GIZ_VOTES_TO_RETIRE:
-                consensus_update(galaxy=galaxy)
-            if galaxy.predicted_inclination is not None:
-                # Only a vote on a predicted galaxy can move its priority; the rest save a query per vote.
-                galaxy_priority_refresh(galaxy=galaxy)
+            # Its posterior, retirement and priority; a gold galaxy's vote only calibrates (and feeds back).
+            consensus_update(galaxy=galaxy)
     return vote
 
 
