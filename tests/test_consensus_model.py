@@ -104,7 +104,9 @@ def test_a_simulated_population_voting_through_the_services_beats_the_median(gri
     assert refused <= 5
 
     run = services.consensus_recompute_run()
-    assert run.status == "done" and run.growth is not None and run.high_water_vote_id == Vote.objects.latest("id").id
+    assert (
+        run.status == "succeeded" and run.growth is not None and run.high_water_vote_id == Vote.objects.latest("id").id
+    )
 
     labels = {label.galaxy_id: label for label in ConsensusLabel.objects.all()}
     assert not {g.id for g in galaxies[n_galaxies:]} & set(labels)  # no gold galaxy has a consensus
