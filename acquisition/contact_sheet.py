@@ -8,12 +8,13 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from acquisition.renderer import Rendering, to_color_rgb
+
 __all__ = ["contact_sheet"]
 
 
 def _as_rgb(item) -> Image.Image:
     """A Rendering, raw image bytes, a uint8/float array or a PIL image -> an RGB PIL image."""
-    from acquisition.renderer import Rendering, to_color_rgb
 
     if isinstance(item, Rendering):
         return Image.fromarray(to_color_rgb(item))

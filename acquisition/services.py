@@ -315,6 +315,7 @@ def acquisition_job_create(
             AcquisitionJob.objects.finish(job.pk, status=AcquisitionJob.Status.SUCCEEDED)
             job.refresh_from_db()
         elif queue:
+            # Imported here: acquisition.tasks imports the services, a cycle at module level.
             from acquisition.tasks import acquire_job
 
             transaction.on_commit(lambda: acquire_job.delay(job.pk))

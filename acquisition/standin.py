@@ -43,6 +43,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
+from acquisition.renderer import render_at, to_color_jpeg
+
 logger = logging.getLogger(__name__)
 
 FAULTS = ("500", "503", "404", "slow", "reset", "truncated", "blank", "html", "wrong_size")
@@ -144,7 +146,6 @@ class StandinServer(ThreadingHTTPServer):
         return value
 
     def cutout_jpeg(self, ra: float, dec: float, scale: float, width: int, height: int) -> bytes:
-        from acquisition.renderer import render_at, to_color_jpeg
 
         if self.pool_size > 0:
             slot = _seed_for(ra, dec) % self.pool_size
@@ -162,8 +163,6 @@ class StandinServer(ThreadingHTTPServer):
 
     def frame_fits_bz2(self, run: int, camcol: int, field: int, band: str) -> bytes:
         from astropy.io import fits
-
-        from acquisition.renderer import render_at
 
         key = (run, camcol, field)
         ra, dec = self.field_positions.get(key, ((run - 1000 + 0.5) / 10.0, (field + 0.5) / 10.0 - 90.0))

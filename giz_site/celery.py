@@ -15,6 +15,7 @@ app.autodiscover_tasks()
 @worker_process_init.connect
 def _warm_up_ensemble(**kwargs):
     """Each worker process loads and warms the active ensemble once, before its first task."""
+    # Imported here: the Celery app is created before Django's apps are loaded.
     from inference.ensemble import warm_up
 
     warm_up()

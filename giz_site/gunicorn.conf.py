@@ -19,6 +19,7 @@ limit_request_field_size = 16380
 
 def post_worker_init(worker):
     """Runs in each worker after the app is loaded: load the models once, never per request."""
+    # Imported here: gunicorn reads this file before Django is set up.
     from inference.ensemble import warm_up
 
     warm_up()

@@ -24,6 +24,7 @@ from inference.models import (
     Prediction,
     TrainingRun,
 )
+from inference.selectors import model_versions_compare
 from labeling.admin import GalaxyAdmin
 
 
@@ -138,7 +139,6 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if raw and not re.fullmatch(r"[0-9]{1,18}(,[0-9]{1,18})*", raw):
             return HttpResponseBadRequest("ids must be model version ids separated by commas, e.g. ?ids=3,7.")
         ids = [int(i) for i in raw.split(",") if i]
-        from inference.selectors import model_versions_compare
 
         versions = model_versions_compare(ids=ids)
         keys = ["rms", "mae", "bias", "frac_gt5", "frac_gt10", "n", "accuracy", "log_loss", "parameters"]

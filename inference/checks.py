@@ -8,6 +8,7 @@ from django.db import DatabaseError
 @register("giz")
 def check_active_model_files(app_configs=None, **kwargs):
     """giz.E010: an active model version whose file is missing from storage (inference would fail)."""
+    # Imported here: checks are registered while Django's apps are still loading.
     from inference.models import ModelVersion
 
     try:

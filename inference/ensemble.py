@@ -188,6 +188,7 @@ _stats = {"models_loaded": 0, "builds": 0, "checks": 0}
 
 
 def _active_rows() -> list[dict]:
+    # Imported here: the ensemble is loaded by gunicorn and Celery hooks before Django's apps are ready.
     from inference.models import ModelVersion
 
     _stats["checks"] += 1

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from inference import metrics
+from inference import metrics, survey_look
 
 
 @dataclass
@@ -233,7 +233,6 @@ def inclination_mae(y_true, y_pred):
 
 
 def _survey_dataset(split: Split, *, batch_size: int, seed: int) -> tf.data.Dataset:
-    from inference import survey_look
 
     rotate = keras.layers.RandomRotation(6.0 / 360.0, fill_mode="reflect", seed=seed)
     shift = keras.layers.RandomTranslation(0.03, 0.03, fill_mode="reflect", seed=seed + 1)

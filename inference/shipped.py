@@ -28,6 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from inference import keras_training, training_sets
+from inference.architectures import CENTRE, HALF_RANGE, build_sigma_regression_model
+from inference.ensemble import compile_group, load_keras_file
+from inference.keras_training import Split
+
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 MANIFEST = "manifest.json"
 REPO = Path(__file__).resolve().parents[1]
@@ -93,7 +98,6 @@ def verify(directory: Path | None = None) -> dict:
 
 def load_members(directory: Path | None = None) -> tuple[dict, list]:
     """(manifest, Keras models) of a verified shipped ensemble."""
-    from inference.ensemble import load_keras_file
 
     directory = Path(directory or SHIPPED_DIR)
     manifest = verify(directory)
@@ -111,8 +115,6 @@ def combine(members: np.ndarray, member_sigma: np.ndarray, *, sigma_scale: float
 def predict(models: list, images: np.ndarray, *, sigma_scale: float = 1.0, batch_size: int = 64) -> Prediction:
     """Prepared images (uint8 or [0, 1] float, N x S x S x 3) -> the ensemble's prediction with sigma."""
     import tensorflow as tf
-
-    from inference.ensemble import compile_group
 
     function = compile_group(models, images.shape[1])
     out = []
@@ -146,7 +148,6 @@ def debias(model, images: np.ndarray, true: np.ndarray) -> tuple[float, float]:
     answers back; it is folded into the last Dense layer (mu = H (w.x + c) + C becomes a mu + b), so
     every path that loads the file (site, benchmark, tests) gets the corrected answer.
     """
-    from inference.architectures import CENTRE, HALF_RANGE
 
     answers = predict([model], images).inclination
     edges = np.arange(45.0, 95.0, 5.0)
@@ -216,21 +217,18 @@ def scores(prediction: Prediction, true: np.ndarray) -> dict:
 
 
 def _sets(table: dict, sources: list[str]):
-    from inference import training_sets
 
     return {s: training_sets.cached_source_set(CACHE_DIR, s, table[s][0], seed=table[s][1]) for s in sources}
 
 
 def check_set(source: str):
     """The small freshly rendered set the manifest's "check" figures come from."""
-    from inference import training_sets
 
     n, seed = CHECK_SETS[source]
     return training_sets.render_source_set(source, n, seed=seed, processes=1)
 
 
 def _split(sets: dict):
-    from inference.keras_training import Split
 
     images = np.concatenate([s.images for s in sets.values()])
     target = np.concatenate([s.inclination for s in sets.values()]).astype(np.float32)
@@ -249,9 +247,6 @@ def _parse_until(text: str) -> float:
 def train_member(*, name: str, architecture: str, sources: list[str], seed: int, until: float) -> Path:
     """Train (or resume) one member; returns the saved .keras file in WORK_DIR."""
     import keras
-
-    from inference import keras_training
-    from inference.architectures import build_sigma_regression_model
 
     keras.utils.set_random_seed(seed)
     work = WORK_DIR / name
@@ -292,8 +287,6 @@ SHIPPED_MEMBERS = ("mixed_vgg_a", "mixed_vgg_b", "mixed_vgg_c")
 
 def finish(*, members: tuple[str, ...] = SHIPPED_MEMBERS, directory: Path = SHIPPED_DIR) -> dict:
     """Copy trained members into `directory`, calibrate sigma on validation galaxies, score, write the manifest."""
-
-    from inference.ensemble import load_keras_file
 
     directory.mkdir(parents=True, exist_ok=True)
     val = _sets(VAL_SETS, ["ours", "galsim"])

@@ -21,9 +21,11 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from acquisition.galaxy_table import TableError, TableRow, read_galaxy_table
+from acquisition.services import galaxy_from_position
 from giz_site.exceptions import ApplicationError
 from inference.catalog_selectors import galaxies_near
 from inference.models import InferenceJob, InferenceJobItem, ModelVersion
+from inference.services import inference_job_run
 from labeling.models import Galaxy
 
 __all__ = ["MATCH_RADIUS_ARCSEC", "table_job_create", "table_job_result", "table_job_run"]
@@ -61,6 +63,7 @@ def table_job_create(*, user, data: bytes, filename: str, max_rows: int) -> Infe
 
 
 def _queue(job_id: int) -> None:
+    # Imported here: inference.tasks imports this module, a cycle at module level.
     from inference.tasks import table_job_task
 
     table_job_task.delay(job_id)
@@ -90,7 +93,6 @@ def _resolve(row: TableRow, known: set[int]) -> tuple[int | None, str]:
     near = galaxies_near(ra=row.ra, dec=row.dec, radius=MATCH_RADIUS_ARCSEC / 3600)
     if near:
         return near[0][0], ""
-    from acquisition.services import galaxy_from_position
 
     d25 = row.d25_arcmin or DEFAULT_D25_ARCMIN
     fov = min(120.0, max(0.1, d25 * settings.GIZ_SDSS_FOV_FACTOR))
@@ -105,7 +107,6 @@ def _resolve(row: TableRow, known: set[int]) -> tuple[int | None, str]:
 
 def table_job_run(*, job_id: int) -> InferenceJob | None:
     """Resolve the table's rows (once), then run the job as a PGC-list job that acquires missing images."""
-    from inference.services import inference_job_run
 
     job = InferenceJob.objects.filter(pk=job_id).first()
     if job is None or "table" not in job.params:

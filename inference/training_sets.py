@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from acquisition import composites
+from acquisition import composites, galsim_renderer, population
 from acquisition import renderer as synthetic
-from inference import imaging
+from inference import baseline, imaging, survey_look
 
 # Bump when rendering or preparation changes, so stale caches are not reused.
 CACHE_VERSION = 2
@@ -58,7 +58,6 @@ def _render_one(job: tuple) -> tuple[np.ndarray, float, float, float, float, flo
     if with_baseline:
         # The axial-ratio baseline on the same galaxy: on its best input (the full-resolution
         # i band) and on exactly the prepared image the CNN sees.
-        from inference import baseline
 
         for attr, image in (("i", rendering.band("i")), ("prepared", prepared)):
             try:
@@ -182,7 +181,6 @@ def estimate_position_angle(rgb_stamp: np.ndarray, *, size: int = 128) -> float 
     Training prepares its images with this same estimate, so the rotation a model sees in
     training is the one it sees in production (inference.services.image_position_angle).
     """
-    from inference import baseline
 
     decoded = imaging.DecodedImage(pixels=rgb_stamp.astype(np.float32) / 255.0, kind="rgb", format="synthetic")
     try:
@@ -195,8 +193,6 @@ def render_stamp(source: str, draw, *, seed: int, render_size: int = 256, look: 
     """One colour stamp (uint8 render_size^2 x 3) of a population draw by `source`."""
     rng = np.random.default_rng([seed, 0x5EED])
     if source == "galsim":
-        from acquisition import galsim_renderer
-
         bands = galsim_renderer.render_bands(draw, size=render_size, seed=seed)
         return galsim_renderer.to_color_rgb(bands, rng if look else None)
     if source != "ours":
@@ -221,8 +217,6 @@ def render_stamp(source: str, draw, *, seed: int, render_size: int = 256, look: 
 
 
 def _source_one(job: tuple) -> tuple[np.ndarray, float, float, float]:
-    from acquisition import population
-    from inference import survey_look
 
     source, seed, index, size, render_size, inc_lo, inc_hi, look_strength = job
     rng = np.random.default_rng([seed, index, 7])
