@@ -215,13 +215,18 @@ def catalog_chunks(*, filters: dict, chunk_size: int = 10000) -> Iterator[dict[s
             return
 
 
-def cone_search(*, ra: float, dec: float, radius: float, limit: int) -> tuple[dict[str, list], list[float], bool]:
+def cone_search(
+    *, ra: float, dec: float, radius: float, limit: int, without_gold: bool = False
+) -> tuple[dict[str, list], list[float], bool]:
     """Catalogue rows within `radius` deg of (ra, dec), nearest first, at most `limit`.
 
+    `without_gold` leaves gold galaxies out, as the catalogue export does for volunteers.
     Returns the column-wise rows, their distances in degrees, and whether more rows matched than the limit.
     """
-    qs = Galaxy.objects.filter(_cone_condition(ra, dec, radius)).values_list(*_GALAXY_FIELDS)
-    rows = list(qs)
+    qs = Galaxy.objects.filter(_cone_condition(ra, dec, radius))
+    if without_gold:
+        qs = qs.exclude(is_gold=True)
+    rows = list(qs.values_list(*_GALAXY_FIELDS))
     if rows:
         distance = sky.angular_distance_deg(ra, dec, [r[3] for r in rows], [r[4] for r in rows])
         inside = sorted(

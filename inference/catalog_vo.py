@@ -103,7 +103,10 @@ def cone_search_view(request) -> HttpResponse:
     except _BadParameter as error:
         return scs_error(str(error))
     ra = ra % 360.0
-    chunk, distances, overflow = cone_search(ra=ra, dec=dec, radius=radius, limit=MAX_RECORDS)
+    # A gold galaxy's b/a, consensus and predictions give its answer away: only staff see it (as in the export).
+    chunk, distances, overflow = cone_search(
+        ra=ra, dec=dec, radius=radius, limit=MAX_RECORDS, without_gold=not request.user.is_staff
+    )
     columns = _columns(int(verb))
     chunk = {c.name: chunk[c.name] for c in columns if c.name != "_r"} | {"_r": distances}
     meta = {"description": f"Galaxy Inclination Zoo galaxies within {radius:g} deg of RA={ra:g}, Dec={dec:g} (ICRS)"}

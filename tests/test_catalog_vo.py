@@ -9,6 +9,7 @@ from astropy.io.votable import parse
 from pyvo.io import vosi
 
 from inference import catalog_vo
+from labeling.models import Galaxy
 from tests.catalog_fixtures import catalogue  # noqa: F401
 
 CONE = "/api/catalog/cone/"
@@ -106,6 +107,19 @@ def test_more_galaxies_than_the_limit_is_an_overflow_with_the_nearest(client, mo
     votable = _votable(client.get(f"{CONE}?RA=150&DEC=2&SR=1"))
     assert _status(votable)[0] == "OVERFLOW"
     assert list(votable.get_first_table().to_table()["pgc"]) == [10, 11]
+
+
+@pytest.mark.usefixtures("catalogue")
+def test_gold_galaxies_are_left_out_of_the_cone_except_for_staff(client, bob):
+    Galaxy.objects.filter(pgc=10).update(is_gold=True, known_inclination=63.0)
+    query = f"{CONE}?RA=150&DEC=2&SR=0.15&VERB=3"
+    anonymous = _votable(client.get(query)).get_first_table().to_table()
+    assert list(anonymous["pgc"]) == [11]
+    client.force_login(bob)
+    staff = _votable(client.get(query)).get_first_table().to_table()
+    assert list(staff["pgc"]) == [10, 11]
+    assert staff["axial_ratio"][0] == pytest.approx(0.5)
+    assert staff["inclination"][0] == pytest.approx(62.5)
 
 
 def test_vosi_reports_unavailable_when_the_database_is_down(client, monkeypatch, db):
