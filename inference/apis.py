@@ -199,13 +199,16 @@ class InferenceUploadApi(APIView):
 
 
 class InferenceByPgcApi(APIView):
-    """The ensemble on a catalogued galaxy's stored image (acquired first when missing); saved as a prediction."""
+    """The ensemble on a catalogued galaxy's stored image (acquired first when missing); saved as a prediction.
+
+    A gold galaxy's prediction approaches its known answer: for everyone but staff the result is null.
+    """
 
     permission_classes = [AllowAny]
 
     class OutputSerializer(serializers.Serializer):
         galaxy = GalaxyBriefOutputSerializer()
-        result = EnsembleResultOutputSerializer()
+        result = EnsembleResultOutputSerializer(allow_null=True, help_text="Null for a gold galaxy, except for staff.")
 
         class Meta:
             ref_name = "GalaxyInference"
@@ -218,7 +221,7 @@ class InferenceByPgcApi(APIView):
     )
     def get(self, request, pgc: int):
         galaxy = get_object_or_404(Galaxy, pgc=pgc)
-        result = predict_stored_galaxy(galaxy)
+        result = None if gold_answers_hidden(galaxy=galaxy, user=request.user) else predict_stored_galaxy(galaxy)
         return Response(self.OutputSerializer({"galaxy": galaxy, "result": result}, context={"request": request}).data)
 
 

@@ -163,6 +163,18 @@ class TestByPgc:
             1 if saved.rejection_likelihood is not None else 0
         )
 
+    @pytest.mark.usefixtures("ensemble")
+    def test_a_gold_galaxys_prediction_is_for_staff_only(self, api_client, alice, bob):
+        galaxy = GalaxyFactory(with_image=True, pgc=2558, is_gold=True, known_inclination=70.0, axial_ratio=0.4)
+        for client in (api_client, token_client(alice)):
+            body = client.get("/api/inference/pgc/2558/").json()
+            assert body["result"] is None
+            assert body["galaxy"]["pgc"] == 2558 and body["galaxy"]["position_angle"] is None
+        assert not EnsemblePrediction.objects.filter(galaxy=galaxy).exists()
+        staff = token_client(bob).get("/api/inference/pgc/2558/").json()
+        assert_ensemble_result(staff["result"])
+        assert staff["galaxy"]["position_angle"] == galaxy.position_angle
+
     @pytest.mark.parametrize("pgc", ["999999", "123456789012345678901234"])
     def test_unknown_pgc_is_a_404(self, api_client, pgc):
         assert_error(api_client.get(f"/api/inference/pgc/{pgc}/"), 404, "not_found")
