@@ -328,6 +328,20 @@ def _being_acquired() -> Q:
     return Q(state=Galaxy.State.ACQUIRING, updated_at__gte=stale)
 
 
+def galaxy_acquisition_lease(*, galaxy_id: int, seconds: float) -> None:
+    """Keep an 'acquiring' galaxy from other tasks for `seconds` more: a task fetching it, or waiting to retry.
+
+    A claim goes stale GIZ_ACQUIRE_STALE_S after the galaxy's updated_at: long, since a claimed galaxy may wait
+    behind thousands in the queue. Once its task runs, the galaxy needs only the fetch's own time limit, so the
+    task moves updated_at back (or forward, for a retry's wait) to go stale `seconds` from now: a task killed
+    mid-fetch is then queued again by the next backstop after that.
+    """
+    lost_at = timezone.now() + timedelta(seconds=seconds)
+    Galaxy.objects.filter(pk=galaxy_id, state=Galaxy.State.ACQUIRING).update(
+        updated_at=lost_at - timedelta(seconds=settings.GIZ_ACQUIRE_STALE_S)
+    )
+
+
 def _galaxies_claim(candidates: QuerySet[Galaxy]) -> list[int]:
     """Mark the candidates not being acquired as 'acquiring now' and return their ids, in one transaction.
 

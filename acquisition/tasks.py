@@ -23,8 +23,10 @@ logger = logging.getLogger(__name__)
     name="acquisition.tasks.acquire_galaxy",
     max_retries=None,  # the limit is GIZ_SDSS_MAX_RETRIES, checked below so the reason gets recorded
     ignore_result=True,
-    soft_time_limit=300,
-    time_limit=360,
+    # One galaxy is a few requests: seconds. The hard limit stays under GIZ_ACQUIRE_FETCH_STALE_S (at least 60),
+    # so a galaxy is never queued again while its task still runs; a slow fetch is retried, keeping what it stored.
+    soft_time_limit=40,
+    time_limit=50,
 )
 def acquire_galaxy(self, galaxy_id: int, job_id: int | None = None) -> str:
     """Fetch and store a galaxy's images; retry transient failures, record permanent ones.
@@ -36,6 +38,7 @@ def acquire_galaxy(self, galaxy_id: int, job_id: int | None = None) -> str:
         logger.warning("acquire_galaxy: galaxy %s no longer exists", galaxy_id)
         return "missing"
     attempt = self.request.retries + 1
+    services.galaxy_acquisition_lease(galaxy_id=galaxy_id, seconds=settings.GIZ_ACQUIRE_FETCH_STALE_S)
     try:
         services.galaxy_acquire(galaxy=galaxy, client=services.sdss_client())
     except SdssError as exc:
@@ -43,6 +46,7 @@ def acquire_galaxy(self, galaxy_id: int, job_id: int | None = None) -> str:
         if not exc.permanent and self.request.retries < retries:
             countdown = services.retry_delay(retries=self.request.retries, retry_after=exc.retry_after)
             logger.info("PGC %s attempt %s: %s; retrying in %.2fs", galaxy.pgc, attempt, exc, countdown)
+            _lease_until_retried(galaxy_id, countdown)
             raise self.retry(countdown=countdown, exc=exc) from exc
         if exc.blank:  # blank every time: the position really is outside the footprint
             reason = f"permanent: {exc.reason} (blank in {attempt} attempts)"
@@ -54,6 +58,7 @@ def acquire_galaxy(self, galaxy_id: int, job_id: int | None = None) -> str:
         logger.exception("PGC %s attempt %s: unexpected error", galaxy.pgc, attempt)
         if self.request.retries < settings.GIZ_SDSS_MAX_RETRIES:
             countdown = services.retry_delay(retries=self.request.retries, retry_after=None)
+            _lease_until_retried(galaxy_id, countdown)
             raise self.retry(countdown=countdown, exc=exc) from exc
         reason = f"gave up after {attempt} attempts: unexpected error: {exc!r}"[:2000]
     else:
@@ -65,6 +70,11 @@ def acquire_galaxy(self, galaxy_id: int, job_id: int | None = None) -> str:
     return "failed"
 
 
+def _lease_until_retried(galaxy_id: int, countdown: float) -> None:
+    # The backstop must not queue the galaxy again while its retry waits in the broker.
+    services.galaxy_acquisition_lease(galaxy_id=galaxy_id, seconds=countdown + settings.GIZ_ACQUIRE_FETCH_STALE_S)
+
+
 @shared_task(name="acquisition.tasks.acquire_job", ignore_result=True, soft_time_limit=300, time_limit=360)
 def acquire_job(job_id: int) -> int:
     """Fan a job out: one acquire_galaxy task per galaxy still pending."""
@@ -73,7 +83,7 @@ def acquire_job(job_id: int) -> int:
     )
 
 
-@shared_task(name="acquisition.tasks.acquire_missing", ignore_result=True, soft_time_limit=240, time_limit=290)
+@shared_task(name="acquisition.tasks.acquire_missing", ignore_result=True, soft_time_limit=45, time_limit=55)
 def acquire_missing() -> int:
     """Beat backstop: queue galaxies still without images (new, or stuck after a worker died)."""
     services.partial_files_clean()

@@ -326,6 +326,59 @@ class TestJobs:
         assert acquire_missing.delay().get() == 0
         assert standin.stats() == {"cutout:ok": 2}
 
+    def test_a_fetch_killed_mid_task_is_queued_again_by_the_backstop_within_two_minutes(self, standin, settings):
+        killed = new_galaxy(ra=20.0)
+        waiting = new_galaxy(ra=21.0)  # claimed with it, still behind others in the queue
+        with mock.patch.object(acquire_galaxy, "delay"):
+            assert acquire_missing.apply().get() == 2
+
+        class WorkerKilled(BaseException):  # what no except clause in the task catches, like SIGKILL
+            pass
+
+        with mock.patch("acquisition.services.galaxy_acquire", side_effect=WorkerKilled), pytest.raises(WorkerKilled):
+            acquire_galaxy(killed.pk)
+        started = timezone.now()
+
+        def backstop_at(seconds: float) -> list[int]:
+            queued = []
+            with (
+                mock.patch("django.utils.timezone.now", return_value=started + timedelta(seconds=seconds)),
+                mock.patch.object(acquire_galaxy, "delay", lambda gid: queued.append(gid)),
+            ):
+                acquire_missing.apply()
+            return queued
+
+        assert backstop_at(55) == []  # its task could still be running: the hard time limit is 50 s
+        # Beat runs the backstop every minute: the first run after the claim went stale queues it once.
+        schedule = settings.CELERY_BEAT_SCHEDULE["acquire-missing-images"]["schedule"]
+        assert backstop_at(settings.GIZ_ACQUIRE_FETCH_STALE_S + schedule) == [killed.pk] and schedule <= 60
+        assert settings.GIZ_ACQUIRE_FETCH_STALE_S + schedule <= 120
+        assert backstop_at(settings.GIZ_ACQUIRE_FETCH_STALE_S + schedule + 1) == []  # claimed again: once
+        assert waiting.pk not in backstop_at(600)  # a task not yet started keeps its claim (GIZ_ACQUIRE_STALE_S)
+        acquire_galaxy.apply(args=[killed.pk])
+        killed.refresh_from_db()
+        assert killed.state == Galaxy.State.READY and standin.stats() == {"cutout:ok": 1}
+
+    def test_a_galaxy_waiting_to_retry_is_not_queued_again(self, standin, settings):
+        settings.GIZ_SDSS_BACKOFF_BASE_S = 400.0
+        galaxy = new_galaxy()
+        with mock.patch.object(acquire_galaxy, "delay"):
+            assert acquire_missing.apply().get() == 1
+        with (
+            mock.patch("acquisition.services.image_store", side_effect=RuntimeError("storage down")),
+            mock.patch.object(acquire_galaxy, "retry", side_effect=RuntimeError("retry queued")),
+            pytest.raises(RuntimeError, match="retry queued"),
+        ):
+            acquire_galaxy(galaxy.pk)
+        queued = []
+        later = timezone.now() + timedelta(seconds=180)
+        with (
+            mock.patch("django.utils.timezone.now", return_value=later),
+            mock.patch.object(acquire_galaxy, "delay", lambda gid: queued.append(gid)),
+        ):
+            acquire_missing.apply()
+        assert queued == []
+
     def test_the_backstop_finishes_a_job_whose_task_was_lost(self, standin):
         galaxies = [new_galaxy(ra=50.0 + i) for i in range(2)]
         job = acquisition_job_create(galaxy_ids=[g.pk for g in galaxies], queue=False)  # its tasks never ran

@@ -227,7 +227,7 @@ CELERY_BEAT_SCHEDULE = {
     "training-backstop": {"task": "inference.tasks.training_backstop_task", "schedule": 60.0},
     # New images are predicted when acquisition announces them; this catches announcements lost on the way.
     "predict-missing": {"task": "inference.tasks.predict_missing", "schedule": 300.0},
-    "acquire-missing-images": {"task": "acquisition.tasks.acquire_missing", "schedule": 300.0},
+    "acquire-missing-images": {"task": "acquisition.tasks.acquire_missing", "schedule": 60.0},
     "labeling-recompute-consensus": {"task": "labeling.tasks.recompute_consensus", "schedule": 24 * 3600.0},
 }
 
@@ -331,7 +331,10 @@ GIZ_SDSS_BLANK_RETRIES = env_int("GIZ_SDSS_BLANK_RETRIES", 2, minimum=0)
 GIZ_SDSS_BACKOFF_BASE_S = env_float("GIZ_SDSS_BACKOFF_BASE_S", 2.0, minimum=0.0)  # doubled per retry, with jitter
 GIZ_SDSS_BACKOFF_MAX_S = env_float("GIZ_SDSS_BACKOFF_MAX_S", 600.0, minimum=0.0)
 GIZ_ACQUIRE_BACKSTOP_BATCH = env_int("GIZ_ACQUIRE_BACKSTOP_BATCH", 500, minimum=1)  # galaxies per beat run
-GIZ_ACQUIRE_STALE_S = env_int("GIZ_ACQUIRE_STALE_S", 1800, minimum=60)  # 'acquiring' this long: queued again
+GIZ_ACQUIRE_STALE_S = env_int("GIZ_ACQUIRE_STALE_S", 1800, minimum=60)  # claimed, never started: queued again
+# A started fetch silent this long (its task died) is queued again by the next backstop: recovered within
+# this plus the backstop's period (60 s). At least 60: acquire_galaxy's hard time limit (50 s) must stay under it.
+GIZ_ACQUIRE_FETCH_STALE_S = env_int("GIZ_ACQUIRE_FETCH_STALE_S", 60, minimum=60)
 
 # ------------------------------------------------------------------------------ Logging
 LOGGING = {
