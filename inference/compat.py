@@ -136,6 +136,12 @@ class CompatApi(APIView):
             response.data = {"status": "failed", "message": response.data["error"]["message"], **response.data}
         return response
 
+    def galaxies(self):
+        """The galaxies this user may look up: the original's answer gives a gold galaxy's away, so staff only."""
+        if getattr(self.request.user, "is_staff", False):
+            return Galaxy.objects.all()
+        return Galaxy.objects.exclude(is_gold=True)
+
 
 def _compat_not_found(message: str) -> ApplicationError:
     return ApplicationError(message, code="not_found", status_code=status.HTTP_404_NOT_FOUND)
@@ -154,7 +160,7 @@ class CompatPgcApi(CompatApi):
         tags=["compatibility (IncliNET)"],
     )
     def get(self, request, pgc: int):
-        galaxy = Galaxy.objects.filter(pgc=pgc).first()
+        galaxy = self.galaxies().filter(pgc=pgc).first()
         if galaxy is None:
             raise _compat_not_found(f"Could not find PGC{pgc} in the database.")
         result = predict_stored_galaxy(galaxy)
@@ -176,7 +182,8 @@ class CompatObjnameApi(CompatApi):
         # "NGC 4579", "ngc4579" and "NGC4579" name the same galaxy: compare without spaces.
         compact = objname.replace(" ", "")
         galaxy = (
-            Galaxy.objects.annotate(compact_name=Replace("name", Value(" "), Value("")))
+            self.galaxies()
+            .annotate(compact_name=Replace("name", Value(" "), Value("")))
             .filter(Q(name__iexact=objname) | Q(compact_name__iexact=compact))
             .order_by("pgc")
             .first()

@@ -6,6 +6,7 @@ from tests.api_fixtures import (
     assert_error,
     ensemble,  # noqa: F401
     fresh_ensemble,  # noqa: F401
+    token_client,
     upload,
 )
 from tests.factories import GalaxyFactory, galaxy_jpeg
@@ -59,6 +60,17 @@ class TestCompatPgc:
         assert_error(response, 404, "not_found")
         assert response.json()["status"] == "failed"
         assert "424242" in response.json()["message"]
+
+
+@pytest.mark.usefixtures("ensemble")
+@pytest.mark.parametrize("path", ["/api/pgc/2559", "/api/objname/NGC 9999"])
+def test_a_gold_galaxy_is_not_found_except_by_staff(api_client, alice, bob, path):
+    GalaxyFactory(with_image=True, pgc=2559, name="NGC 9999", is_gold=True, known_inclination=70.0)
+    for client in (api_client, token_client(alice)):
+        assert_error(client.get(path), 404, "not_found")
+    response = token_client(bob).get(path)
+    assert response.status_code == 200, response.content[:500]
+    assert_original_shape(response.json())
 
 
 class TestCompatMalformed:
