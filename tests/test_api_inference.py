@@ -243,6 +243,20 @@ class TestBatchJobs:
         assert [j["id"] for j in client.get("/api/jobs/").json()["results"]] == [job["id"]]
 
     @pytest.mark.usefixtures("ensemble")
+    def test_a_volunteers_pgc_list_does_not_find_a_gold_galaxy(self, alice, bob, django_capture_on_commit_callbacks):
+        GalaxyFactory(with_image=True, pgc=31, is_gold=True, known_inclination=70.0)
+        GalaxyFactory(with_image=True, pgc=32)
+        statuses = {}
+        for user in (alice, bob):
+            client = token_client(user)
+            with django_capture_on_commit_callbacks(execute=True):
+                response = client.post("/api/jobs/", {"kind": "pgc_list", "pgcs": [31, 32]}, format="json")
+            results = client.get(client.get(response.json()["url"]).json()["results_url"]).json()["results"]
+            statuses[user.username] = {r["pgc"]: (r["status"], r["median"] is not None) for r in results}
+        assert statuses["alice"] == {31: ("failed", False), 32: ("ok", True)}
+        assert statuses["bob"] == {31: ("ok", True), 32: ("ok", True)}
+
+    @pytest.mark.usefixtures("ensemble")
     def test_a_whole_catalog_job_is_for_staff(self, alice, bob):
         GalaxyFactory(with_image=True, pgc=21)
         assert_error(token_client(alice).post("/api/jobs/", {"kind": "catalog"}, format="json"), 403)
