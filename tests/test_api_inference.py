@@ -9,7 +9,7 @@ from PIL import Image
 from acquisition.models import GalaxyImage
 from acquisition.renderer import draw_params, render_galaxy, to_fits
 from acquisition.standin import running_standin
-from inference.models import EnsemblePrediction, Prediction
+from inference.models import EnsemblePrediction, ModelVersion, Prediction
 from labeling.models import Galaxy
 from tests.api_fixtures import (
     assert_error,
@@ -129,6 +129,21 @@ class TestByPgc:
         assert_ensemble_result(body["result"])
         saved = EnsemblePrediction.objects.get(galaxy=galaxy)
         assert saved.median == pytest.approx(body["result"]["median"])
+
+    @pytest.mark.usefixtures("ensemble")
+    def test_every_inclination_names_the_model_versions_and_date_it_comes_from(self, api_client):
+        GalaxyFactory(with_image=True, pgc=2557, name="NGC0224")
+        active = sorted(ModelVersion.objects.filter(status="active").values_list("pk", "name"))
+        expected = [{"id": pk, "name": name, "url": f"/api/models/{pk}/"} for pk, name in active]
+
+        uploaded = post_image(api_client, galaxy_jpeg()).json()["provenance"]
+        assert uploaded["model_versions"] == expected
+        assert uploaded["predicted_at"]
+        by_pgc = api_client.get("/api/inference/pgc/2557/").json()["result"]["provenance"]
+        assert by_pgc["model_versions"] == expected
+        detail = api_client.get("/api/galaxies/2557/").json()["predictions"][0]
+        assert detail["provenance"] == {"model_versions": expected, "predicted_at": detail["created_at"]}
+        assert api_client.get(expected[0]["url"]).json()["name"] == expected[0]["name"]
 
     @pytest.mark.usefixtures("ensemble")
     def test_acquires_the_images_first_when_missing(self, api_client, settings):
