@@ -64,7 +64,7 @@ def active_versions() -> QuerySet[ModelVersion]:
 
 def ensemble_key_ids(key: str) -> list[int]:
     """The model version ids an EnsemblePrediction.ensemble_key names ("3,7,12" -> [3, 7, 12])."""
-    return [int(part) for part in key.split(",") if part.strip()]
+    return [int(part) for part in key.split(",") if part.isdigit()]
 
 
 def model_version_names(*, ids) -> dict[int, str]:
