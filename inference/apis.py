@@ -20,7 +20,14 @@ from giz_site.api_pagination import paginated_response, paginated_serializer, pa
 from giz_site.api_permissions import IsStaff, IsVolunteer
 from giz_site.api_schema import pgc_path_parameter
 from giz_site.exceptions import ApplicationError
-from inference.models import DiscrepancyAlarm, EnsemblePrediction, InferenceJob, ModelVersion, TrainingRun
+from inference.models import (
+    DiscrepancyAlarm,
+    EnsemblePrediction,
+    InferenceJob,
+    InferenceJobItem,
+    ModelVersion,
+    TrainingRun,
+)
 from inference.selectors import (
     ensemble_key_ids,
     ensemble_predictions_latest,
@@ -427,9 +434,23 @@ class JobResultsApi(APIView):
         rejection_likelihood = serializers.FloatField(allow_null=True, required=False, default=None)
         members = serializers.DictField(child=serializers.FloatField(), required=False, default=dict)
         alarm_raised = serializers.BooleanField(required=False, default=False)
+        provenance = serializers.SerializerMethodField(help_text="Null for a failed row.")
 
         class Meta:
             ref_name = "JobResult"
+
+        @extend_schema_field(PredictionProvenanceOutputSerializer(allow_null=True))
+        def get_provenance(self, item) -> dict | None:
+            if item.status != InferenceJobItem.Status.OK:
+                return None
+            ids = ensemble_key_ids(item.ensemble_key)
+            # The page's rows share one context; a job's rows mostly share one ensemble: one query per ensemble.
+            names = self.context.setdefault("version_names", {})
+            if not set(ids) <= names.keys():
+                names.update(model_version_names(ids=ids))
+            refs = [{"id": pk, "name": names.get(pk, "")} for pk in ids]
+            provenance = {"model_versions": refs, "predicted_at": item.predicted_at}
+            return PredictionProvenanceOutputSerializer(provenance).data
 
     @extend_schema(
         operation_id="jobs_results",

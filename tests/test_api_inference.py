@@ -243,6 +243,12 @@ class TestBatchJobs:
         by_pgc = {r["pgc"]: r for page in pages for r in page}
         assert {pgc for pgc, r in by_pgc.items() if r["status"] == "ok"} == {11, 12, 13}
         assert by_pgc[999999]["status"] == "failed" and by_pgc[999999]["reason"]
+        assert by_pgc[999999]["provenance"] is None
+        active = sorted(ModelVersion.objects.filter(status="active").values_list("pk", "name"))
+        for pgc in (11, 12, 13):
+            provenance = by_pgc[pgc]["provenance"]
+            assert [(m["id"], m["name"]) for m in provenance["model_versions"]] == active
+            assert provenance["predicted_at"]
         assert [j["id"] for j in client.get("/api/jobs/").json()["results"]] == [job["id"]]
 
     @pytest.mark.usefixtures("ensemble")

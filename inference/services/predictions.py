@@ -41,6 +41,11 @@ class EnsembleResult:
     predicted_at: datetime | None = None
 
 
+def ensemble_key(ids) -> str:
+    """The key of the ensemble made of these model version ids: their sorted ids ("3,7,12")."""
+    return ",".join(str(pk) for pk in sorted(ids))
+
+
 def image_limits() -> imaging.Limits:
     """The site's limits on an image to decode (GIZ_IMAGE_MAX_BYTES, GIZ_IMAGE_MAX_PIXELS)."""
     return imaging.Limits(max_bytes=settings.GIZ_IMAGE_MAX_BYTES, max_pixels=settings.GIZ_IMAGE_MAX_PIXELS)
@@ -228,13 +233,13 @@ def predictions_save(*, ensemble, items: list[tuple[Galaxy, GalaxyImage, Ensembl
             unique_fields=["image", "model_version"],
             update_fields=["inclination", "rejection_likelihood", "created_at"],
         )
-        ensemble_key = ",".join(str(pk) for pk in sorted(ids.values()))
+        key = ensemble_key(ids.values())
         summaries = EnsemblePrediction.objects.bulk_create(
             [
                 EnsemblePrediction(
                     galaxy=galaxy,
                     image=image,
-                    ensemble_key=ensemble_key,
+                    ensemble_key=key,
                     median=r.median,
                     mean=r.mean,
                     spread=r.spread,
