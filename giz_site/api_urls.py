@@ -78,6 +78,7 @@ urlpatterns = [
     path("jobs/<id:job_id>/results/", inference_apis.JobResultsApi.as_view(), name="job-results"),
     # Models and alarms
     path("models/", inference_apis.ModelVersionListApi.as_view(), name="model-list"),
+    path("models/<id:model_id>/", inference_apis.ModelVersionDetailApi.as_view(), name="model-detail"),
     path("models/<id:model_id>/activate/", inference_apis.ModelVersionActivateApi.as_view(), name="model-activate"),
     path("alarms/", inference_apis.AlarmListApi.as_view(), name="alarm-list"),
     path("alarms/<id:alarm_id>/resolve/", inference_apis.AlarmResolveApi.as_view(), name="alarm-resolve"),

@@ -8,7 +8,7 @@ inference/ or acquisition/, serialise.
 from django.conf import settings
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
@@ -20,8 +20,20 @@ from giz_site.api_pagination import paginated_response, paginated_serializer, pa
 from giz_site.api_permissions import IsStaff, IsVolunteer
 from giz_site.api_schema import pgc_path_parameter
 from giz_site.exceptions import ApplicationError
-from inference.models import DiscrepancyAlarm, EnsemblePrediction, InferenceJob, ModelVersion
-from inference.selectors import ensemble_predictions_latest, inference_job_results
+from inference.models import (
+    DiscrepancyAlarm,
+    EnsemblePrediction,
+    InferenceJob,
+    InferenceJobItem,
+    ModelVersion,
+    TrainingRun,
+)
+from inference.selectors import (
+    ensemble_key_ids,
+    ensemble_predictions_latest,
+    inference_job_results,
+    model_version_names,
+)
 from inference.services import (
     alarm_resolve,
     galaxy_color_image_ensure,
@@ -44,6 +56,32 @@ BATCH_JOB_KINDS = [("pgc_list", "A list of PGC numbers"), ("catalog", "Every cat
 # ------------------------------------------------------------------------------ shared pieces
 
 
+class ModelVersionRefOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    url = serializers.SerializerMethodField(help_text="The model version: its training run, data and metrics.")
+
+    class Meta:
+        ref_name = "ModelVersionRef"
+
+    def get_url(self, ref) -> str:
+        return reverse("api:model-detail", args=[ref["id"]])
+
+
+class PredictionProvenanceOutputSerializer(serializers.Serializer):
+    """Where an ensemble inclination comes from: the model versions that answered and when."""
+
+    model_versions = ModelVersionRefOutputSerializer(many=True)
+    predicted_at = serializers.DateTimeField(allow_null=True)
+
+    class Meta:
+        ref_name = "PredictionProvenance"
+
+
+def _version_refs(ids_by_name: dict[str, int]) -> list[dict]:
+    return [{"id": pk, "name": name} for name, pk in sorted(ids_by_name.items(), key=lambda item: item[1])]
+
+
 class EnsembleResultOutputSerializer(serializers.Serializer):
     """What the active ensemble says about one image."""
 
@@ -60,13 +98,23 @@ class EnsembleResultOutputSerializer(serializers.Serializer):
     rejection_members = serializers.DictField(child=serializers.FloatField())
     alarm_raised = serializers.BooleanField(help_text="True when the members disagree enough to ask staff to look.")
     model_versions = serializers.ListField(child=serializers.CharField())
+    provenance = serializers.SerializerMethodField()
 
     class Meta:
         ref_name = "EnsembleResult"
 
+    @extend_schema_field(PredictionProvenanceOutputSerializer)
+    def get_provenance(self, result) -> dict:
+        return PredictionProvenanceOutputSerializer(
+            {"model_versions": _version_refs(result.model_version_ids), "predicted_at": result.predicted_at}
+        ).data
+
 
 class EnsembleOutputSerializer(serializers.ModelSerializer):
+    """A stored ensemble prediction; give `version_names` (id -> name) in the context to name its models."""
+
     members = serializers.DictField(child=serializers.FloatField(), help_text="Model name -> inclination (deg).")
+    provenance = serializers.SerializerMethodField()
 
     class Meta:
         model = EnsemblePrediction
@@ -80,8 +128,17 @@ class EnsembleOutputSerializer(serializers.ModelSerializer):
             "n_models",
             "members",
             "created_at",
+            "provenance",
         ]
         ref_name = "EnsemblePrediction"
+
+    @extend_schema_field(PredictionProvenanceOutputSerializer)
+    def get_provenance(self, prediction) -> dict:
+        names = self.context.get("version_names", {})
+        # A deleted model version keeps its id in the key and loses its name.
+        refs = [{"id": pk, "name": names.get(pk, "")} for pk in ensemble_key_ids(prediction.ensemble_key)]
+        provenance = {"model_versions": refs, "predicted_at": prediction.created_at}
+        return PredictionProvenanceOutputSerializer(provenance).data
 
 
 # ------------------------------------------------------------------------------ galaxy detail
@@ -115,7 +172,9 @@ class GalaxyDetailApi(APIView):
         def get_predictions(self, galaxy) -> list:
             if gold_answers_hidden(galaxy=galaxy, user=self._user()):
                 return []
-            return EnsembleOutputSerializer(galaxy.latest_ensembles, many=True).data
+            ids = {pk for p in galaxy.latest_ensembles for pk in ensemble_key_ids(p.ensemble_key)}
+            context = {"version_names": model_version_names(ids=ids)}
+            return EnsembleOutputSerializer(galaxy.latest_ensembles, many=True, context=context).data
 
         def get_known_inclination(self, galaxy) -> float | None:
             return galaxy.known_inclination  # null for volunteers while the answer is hidden (ANSWER_FIELDS)
@@ -378,9 +437,23 @@ class JobResultsApi(APIView):
         rejection_likelihood = serializers.FloatField(allow_null=True, required=False, default=None)
         members = serializers.DictField(child=serializers.FloatField(), required=False, default=dict)
         alarm_raised = serializers.BooleanField(required=False, default=False)
+        provenance = serializers.SerializerMethodField(help_text="Null for a failed row.")
 
         class Meta:
             ref_name = "JobResult"
+
+        @extend_schema_field(PredictionProvenanceOutputSerializer(allow_null=True))
+        def get_provenance(self, item) -> dict | None:
+            if item.status != InferenceJobItem.Status.OK:
+                return None
+            ids = ensemble_key_ids(item.ensemble_key)
+            # The page's rows share one context; a job's rows mostly share one ensemble: one query per ensemble.
+            names = self.context.setdefault("version_names", {})
+            if not set(ids) <= names.keys():
+                names.update(model_version_names(ids=ids))
+            refs = [{"id": pk, "name": names.get(pk, "")} for pk in ids]
+            provenance = {"model_versions": refs, "predicted_at": item.predicted_at}
+            return PredictionProvenanceOutputSerializer(provenance).data
 
     @extend_schema(
         operation_id="jobs_results",
@@ -424,6 +497,42 @@ class ModelVersionOutputSerializer(serializers.ModelSerializer):
             "activated_at",
         ]
         ref_name = "ModelVersion"
+
+
+class TrainingRunBriefOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TrainingRun
+        fields = [
+            "id",
+            "trigger",
+            "status",
+            "n_labels",
+            "n_synthetic",
+            "labels_cutoff",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        ref_name = "TrainingRunBrief"
+
+
+class ModelVersionDetailApi(APIView):
+    """One model version traced to its training run (trigger, status, dates), its data and its metrics."""
+
+    permission_classes = [AllowAny]
+
+    class OutputSerializer(ModelVersionOutputSerializer):
+        training_run = TrainingRunBriefOutputSerializer(
+            allow_null=True, help_text="The run that trained it; null for an uploaded model."
+        )
+
+        class Meta(ModelVersionOutputSerializer.Meta):
+            ref_name = "ModelVersionDetail"
+
+    @extend_schema(operation_id="models_retrieve", responses=OutputSerializer, tags=["models"])
+    def get(self, request, model_id: int):
+        version = get_object_or_404(ModelVersion.objects.select_related("training_run"), pk=model_id)
+        return Response(self.OutputSerializer(version).data)
 
 
 class ModelVersionListApi(APIView):

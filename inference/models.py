@@ -229,6 +229,9 @@ class InferenceJobItem(models.Model):
     rejection_likelihood = models.FloatField(null=True, blank=True)
     members = models.JSONField(default=dict, blank=True)
     alarm_raised = models.BooleanField(default=False)
+    # Provenance, as on EnsemblePrediction: the model versions that answered (sorted ids) and when.
+    ensemble_key = models.CharField(max_length=255, blank=True)
+    predicted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["job", "pgc"], name="one_result_per_job_pgc")]

@@ -62,6 +62,15 @@ def active_versions() -> QuerySet[ModelVersion]:
     return ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).order_by("kind", "name")
 
 
+def ensemble_key_ids(key: str) -> list[int]:
+    """The model version ids an EnsemblePrediction.ensemble_key names ("3,7,12" -> [3, 7, 12])."""
+    return [int(part) for part in key.split(",") if part.isdigit()]
+
+
+def model_version_names(*, ids) -> dict[int, str]:
+    return dict(ModelVersion.objects.filter(pk__in=ids).values_list("pk", "name"))
+
+
 def ensemble_predictions_latest(*, galaxy, limit: int) -> list[EnsemblePrediction]:
     """The galaxy's latest ensemble predictions, newest first."""
     return list(EnsemblePrediction.objects.filter(galaxy=galaxy).order_by("-created_at", "-id")[:limit])

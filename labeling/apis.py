@@ -4,7 +4,7 @@ Endpoints that show images live in acquisition.apis, those that show predictions
 """
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -14,7 +14,10 @@ from giz_site.api_pagination import paginated_response, paginated_serializer, pa
 from giz_site.api_permissions import IsVolunteer
 from labeling.models import ConsensusLabel, Galaxy, Vote
 from labeling.selectors import (
+    CONSENSUS_METHOD,
     answer_hidden,
+    consensus_run_in_force,
+    consensus_runs_published,
     galaxy_list_filtered,
     gold_answers_hidden,
     standards_shown,
@@ -25,11 +28,49 @@ from labeling.services import assignment_reshuffle, vote_submit
 # ------------------------------------------------------------------------------ shared output pieces
 
 
+class ConsensusRunRefOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+    class Meta:
+        ref_name = "ConsensusRunRef"
+
+
+class ConsensusProvenanceOutputSerializer(serializers.Serializer):
+    method = serializers.CharField(help_text="How volunteers' votes became this label.")
+    computed_at = serializers.DateTimeField(help_text="When the label was last computed.")
+    consensus_run = ConsensusRunRefOutputSerializer(
+        allow_null=True,
+        help_text="The volunteer-model refit whose fitted figures the label used; null before the first refit.",
+    )
+
+    class Meta:
+        ref_name = "ConsensusProvenance"
+
+
 class ConsensusOutputSerializer(serializers.ModelSerializer):
+    """A consensus label; give `consensus_runs` (consensus_runs_published()) in the context to name its run."""
+
+    provenance = serializers.SerializerMethodField()
+
     class Meta:
         model = ConsensusLabel
-        fields = ["status", "inclination", "uncertainty", "n_votes", "updated_at"]
+        fields = ["status", "inclination", "uncertainty", "n_votes", "updated_at", "provenance"]
         ref_name = "Consensus"
+
+    @extend_schema_field(ConsensusProvenanceOutputSerializer)
+    def get_provenance(self, label) -> dict:
+        runs = self.context.get("consensus_runs")
+        if runs is None:
+            runs = consensus_runs_published()
+        provenance = {
+            "method": CONSENSUS_METHOD,
+            "computed_at": label.updated_at,
+            "consensus_run": consensus_run_in_force(runs=runs, at=label.updated_at),
+        }
+        return ConsensusProvenanceOutputSerializer(provenance).data
 
 
 class AnswerHidingMixin:
@@ -76,7 +117,10 @@ class GalaxySummaryOutputSerializer(AnswerHidingMixin, serializers.ModelSerializ
             consensus = galaxy.consensus
         except ConsensusLabel.DoesNotExist:
             return None
-        return ConsensusOutputSerializer(consensus).data
+        # A list shares one context: the refits are read once per page, not once per galaxy.
+        if "consensus_runs" not in self.context:
+            self.context["consensus_runs"] = consensus_runs_published()
+        return ConsensusOutputSerializer(consensus, context={"consensus_runs": self.context["consensus_runs"]}).data
 
 
 # ------------------------------------------------------------------------------ galaxies

@@ -1,5 +1,6 @@
 """Reads for volunteer labeling: what the labeling page shows, a volunteer's figures, the leaderboard."""
 
+import bisect
 from dataclasses import dataclass
 
 from django.core.files.storage import default_storage
@@ -32,6 +33,27 @@ def model_state() -> ModelState:
         start = vm.ModelSettings()
         return ModelState(start.growth, (1 / 3, 1 / 3, 1 / 3), start.sigma_typical)
     return ModelState(run["growth"], tuple(run["class_prior"]), run["sigma_typical"])
+
+
+CONSENSUS_METHOD = "volunteer_model"  # labeling.volunteer_model: per-volunteer bias and sigma, fitted to every vote
+
+
+def consensus_runs_published() -> list[dict]:
+    """The refits that published volunteer-model figures (model_state), oldest first: id, status and dates."""
+    return list(
+        ConsensusRun.objects.filter(growth__isnull=False, started_at__isnull=False)
+        .order_by("started_at", "id")
+        .values("id", "status", "started_at", "finished_at")
+    )
+
+
+def consensus_run_in_force(*, runs: list[dict], at) -> dict | None:
+    """The latest of `runs` started by `at`: the refit whose figures a label computed at `at` used.
+
+    A label written while a refit is fitting (before it publishes) is credited to that refit a little early.
+    """
+    index = bisect.bisect_right([run["started_at"] for run in runs], at)
+    return runs[index - 1] if index else None
 
 
 def votes_of(*, volunteer) -> QuerySet[Vote]:

@@ -1,13 +1,15 @@
 """Contract tests for /api/galaxies/ and /api/standards/: filters, cursor pagination, detail, bad input."""
 
 import base64
+from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from acquisition.standin import running_standin
-from labeling.models import ConsensusLabel, Galaxy
+from labeling.models import ConsensusLabel, ConsensusRun, Galaxy
 from tests.api_fixtures import assert_error, standards_grid, token_client
 from tests.factories import EnsemblePredictionFactory, GalaxyFactory, GalaxyImageFactory
 
@@ -42,6 +44,31 @@ class TestGalaxyList:
         assert first["name"] == "NGC0224"
         assert first["consensus"]["inclination"] == 77.0
         assert body["results"][1]["consensus"] is None
+
+    def test_every_consensus_names_its_date_and_the_refit_it_comes_from(self, api_client, sky):
+        now = timezone.now()
+        old = ConsensusRun.objects.create(
+            live=None,
+            status="succeeded",
+            growth=1.0,
+            class_prior=[0.8, 0.1, 0.1],
+            sigma_typical=5.0,
+            started_at=now - timedelta(days=2),
+            finished_at=now - timedelta(days=2) + timedelta(minutes=5),
+        )
+        # A refit that failed before publishing its figures produced no label.
+        ConsensusRun.objects.create(live=None, status="failed", started_at=now - timedelta(days=1))
+        ConsensusLabel.objects.filter(galaxy__pgc=10).update(updated_at=now - timedelta(hours=1))
+        ConsensusLabel.objects.filter(galaxy__pgc=30).update(updated_at=now - timedelta(days=3))
+
+        listed = {g["pgc"]: g["consensus"] for g in api_client.get(LIST).json()["results"]}
+        recent = listed[10]["provenance"]
+        assert recent["method"] == "volunteer_model"
+        assert recent["computed_at"] == listed[10]["updated_at"]
+        assert recent["consensus_run"]["id"] == old.pk and recent["consensus_run"]["status"] == "succeeded"
+        assert listed[30]["provenance"]["consensus_run"] is None  # computed before any refit
+        detail = api_client.get("/api/galaxies/10/").json()["consensus"]
+        assert detail["provenance"] == recent
 
     @pytest.mark.parametrize(
         "query, expected",

@@ -9,7 +9,7 @@ from PIL import Image
 from acquisition.models import GalaxyImage
 from acquisition.renderer import draw_params, render_galaxy, to_fits
 from acquisition.standin import running_standin
-from inference.models import EnsemblePrediction, Prediction
+from inference.models import EnsemblePrediction, ModelVersion, Prediction
 from labeling.models import Galaxy
 from tests.api_fixtures import (
     assert_error,
@@ -131,6 +131,21 @@ class TestByPgc:
         assert saved.median == pytest.approx(body["result"]["median"])
 
     @pytest.mark.usefixtures("ensemble")
+    def test_every_inclination_names_the_model_versions_and_date_it_comes_from(self, api_client):
+        GalaxyFactory(with_image=True, pgc=2557, name="NGC0224")
+        active = sorted(ModelVersion.objects.filter(status="active").values_list("pk", "name"))
+        expected = [{"id": pk, "name": name, "url": f"/api/models/{pk}/"} for pk, name in active]
+
+        uploaded = post_image(api_client, galaxy_jpeg()).json()["provenance"]
+        assert uploaded["model_versions"] == expected
+        assert uploaded["predicted_at"]
+        by_pgc = api_client.get("/api/inference/pgc/2557/").json()["result"]["provenance"]
+        assert by_pgc["model_versions"] == expected
+        detail = api_client.get("/api/galaxies/2557/").json()["predictions"][0]
+        assert detail["provenance"] == {"model_versions": expected, "predicted_at": detail["created_at"]}
+        assert api_client.get(expected[0]["url"]).json()["name"] == expected[0]["name"]
+
+    @pytest.mark.usefixtures("ensemble")
     def test_acquires_the_images_first_when_missing(self, api_client, settings):
         galaxy = GalaxyFactory(pgc=4242, ra=150.0, dec=2.0, d25_arcmin=1.0, state=Galaxy.State.NEW)
         with running_standin() as standin:
@@ -240,6 +255,12 @@ class TestBatchJobs:
         by_pgc = {r["pgc"]: r for page in pages for r in page}
         assert {pgc for pgc, r in by_pgc.items() if r["status"] == "ok"} == {11, 12, 13}
         assert by_pgc[999999]["status"] == "failed" and by_pgc[999999]["reason"]
+        assert by_pgc[999999]["provenance"] is None
+        active = sorted(ModelVersion.objects.filter(status="active").values_list("pk", "name"))
+        for pgc in (11, 12, 13):
+            provenance = by_pgc[pgc]["provenance"]
+            assert [(m["id"], m["name"]) for m in provenance["model_versions"]] == active
+            assert provenance["predicted_at"]
         assert [j["id"] for j in client.get("/api/jobs/").json()["results"]] == [job["id"]]
 
     @pytest.mark.usefixtures("ensemble")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from inference.models import DiscrepancyAlarm, ModelVersion
+from inference.models import DiscrepancyAlarm, ModelVersion, TrainingRun
 from tests.api_fixtures import (  # noqa: F401
     assert_error,
     ensemble_upload,
@@ -27,6 +27,33 @@ class TestModelVersions:
         assert body["results"][1]["metrics"] == {"rmse": 3.4, "mae": 2.5}
         assert [m["name"] for m in api_client.get("/api/models/?kind=rejection").json()["results"]] == ["rej-1"]
         assert_error(api_client.get("/api/models/?status=excellent"), 400, "invalid")
+
+    def test_a_version_is_traced_to_its_training_run_data_and_metrics(self, api_client):
+        run = TrainingRun.objects.create(trigger="new_labels", status="succeeded", n_labels=120, n_synthetic=3000)
+        trained = ModelVersion.objects.create(
+            name="vgg_a-2",
+            architecture="vgg_a",
+            file="models/a2.keras",
+            metrics={"rmse": 3.1},
+            n_labels=120,
+            n_synthetic=3000,
+            training_run=run,
+        )
+        uploaded = ModelVersion.objects.create(name="legacy", architecture="vgg_a", file="models/l.h5")
+        body = api_client.get(f"/api/models/{trained.pk}/").json()
+        assert (body["name"], body["metrics"], body["n_labels"], body["n_synthetic"]) == (
+            "vgg_a-2",
+            {"rmse": 3.1},
+            120,
+            3000,
+        )
+        assert body["training_run"]["id"] == run.pk
+        assert (body["training_run"]["trigger"], body["training_run"]["status"]) == ("new_labels", "succeeded")
+        assert {"created_at", "started_at", "finished_at"} <= body["training_run"].keys()
+        assert api_client.get(f"/api/models/{uploaded.pk}/").json()["training_run"] is None
+        listed = {m["name"]: m["training_run"] for m in api_client.get("/api/models/").json()["results"]}
+        assert listed == {"vgg_a-2": run.pk, "legacy": None}  # the list keeps the bare id
+        assert_error(api_client.get("/api/models/999999/"), 404, "not_found")
 
     def test_staff_upload_and_activate(self, bob):
         versions = ensemble_upload(token_client(bob), members=2, rejection=False)

@@ -16,7 +16,7 @@ from inference.models import (
     InferenceJob,
     InferenceJobItem,
 )
-from inference.services.predictions import EnsembleResult, active_ensemble, predict_galaxies
+from inference.services.predictions import EnsembleResult, active_ensemble, ensemble_key, predict_galaxies
 from labeling.models import Galaxy
 
 # A job beats after every batch; a batch that fetches missing images may wait on SDSS for minutes.
@@ -138,6 +138,8 @@ def inference_job_run(*, job_id: int, progress_callback=None) -> InferenceJob | 
                                 rejection_likelihood=outcome.rejection_likelihood,
                                 members=outcome.members,
                                 alarm_raised=outcome.alarm_raised,
+                                ensemble_key=ensemble_key(outcome.model_version_ids.values()),
+                                predicted_at=outcome.predicted_at,
                             )
                         )
                     else:

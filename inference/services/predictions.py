@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from acquisition.models import GalaxyImage
 from giz_site.exceptions import ApplicationError
@@ -34,6 +36,14 @@ class EnsembleResult:
     rejection_members: dict[str, float] = field(default_factory=dict)
     alarm_raised: bool = False
     model_versions: list[str] = field(default_factory=list)
+    # Provenance: the members' model version ids by name, and when the answer was computed.
+    model_version_ids: dict[str, int] = field(default_factory=dict)
+    predicted_at: datetime | None = None
+
+
+def ensemble_key(ids) -> str:
+    """The key of the ensemble made of these model version ids: their sorted ids ("3,7,12")."""
+    return ",".join(str(pk) for pk in sorted(ids))
 
 
 def image_limits() -> imaging.Limits:
@@ -71,6 +81,8 @@ def _results(ensemble, detailed: tuple[dict[str, np.ndarray], dict[str, np.ndarr
     scales = {m.name: m.sigma_scale for m in ensemble.members}
     regression = [m.name for m in ensemble.members if m.kind == "regression"]
     rejection = [m.name for m in ensemble.members if m.kind == "rejection"]
+    version_ids = {m.name: m.version_id for m in ensemble.members}
+    predicted_at = timezone.now()
     results = []
     for i in range(n):
         members = {name: float(np.clip(outputs[name][i], 45.0, 90.0)) for name in regression}
@@ -90,6 +102,8 @@ def _results(ensemble, detailed: tuple[dict[str, np.ndarray], dict[str, np.ndarr
                 rejection_members=reject,
                 alarm_raised=spread > settings.GIZ_ALARM_SPREAD_DEG,
                 model_versions=ensemble.model_versions,
+                model_version_ids=version_ids,
+                predicted_at=predicted_at,
             )
         )
     return results
@@ -219,13 +233,13 @@ def predictions_save(*, ensemble, items: list[tuple[Galaxy, GalaxyImage, Ensembl
             unique_fields=["image", "model_version"],
             update_fields=["inclination", "rejection_likelihood", "created_at"],
         )
-        ensemble_key = ",".join(str(pk) for pk in sorted(ids.values()))
+        key = ensemble_key(ids.values())
         summaries = EnsemblePrediction.objects.bulk_create(
             [
                 EnsemblePrediction(
                     galaxy=galaxy,
                     image=image,
-                    ensemble_key=ensemble_key,
+                    ensemble_key=key,
                     median=r.median,
                     mean=r.mean,
                     spread=r.spread,
