@@ -270,6 +270,8 @@ SPECTACULAR_SETTINGS = {
     ],
     "ENUM_NAME_OVERRIDES": {
         "ModelKindEnum": "inference.models.ModelVersion.Kind",
+        "ModelStatusEnum": "inference.models.ModelVersion.Status",
+        "ModelFileFormatEnum": "inference.models.ModelVersion.Format",
         "AlarmKindEnum": "inference.models.DiscrepancyAlarm.Kind",
         "BatchJobKindEnum": "inference.apis.BATCH_JOB_KINDS",
         "RunStatusEnum": "giz_site.models.BackgroundRun.Status",
