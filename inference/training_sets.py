@@ -93,6 +93,25 @@ def _junk(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
 
 
+def _map_jobs(fn: Callable, jobs: list, *, processes: int, chunksize: int, progress) -> list:
+    """fn over jobs in order, in worker processes when there are enough jobs, reporting progress(done, total)."""
+    results = []
+    n = len(jobs)
+    if processes > 1 and n > 8:
+        # spawn: the parent may hold TensorFlow's threads, which do not survive a fork.
+        with multiprocessing.get_context("spawn").Pool(processes) as pool:
+            for r in pool.imap(fn, jobs, chunksize=chunksize):
+                results.append(r)
+                if progress:
+                    progress(len(results), n)
+    else:
+        for job in jobs:
+            results.append(fn(job))
+            if progress:
+                progress(len(results), n)
+    return results
+
+
 def render_set(
     n: int,
     *,
@@ -107,19 +126,7 @@ def render_set(
 ) -> SyntheticSet:
     """Render n galaxies with inclinations uniform over `inclination_range` (deterministic per seed)."""
     jobs = [(seed, i, size, render_size, mode, *inclination_range, with_baseline) for i in range(n)]
-    results = []
-    if processes > 1 and n > 8:
-        # spawn: the parent may hold TensorFlow's threads, which do not survive a fork.
-        with multiprocessing.get_context("spawn").Pool(processes) as pool:
-            for r in pool.imap(_render_one, jobs, chunksize=8):
-                results.append(r)
-                if progress:
-                    progress(len(results), n)
-    else:
-        for job in jobs:
-            results.append(_render_one(job))
-            if progress:
-                progress(len(results), n)
+    results = _map_jobs(_render_one, jobs, processes=processes, chunksize=8, progress=progress)
     images = np.stack([r[0] for r in results]) if results else np.zeros((0, size, size, 3), np.uint8)
     inclination = np.array([r[1] for r in results], dtype=np.float32)
     return SyntheticSet(
@@ -245,18 +252,7 @@ def render_source_set(
 ) -> SyntheticSet:
     """n prepared galaxies of one source, survey look applied, rotated by the *estimated* position angle."""
     jobs = [(source, seed, i, size, render_size, *inclination_range, look_strength) for i in range(n)]
-    results = []
-    if processes > 1 and n > 8:
-        with multiprocessing.get_context("spawn").Pool(processes) as pool:
-            for r in pool.imap(_source_one, jobs, chunksize=4):
-                results.append(r)
-                if progress:
-                    progress(len(results), n)
-    else:
-        for job in jobs:
-            results.append(_source_one(job))
-            if progress:
-                progress(len(results), n)
+    results = _map_jobs(_source_one, jobs, processes=processes, chunksize=4, progress=progress)
     inclination = np.array([r[1] for r in results], dtype=np.float32)
     return SyntheticSet(
         images=np.stack([r[0] for r in results]),
