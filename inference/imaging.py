@@ -407,21 +407,65 @@ def asinh_stretch(band: np.ndarray, *, softening: float = 0.05) -> np.ndarray:
 def _sky_fill(pixels: np.ndarray, mask: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Fill `mask`ed pixels with sky: the reference border's median plus noise of its spread.
 
-    Hard black edges would be a feature a CNN can learn; sky-like padding is not. The noise is
-    seeded from the image shape so the same input always gives the same output.
+    Hard black edges would be a feature a CNN can learn; sky-like padding is not.
+    """
+    width = max(1, min(reference.shape[0], reference.shape[1]) // 20)
+    bounds = (reference.min(axis=(0, 1)), reference.max(axis=(0, 1)))
+    return _fill_with_sky(pixels, mask, composites.border(reference, width), reference.shape[:2], bounds)
+
+
+def _fill_with_sky(
+    pixels: np.ndarray, mask: np.ndarray, sky_pixels: np.ndarray, seed_shape: tuple, bounds: tuple | None = None
+) -> np.ndarray:
+    """Fill `mask`ed pixels with the median of `sky_pixels` (N x C) plus noise of their spread.
+
+    The noise is seeded from `seed_shape` so the same input always gives the same output; the fill is
+    clipped to `bounds` (default: the range of the sky pixels).
     """
     if not mask.any():
         return pixels
-    width = max(1, min(reference.shape[0], reference.shape[1]) // 20)
-    border = composites.border(reference, width)
-    sky = np.median(border, axis=0)
-    sigma = 1.4826 * np.median(np.abs(border - sky), axis=0)
-    rng = np.random.default_rng(reference.shape[0] * 100_003 + reference.shape[1])
+    sky = np.median(sky_pixels, axis=0)
+    sigma = 1.4826 * np.median(np.abs(sky_pixels - sky), axis=0)
+    rng = np.random.default_rng(seed_shape[0] * 100_003 + seed_shape[1])
     noise = rng.standard_normal((int(mask.sum()), pixels.shape[-1])).astype(np.float32)
     fill = sky + noise * sigma
-    low, high = reference.min(axis=(0, 1)), reference.max(axis=(0, 1))
+    low, high = bounds if bounds is not None else (sky_pixels.min(axis=0), sky_pixels.max(axis=0))
     pixels[mask] = np.clip(fill, low, high)
     return pixels
+
+
+# A picture whose border is this bright is sky shown white: a negative (black galaxy on white).
+_INVERTED_SKY = 0.5
+# Corner fill of a stamp shown turned (the original site's white corners), after JPEG ringing.
+_WHITE_FILL = 0.9
+
+
+def undo_display_effects(pixels: np.ndarray) -> np.ndarray:
+    """Undo how a picture of a galaxy was displayed, so the models see the sky and not the display.
+
+    A negative (white sky) is turned back, and white corners left by showing a stamp turned are
+    replaced by sky. Both are facts about the display, not the galaxy: removing them here makes the
+    answer invariant by construction, and the position angle is then measured on the galaxy, not on
+    the corners. Works on H x W x 3 floats in [0, 1]; an ordinary stamp comes back unchanged.
+    """
+    out = np.asarray(pixels, dtype=np.float32)
+    width = max(1, min(out.shape[:2]) // 20)
+    if np.median(composites.border(out, width).mean(axis=1)) > _INVERTED_SKY and np.median(out) > _INVERTED_SKY:
+        out = 1.0 - out
+    white = out.min(axis=-1) >= _WHITE_FILL
+    if not (white[0, 0] or white[0, -1] or white[-1, 0] or white[-1, -1]):
+        return out
+    labels, _ = ndimage.label(white)
+    corner_labels = {labels[0, 0], labels[0, -1], labels[-1, 0], labels[-1, -1]} - {0}
+    fill = np.isin(labels, list(corner_labels))
+    if fill.mean() > 0.5:  # mostly white: not corners of a stamp; leave it to the rejection model
+        return out
+    sky_ring = np.zeros(out.shape[:2], dtype=bool)
+    sky_ring[:width], sky_ring[-width:], sky_ring[:, :width], sky_ring[:, -width:] = True, True, True, True
+    sky_pixels = out[sky_ring & ~fill]
+    if len(sky_pixels) == 0:
+        return out
+    return _fill_with_sky(out.copy(), fill, sky_pixels, out.shape[:2])
 
 
 def pad_to_square(pixels: np.ndarray) -> np.ndarray:
@@ -509,7 +553,7 @@ def _three_channels(decoded: DecodedImage, mode: str) -> np.ndarray:
     pixels = decoded.pixels
     if decoded.kind in ("rgb", "grey"):
         # A JPEG/PNG is already a composite; in "bands" mode its channels stand in for bands.
-        return np.repeat(pixels, 3, axis=-1) if pixels.shape[-1] == 1 else pixels
+        return undo_display_effects(np.repeat(pixels, 3, axis=-1) if pixels.shape[-1] == 1 else pixels)
     n_planes = pixels.shape[-1]
     if mode == "color" and n_planes >= 3:
         return bands_to_rgb(pixels[..., :3], stretch=None).astype(np.float32) / 255.0

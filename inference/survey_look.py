@@ -138,8 +138,9 @@ def tf_augment(images, *, seed: int = 0):
     """Training-time survey look on a prepared float batch (N x S x S x 3 in [0, 1]), in TensorFlow.
 
     The 8 rotations/flips of the square (so the answer cannot depend on how the image is turned),
-    inversion, gamma, colour balance, grey copies, contrast, brightness and noise; small rotations
-    and shifts are applied by the caller's Keras layers.
+    gamma, colour balance, grey copies, contrast, brightness and noise; small rotations and shifts
+    are applied by the caller's Keras layers. No inversion: imaging.undo_display_effects turns
+    negatives back before any model sees them.
     """
     import tensorflow as tf
 
@@ -157,6 +158,4 @@ def tf_augment(images, *, seed: int = 0):
     x = tf.clip_by_value(x, 0.0, 1.0) ** tf.random.uniform([n, 1, 1, 1], 0.7, 1.4)
     x = x * tf.random.uniform([n, 1, 1, 1], 0.75, 1.3) + tf.random.uniform([n, 1, 1, 1], -0.04, 0.04)
     x = x + tf.random.normal(tf.shape(x)) * tf.random.uniform([n, 1, 1, 1], 0.0, 0.03)
-    x = tf.clip_by_value(x, 0.0, 1.0)
-    inverted = tf.random.uniform([n, 1, 1, 1]) < 0.1
-    return tf.where(inverted, 1.0 - x, x)
+    return tf.clip_by_value(x, 0.0, 1.0)

@@ -21,6 +21,7 @@ from inference.imaging import (
     prepare_batch,
     prepare_for_model,
     rotate_major_axis_horizontal,
+    undo_display_effects,
 )
 
 
@@ -333,3 +334,37 @@ def test_grey_single_plane_copies_to_three_channels():
     decoded = DecodedImage(pixels=ellipse_image(32, 32)[..., None], kind="grey", format="PNG")
     prepared = prepare_for_model(decoded, size=32, mode="bands")
     assert np.array_equal(prepared[..., 0], prepared[..., 2])
+
+
+def galaxy_stamp(*, pa_image_deg=30.0, q=0.35):
+    """An 8-bit colour stamp: an elliptical galaxy on dark, slightly noisy sky."""
+    rng = np.random.default_rng(5)
+    blob = ellipse_image(128, 128, q=q, pa_image_deg=pa_image_deg, scale=10.0)
+    sky = 0.05 + 0.01 * rng.standard_normal((128, 128))
+    return (np.clip(np.stack([blob * 0.9 + sky] * 3, axis=-1), 0, 1) * 255).astype(np.uint8)
+
+
+def test_a_negative_is_seen_as_the_galaxy_it_shows():
+    stamp = galaxy_stamp()
+    plain = prepare_for_model(encode(stamp))
+    negative = prepare_for_model(encode(255 - stamp))
+    assert np.abs(negative - plain).max() < 1e-6
+    assert measure_axial_ratio(negative).position_angle == pytest.approx(measure_axial_ratio(plain).position_angle)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_white_corners_of_a_turned_stamp_become_sky_and_leave_the_shape(fmt):
+    stamp = galaxy_stamp(pa_image_deg=0.0)
+    turned = Image.fromarray(stamp).rotate(30, resample=Image.BILINEAR, fillcolor=(255, 255, 255))
+    corners = np.asarray(turned)
+    assert (corners.min(axis=-1) > 250).mean() > 0.1  # the display's white corners are there
+    prepared = prepare_for_model(encode(corners, fmt, quality=60) if fmt == "JPEG" else encode(corners))
+    assert (prepared.min(axis=-1) > 0.5).sum() < 0.02 * prepared.shape[0] ** 2  # only the galaxy is bright
+    measured = measure_axial_ratio(prepared)
+    assert measured.q == pytest.approx(measure_axial_ratio(prepare_for_model(encode(stamp))).q, abs=0.05)
+
+
+def test_an_ordinary_stamp_is_not_touched_by_the_display_repairs():
+    stamp = galaxy_stamp()
+    decoded = DecodedImage(pixels=stamp.astype(np.float32) / 255.0, kind="rgb", format="png")
+    assert np.array_equal(undo_display_effects(decoded.pixels), decoded.pixels)
