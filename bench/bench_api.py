@@ -166,10 +166,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="gunicorn worker processes")
     parser.add_argument("--architectures", default="vgg_a,vgg_b,vgg_c", help="regression members")
     parser.add_argument("--rejection", default="vgg_a", help="rejection classifier architecture ('' for none)")
+    parser.add_argument(
+        "--shipped", action="store_true", help="measure the shipped ensemble (manage.py activate_shipped) instead"
+    )
     parser.add_argument("--naive-repeats", type=int, default=5)
     parser.add_argument("--out", default="", help="also write the Markdown block to this file")
     args = parser.parse_args()
 
+    load_at_start = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="giz-bench-api-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "GIZ_", "DATABASE_", "CELERY_"))} | {
         "DJANGO_SETTINGS_MODULE": "giz_site.settings.local",
@@ -181,7 +185,17 @@ def main() -> None:
     }
     setup_django(env)
     architectures = [a for a in args.architectures.split(",") if a]
-    paths = register_ensemble(architectures, args.rejection or None, tmp)
+    if args.shipped:
+        from django.core.management import call_command
+
+        from inference import shipped
+
+        call_command("activate_shipped")
+        manifest = shipped.load_manifest()
+        paths = [shipped.SHIPPED_DIR / m["file"] for m in manifest["members"]]
+        architectures = [f"shipped {m['name']}" for m in manifest["members"]]
+    else:
+        paths = register_ensemble(architectures, args.rejection or None, tmp)
     data = galaxy_jpeg_512()
 
     port = free_port()
@@ -220,16 +234,19 @@ def main() -> None:
         conf_note = f" x {threads} threads (giz_site/gunicorn.conf.py: models loaded and warmed in each worker)"
     else:
         conf_note = " (sync)"
-    members = ", ".join(architectures) + (f" + rejection {args.rejection}" if args.rejection else "")
+    if args.shipped:
+        members = ", ".join(architectures) + " (trained; 8 rotations/flips per member, as served)"
+    else:
+        members = ", ".join(architectures) + (f" + rejection {args.rejection}" if args.rejection else "")
+        members += " (untrained weights, same arithmetic as trained)"
     lines = [
         "## API: upload inference of a 512x512 JPEG through gunicorn",
         "",
         f"Command: `.venv/bin/python -m bench.bench_api --requests {args.requests} --duration {args.duration:g} "
-        f"--workers {args.workers}`",
+        f"--workers {args.workers}{' --shipped' if args.shipped else ''}`",
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {machine()}; Python {platform.python_version()}; "
-        f"load average at the end {os.getloadavg()[0]:.1f} (other engineers' jobs share the CPUs).",
-        f"Ensemble: {members} (128 px input; untrained weights, same arithmetic as trained); "
-        f"gunicorn {args.workers} workers{conf_note}; SQLite.",
+        f"load average at the start {load_at_start:.1f}, at the end {os.getloadavg()[0]:.1f}.",
+        f"Ensemble: {members}; 128 px input; gunicorn {args.workers} workers{conf_note}; SQLite.",
         "",
         "| measurement | value |",
         "|---|---|",
