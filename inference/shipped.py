@@ -41,9 +41,6 @@ WORK_DIR = REPO / "var" / "shipped_training"
 
 # The cached data sets (source, n, seed): rendered once, uint8, outside git.
 TRAIN_SETS = {"ours": (3000, 101), "galsim": (3000, 201)}
-# Galaxies added when a member is fine-tuned from its shipped weights (`train --init shipped`): new
-# seeds, so the continued training sees galaxies the first run never did.
-FINE_TUNE_SETS = {"ours": (3000, 111), "galsim": (3000, 211)}
 VAL_SETS = {"ours": (300, 102), "galsim": (300, 202)}
 TEST_SETS = {"ours": (1000, 103), "galsim": (1000, 203)}
 # Small sets rendered afresh (never cached) by the test that checks the shipped files still score as
@@ -253,8 +250,8 @@ def train_member(
     """Train (or resume) one member; returns the saved .keras file in WORK_DIR.
 
     init="shipped" continues from the member's committed weights in SHIPPED_DIR at a lower learning
-    rate, on the original training galaxies plus FINE_TUNE_SETS: how the shipped members are improved
-    without repeating the hours already spent on them.
+    rate: how the shipped members are improved (after a change to the image preparation, say) without
+    repeating the hours already spent on them.
     """
     import keras
 
@@ -272,8 +269,7 @@ def train_member(
             previous = {m["name"]: m for m in load_manifest()["members"]}[name]
             recorded["previous"] = {"sha256": previous["sha256"], "epochs": previous["epochs"]}
         state.write_text(json.dumps(recorded))
-    tables = [TRAIN_SETS, FINE_TUNE_SETS] if init == "shipped" else [TRAIN_SETS]
-    train = _split({f"{s}{i}": d for i, t in enumerate(tables) for s, d in _sets(t, sources).items()})
+    train = _split(_sets(TRAIN_SETS, sources))
     val = _split(_sets(VAL_SETS, sources))
     if init == "shipped":
         model = load_keras_file(str(SHIPPED_DIR / f"{name}.keras"))
