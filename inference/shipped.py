@@ -310,6 +310,60 @@ MEMBERS = {
 SHIPPED_MEMBERS = ("mixed_vgg_a", "mixed_vgg_b", "mixed_vgg_c")
 
 
+def _calibrate_and_score(models: list, entries: list[dict], *, scale_only_check: float | None = None):
+    """(sigma_scale, metrics, check) of the members as they are.
+
+    sigma_scale is calibrated on the validation galaxies; metrics come from the test sets (whose answers are
+    saved for the benchmark, keyed by the members' sha256s), check from the small freshly rendered sets.
+    With `scale_only_check`, only the check sets are scored, at that scale (no validation or test renders).
+    """
+    metrics = {}
+    if scale_only_check is None:
+        val = _sets(VAL_SETS, ["ours", "galsim"])
+        raw = {s: predict(models, v.images) for s, v in val.items()}
+        error = np.concatenate([raw[s].inclination - val[s].inclination for s in val])
+        sigma_scale = calibrate_sigma_scale(
+            error, np.concatenate([raw[s].members for s in val]), np.concatenate([raw[s].member_sigma for s in val])
+        )
+        saved = {}
+        for source, data in _sets(TEST_SETS, ["ours", "galsim"]).items():
+            prediction = predict(models, data.images, sigma_scale=sigma_scale)
+            metrics[source] = scores(prediction, data.inclination)
+            saved[f"{source}_members"], saved[f"{source}_member_sigma"] = prediction.members, prediction.member_sigma
+        # The benchmark reuses these answers when the members are byte-identical (same sha256s).
+        WORK_DIR.mkdir(parents=True, exist_ok=True)
+        np.savez(WORK_DIR / "test_predictions.npz", members_sha=members_key(entries), **saved)
+    else:
+        sigma_scale = scale_only_check
+    check = {}
+    for source in CHECK_SETS:
+        data = check_set(source)
+        check[source] = scores(predict(models, data.images, sigma_scale=sigma_scale), data.inclination)
+        check[source].pop("bins")
+    return sigma_scale, metrics, check
+
+
+def rescore(*, directory: Path = SHIPPED_DIR, check_only: bool = False) -> dict:
+    """Score the shipped members again, files untouched, after a change to how images are prepared.
+
+    The members' weights and sha256s stay; the manifest's sigma_scale, metrics and check figures are
+    recomputed with today's preparation code (check_only: the check figures alone, in a minute).
+    """
+    manifest, models = load_members(directory)
+    scale = manifest["sigma_scale"] if check_only else None
+    sigma_scale, metrics, check = _calibrate_and_score(models, manifest["members"], scale_only_check=scale)
+    manifest["sigma_scale"] = round(sigma_scale, 4)
+    if metrics:
+        manifest["metrics"] = metrics
+    manifest["check"] = {"sets": manifest["check"]["sets"], **check}
+    manifest["rescored"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    manifest["command"] = [c for c in manifest["command"] if "rescore" not in c]
+    command = ".venv/bin/python -m inference.shipped rescore" + (" --check-only" if check_only else "")
+    manifest["command"].append(command)
+    (Path(directory) / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
 def finish(*, members: tuple[str, ...] = SHIPPED_MEMBERS, directory: Path = SHIPPED_DIR) -> dict:
     """Copy trained members into `directory`, calibrate sigma on validation galaxies, score, write the manifest."""
 
@@ -342,23 +396,7 @@ def finish(*, members: tuple[str, ...] = SHIPPED_MEMBERS, directory: Path = SHIP
                 "debias": {"slope": round(slope, 4), "offset": round(offset, 3)},
             }
         )
-    raw = {s: predict(models, v.images) for s, v in val.items()}
-    error = np.concatenate([raw[s].inclination - val[s].inclination for s in val])
-    sigma_scale = calibrate_sigma_scale(
-        error, np.concatenate([raw[s].members for s in val]), np.concatenate([raw[s].member_sigma for s in val])
-    )
-    metrics, saved = {}, {}
-    for source, data in _sets(TEST_SETS, ["ours", "galsim"]).items():
-        prediction = predict(models, data.images, sigma_scale=sigma_scale)
-        metrics[source] = scores(prediction, data.inclination)
-        saved[f"{source}_members"], saved[f"{source}_member_sigma"] = prediction.members, prediction.member_sigma
-    # The benchmark reuses these answers when the members are byte-identical (same sha256s).
-    np.savez(WORK_DIR / "test_predictions.npz", members_sha=members_key(entries), **saved)
-    check = {}
-    for source in CHECK_SETS:
-        data = check_set(source)
-        check[source] = scores(predict(models, data.images, sigma_scale=sigma_scale), data.inclination)
-        check[source].pop("bins")
+    sigma_scale, metrics, check = _calibrate_and_score(models, entries)
     manifest = {
         "format": 1,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -398,6 +436,8 @@ def main(argv: list[str] | None = None) -> None:
         "--init", choices=["scratch", "shipped"], default="scratch", help="start from random or the shipped weights"
     )
     sub.add_parser("finish", help="calibrate, score and write the manifest of the shipped members")
+    rescore_parser = sub.add_parser("rescore", help="score the shipped members again (files untouched)")
+    rescore_parser.add_argument("--check-only", action="store_true", help="only the small check sets")
     sub.add_parser("verify", help="check the shipped files against their manifest")
     args = parser.parse_args(argv)
     if args.command == "train":
@@ -417,6 +457,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"saved {path}")
     elif args.command == "finish":
         print(json.dumps(finish()["metrics"], indent=2))
+    elif args.command == "rescore":
+        manifest = rescore(check_only=args.check_only)
+        print(json.dumps({"metrics": manifest["metrics"], "check": manifest["check"]}, indent=2))
     else:
         try:
             manifest = verify()
