@@ -129,9 +129,9 @@ def load_postgres(n: int) -> None:
         members = json.dumps({name: 60.0 for name in names})
         copy(
             "inference_ensembleprediction",
-            "galaxy_id, median, mean, spread, rejection_likelihood, n_models, members, created_at",
+            "galaxy_id, median, mean, spread, sigma, rejection_likelihood, n_models, members, ensemble_key, created_at",
             (
-                f"{gid}\t{i:.2f}\t{i:.2f}\t{sp:.2f}\t0.1\t{N_MODELS}\t{members}\t{now}\n"
+                f"{gid}\t{i:.2f}\t{i:.2f}\t{sp:.2f}\t{sp:.2f}\t0.1\t{N_MODELS}\t{members}\tbench\t{now}\n"
                 for gid, i, sp in zip(s["pgc"].tolist(), s["incl"].tolist(), s["spread"].tolist(), strict=True)
             ),
         )
