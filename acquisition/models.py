@@ -20,6 +20,7 @@ class GalaxyImage(models.Model):
         G = "g", "g band"
         R = "r", "r band"
         I = "i", "i band"  # noqa: E741
+        Z = "z", "z band"  # Legacy Surveys and Pan-STARRS have it
         GRI = "gri", "g, r and i bands in one file"
 
     class Format(models.TextChoices):

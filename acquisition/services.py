@@ -24,8 +24,9 @@ from django.utils import timezone
 from acquisition import selectors
 from acquisition.catalog import CatalogError, CatalogRow, RowError, catalog_parse
 from acquisition.models import AcquisitionJob, AcquisitionJobItem, GalaxyImage, image_upload_to
-from acquisition.sdss import SdssClient, SdssError, check_position, parse_rate
+from acquisition.sdss import HttpClient, SdssClient, SdssError, check_position, parse_rate
 from acquisition.signals import color_image_stored
+from acquisition.sources import HipsSource, ImageSource, SdssSource, TemplateSource
 from giz_site.exceptions import ApplicationError
 from labeling.models import Galaxy, Survey
 from labeling.services.surveys import reference_survey
@@ -167,19 +168,40 @@ def _client(
     )
 
 
+@lru_cache(maxsize=4)
+def _survey_http(timeout_s: float, rate: str) -> HttpClient:
+    # One per process and configuration, shared by every HiPS and template survey: one rate limit for them all.
+    return HttpClient(timeout_s=timeout_s, rate_limit_per_s=parse_rate(rate))
+
+
+def survey_source(*, survey: Survey, sdss: SdssClient | None = None) -> ImageSource:
+    """The image source of a survey: SDSS's client, hips2fits for a HiPS survey, or the survey's URL template."""
+    if survey.source_kind == Survey.SourceKind.SDSS:
+        return SdssSource(sdss or sdss_client())
+    http = _survey_http(settings.GIZ_SDSS_TIMEOUT_S, settings.GIZ_SURVEY_RATE_LIMIT)
+    if survey.source_kind == Survey.SourceKind.HIPS:
+        return HipsSource(
+            http=http,
+            server_url=settings.GIZ_HIPS2FITS_URL,
+            hips_id=survey.hips_id,
+            fov_factor=settings.GIZ_SDSS_FOV_FACTOR,
+        )
+    return TemplateSource(http=http, url_template=survey.url_template, fov_factor=settings.GIZ_SDSS_FOV_FACTOR)
+
+
 def _intact(galaxy: Galaxy, band: str, format: str) -> GalaxyImage | None:
     image = GalaxyImage.objects.filter(galaxy=galaxy, band=band, format=format).first()
     return image if image is not None and image_is_intact(image) else None
 
 
 def galaxy_acquire(*, galaxy: Galaxy, client: SdssClient | None = None, predict: bool = True) -> list[GalaxyImage]:
-    """Fetch and store what a galaxy still lacks; mark it ready. Raises SdssError (state untouched).
+    """Fetch and store what a galaxy still lacks from its survey's source; mark it ready. Raises SdssError
+    (whatever the survey; state untouched).
 
     Resumable: an image already stored with a matching checksum is not fetched again, so a task
     killed half-way, or redelivered, only fetches the rest. `predict=False` when the caller predicts
-    the galaxy itself right away.
+    the galaxy itself right away. `client` is the SDSS client to use for an SDSS survey.
     """
-    client = client or sdss_client()
     images = []
     color = _intact(galaxy, GalaxyImage.Band.COLOR, GalaxyImage.Format.JPEG)
     if galaxy.source == Galaxy.Source.SYNTHETIC:
@@ -187,8 +209,10 @@ def galaxy_acquire(*, galaxy: Galaxy, client: SdssClient | None = None, predict:
         if color is None:
             raise SdssError("a synthetic galaxy is rendered, not fetched from SDSS", permanent=True)
         return [color]
+    survey = galaxy.survey
+    source = survey_source(survey=survey, sdss=client)
     if color is None:
-        cutout = client.fetch_cutout(ra=galaxy.ra, dec=galaxy.dec, d25_arcmin=galaxy.d25_arcmin)
+        cutout = source.fetch_cutout(ra=galaxy.ra, dec=galaxy.dec, d25_arcmin=galaxy.d25_arcmin)
         color = image_store(
             galaxy=galaxy,
             band=GalaxyImage.Band.COLOR,
@@ -197,17 +221,15 @@ def galaxy_acquire(*, galaxy: Galaxy, client: SdssClient | None = None, predict:
             source=Galaxy.Source.SDSS,
             pixel_scale=cutout.pixel_scale,
             predict=predict,
+            survey_id=survey.pk,
         )
     images.append(color)
     if settings.GIZ_SDSS_FETCH_FITS:
-        field_id = None
-        for band in ("g", "r", "i"):
+        bands = list(survey.bands)
+        for band, fetch in source.band_stamps(ra=galaxy.ra, dec=galaxy.dec, d25_arcmin=galaxy.d25_arcmin, bands=bands):
             stored = _intact(galaxy, band, GalaxyImage.Format.FITS)
             if stored is None:
-                field_id = field_id or client.find_field(ra=galaxy.ra, dec=galaxy.dec)
-                stamp = client.fetch_fits_stamp(
-                    ra=galaxy.ra, dec=galaxy.dec, d25_arcmin=galaxy.d25_arcmin, band=band, field=field_id
-                )
+                stamp = fetch()
                 stored = image_store(
                     galaxy=galaxy,
                     band=band,
@@ -215,6 +237,7 @@ def galaxy_acquire(*, galaxy: Galaxy, client: SdssClient | None = None, predict:
                     data=stamp.data,
                     source=Galaxy.Source.SDSS,
                     pixel_scale=stamp.pixel_scale,
+                    survey_id=survey.pk,
                 )
             images.append(stored)
     Galaxy.objects.filter(pk=galaxy.pk).update(state=Galaxy.State.READY, failure_reason="", updated_at=timezone.now())
@@ -241,20 +264,24 @@ def galaxy_acquire_now(*, galaxy: Galaxy, predict: bool = True) -> list[GalaxyIm
             if exc.permanent:
                 galaxy_acquisition_failed(galaxy_id=galaxy.pk, reason=str(exc))
             raise ApplicationError(
-                f"No SDSS image for {galaxy}: {exc.reason}", code="image_unavailable", details=details, status_code=422
+                f"No {galaxy.survey} image for {galaxy}: {exc.reason}",
+                code="image_unavailable",
+                details=details,
+                status_code=422,
             ) from exc
         if exc.retry_after is not None:
             details["retry_after_s"] = exc.retry_after
         raise ApplicationError(
-            f"The SDSS image service failed for {galaxy} ({exc.reason}); try again later.",
+            f"The {galaxy.survey} image service failed for {galaxy} ({exc.reason}); try again later.",
             code="sdss_unavailable",
             details=details,
             status_code=503,
         ) from exc
 
 
-def galaxy_from_position(*, ra: float, dec: float, fov_arcmin: float) -> Galaxy:
-    """The 'upload'-source galaxy at a sky position (within 1 arcsec), created on first request."""
+def galaxy_from_position(*, ra: float, dec: float, fov_arcmin: float, survey: Survey | None = None) -> Galaxy:
+    """The 'upload'-source galaxy at a sky position (within 1 arcsec), created on first request; a new one
+    belongs to `survey` (default: the reference survey)."""
     try:
         ra, dec = float(ra), float(dec)
         check_position(ra, dec)
@@ -287,6 +314,7 @@ def galaxy_from_position(*, ra: float, dec: float, fov_arcmin: float) -> Galaxy:
                     dec=dec,
                     d25_arcmin=d25,
                     source=Galaxy.Source.UPLOAD,
+                    survey=survey or reference_survey(),
                 )
         except IntegrityError:
             continue  # another request took that number: take the next
@@ -451,6 +479,10 @@ class CatalogImportResult:
     unchanged: int = 0
     errors: list[RowError] = field(default_factory=list)
     galaxy_ids: list[int] = field(default_factory=list)
+    survey: str = ""  # the slug new galaxies were given
+    # Galaxies already catalogued under another survey: updated, but left in their survey (their labels and
+    # images came from it).
+    other_survey: int = 0
 
     @property
     def imported(self) -> int:
@@ -475,9 +507,16 @@ def _images_forget(*, galaxy_ids: list[int]) -> None:
 
 
 def catalog_import(
-    *, data: bytes, filename: str = "", progress: Callable[[int, int], None] | None = None, batch_size: int = 500
+    *,
+    data: bytes,
+    filename: str = "",
+    survey: Survey | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    batch_size: int = 500,
 ) -> CatalogImportResult:
     """Import a CSV/ECSV catalog: good rows created or updated by PGC, bad rows reported by line.
+
+    New galaxies belong to `survey` (default: the reference survey) and their images are fetched from it.
 
     The file is imported in one transaction: all its good rows or, if the database refuses any, none.
     Raises ApplicationError when the file as a whole cannot be read or imported.
@@ -486,8 +525,8 @@ def catalog_import(
         rows, errors = catalog_parse(data, filename=filename)
     except CatalogError as exc:
         raise ApplicationError(f"Cannot read the catalog: {exc}", code="invalid_catalog") from exc
-    result = CatalogImportResult(errors=errors)
-    survey = reference_survey()
+    survey = survey or reference_survey()
+    result = CatalogImportResult(errors=errors, survey=survey.slug)
     try:
         with transaction.atomic():
             for start in range(0, len(rows), batch_size):
@@ -513,6 +552,7 @@ def _catalog_batch_import(*, batch: list[CatalogRow], result: CatalogImportResul
         if galaxy is None:
             new.append(Galaxy(pgc=row.pgc, survey=survey, **{name: getattr(row, name) for name in CATALOG_FIELDS}))
             continue
+        result.other_survey += galaxy.survey_id != survey.pk
         if not _differs(galaxy, row):
             result.unchanged += 1
             continue

@@ -91,6 +91,7 @@ class AnswerHidingMixin:
 
 class GalaxySummaryOutputSerializer(AnswerHidingMixin, serializers.ModelSerializer):
     consensus = serializers.SerializerMethodField()
+    survey = serializers.SlugRelatedField(slug_field="slug", read_only=True, help_text="The survey's slug.")
 
     class Meta:
         model = Galaxy
@@ -103,6 +104,7 @@ class GalaxySummaryOutputSerializer(AnswerHidingMixin, serializers.ModelSerializ
             "position_angle",
             "axial_ratio",
             "source",
+            "survey",
             "state",
             "votes_count",
             "consensus",
@@ -134,6 +136,7 @@ class GalaxyListApi(APIView):
     class FilterSerializer(serializers.Serializer):
         state = serializers.ChoiceField(choices=Galaxy.State.choices, required=False)
         source = serializers.ChoiceField(choices=Galaxy.Source.choices, required=False)
+        survey = serializers.SlugField(required=False, help_text="Only galaxies of this survey (its slug).")
         has_consensus = serializers.BooleanField(required=False, allow_null=True, default=None)
         inclination_min = serializers.FloatField(required=False, min_value=0, max_value=90)
         inclination_max = serializers.FloatField(required=False, min_value=0, max_value=90)

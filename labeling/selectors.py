@@ -221,7 +221,7 @@ def galaxy_list_filtered(*, filters: dict, hide_gold_answers: bool = False) -> Q
 
     With hide_gold_answers, filters on the consensus never match a gold galaxy, so they cannot probe its answer.
     """
-    qs = Galaxy.objects.select_related("consensus")
+    qs = Galaxy.objects.select_related("consensus", "survey")
     consensus_filters = ("has_consensus", "inclination_min", "inclination_max", "status")
     if hide_gold_answers and any(filters.get(name) is not None for name in consensus_filters):
         qs = qs.exclude(is_gold=True)
@@ -229,6 +229,8 @@ def galaxy_list_filtered(*, filters: dict, hide_gold_answers: bool = False) -> Q
         qs = qs.filter(state=filters["state"])
     if filters.get("source"):
         qs = qs.filter(source=filters["source"])
+    if filters.get("survey"):
+        qs = qs.filter(survey__slug=filters["survey"])
     if filters.get("has_consensus") is not None:
         qs = qs.filter(consensus__isnull=not filters["has_consensus"])
     if filters.get("inclination_min") is not None:
