@@ -48,6 +48,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--minutes-per-member", type=float, default=8.0)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--patience", type=int, default=10, help="early-stopping patience (epochs without a better val loss)"
+    )
+    parser.add_argument(
+        "--reuse-color",
+        action="store_true",
+        help="load the colour member a previous run saved in --out (same data and seeds) instead of training it",
+    )
     parser.add_argument("--cache", default=str(REPO / "var" / "bench" / "synthetic"))
     parser.add_argument("--out", default=str(REPO / "var" / "bench" / "bands"))
     args = parser.parse_args()
@@ -79,6 +87,15 @@ def main() -> None:
         def arrays(key, mode=mode):
             return sets[key].color.images if mode == "color" else sets[key].flux
 
+        saved = out / f"{mode}.keras"
+        if mode == "color" and args.reuse_color and saved.exists():
+            import keras
+
+            model = keras.saving.load_model(saved, compile=False)
+            fits[mode] = {"reused": str(saved.relative_to(REPO)) if saved.is_relative_to(REPO) else str(saved)}
+            predictions[mode] = np.clip(training.predict_array(model, arrays("test")), 45, 90)
+            continue
+
         model = build_regression_model(
             args.architecture, input_size=args.size, input_mode=mode, name=f"bands_bench_{mode}"
         )
@@ -91,6 +108,7 @@ def main() -> None:
             epochs=args.epochs,
             batch_size=args.batch_size,
             seed=7,
+            patience=args.patience,
             max_seconds=args.minutes_per_member * 60,
             input_mode=mode,
             on_epoch=lambda e, n, logs, mode=mode: print(

@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from acquisition import apis as acquisition_apis
 from giz_site import api_auth
 from inference import apis as inference_apis
-from inference import catalog_apis, catalog_vo, survey_apis, table_job_apis
+from inference import catalog_apis, catalog_vo, table_job_apis
 from inference import compat as inference_compat
 from labeling import apis as labeling_apis
 
@@ -47,8 +47,9 @@ urlpatterns = [
     path("galaxies/<pgc:pgc>/acquire/", acquisition_apis.GalaxyAcquireApi.as_view(), name="galaxy-acquire"),
     path("standards/", acquisition_apis.StandardListApi.as_view(), name="standard-list"),
     # Surveys the galaxies come from
-    path("surveys/", survey_apis.SurveyListApi.as_view(), name="survey-list"),
-    path("surveys/<slug:slug>/", survey_apis.SurveyDetailApi.as_view(), name="survey-detail"),
+    # (issue13b serves "surveys/" from inference with each survey's latest evaluation: at merge, its route wins)
+    path("surveys/", labeling_apis.SurveyListApi.as_view(), name="survey-list"),
+    path("surveys/<slug:slug>/", labeling_apis.SurveyDetailApi.as_view(), name="survey-detail"),
     # The catalogue: file exports, and the IVOA cone search with its VOSI endpoints (VOTable/XML answers)
     path("catalog/", catalog_apis.CatalogExportApi.as_view(), name="catalog-export"),
     path("catalog/exports/", catalog_apis.CatalogExportJobListApi.as_view(), name="catalog-exports"),

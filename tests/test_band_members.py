@@ -125,3 +125,30 @@ class TestFluxInput:
         x = np.linspace(-5, 1e4, 3 * SIZE * SIZE, dtype=np.float32).reshape(1, SIZE, SIZE, 3)
         out = np.asarray(layer(x))
         assert np.allclose(out, np.arcsinh(x / 3.0), rtol=1e-4, atol=1e-4)  # starts at 3 sky sigmas
+
+
+class TestTrainingRunTrainsFluxMembers:
+    def test_a_run_trains_flux_members_beside_the_colour_ones_and_they_answer_galaxies_with_stamps(self):
+        from inference.models import ModelVersion, TrainingRun
+        from inference.tasks import train_task
+        from labeling.models import ConsensusLabel
+
+        for seed in range(10):
+            galaxy = GalaxyFactory(with_image=True, image__seed=seed)
+            with_stamps(galaxy)
+            ConsensusLabel.objects.create(galaxy=galaxy, status="accepted", inclination=50.0 + 4 * seed, n_votes=3)
+        run = services.training_run_create(trigger="manual", config={"flux_members": ["tiny"]}, queue=False)
+        train_task(run.pk)
+
+        run = TrainingRun.objects.get(pk=run.pk)
+        assert run.status == "succeeded", run.error
+        flux = ModelVersion.objects.get(training_run=run, input_mode="flux")
+        assert flux.status == "active" and flux.kind == "regression"
+        assert flux.metrics["n_labelled_with_stamps"] == 10 and len(flux.metrics["learned_softening_sigma"]) == 3
+        assert set(run.metrics["flux_members"]) == {flux.name}
+        assert ModelVersion.objects.filter(training_run=run, input_mode="color", kind="regression").count() == 3
+
+        with_stamps_galaxy = GalaxyFactory(with_image=True)
+        with_stamps(with_stamps_galaxy)
+        assert flux.name in services.predict_galaxy(galaxy=with_stamps_galaxy).members
+        assert flux.name not in services.predict_galaxy(galaxy=GalaxyFactory(with_image=True)).members

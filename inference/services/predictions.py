@@ -199,7 +199,7 @@ def _read(image: GalaxyImage) -> bytes:
         return f.read()
 
 
-def _band_images(galaxy_ids: list[int]) -> dict[int, dict[str, GalaxyImage]]:
+def band_stamps_of(galaxy_ids: list[int]) -> dict[int, dict[str, GalaxyImage]]:
     """The g, r, i FITS stamps of these galaxies (only galaxies with all three)."""
     found: dict[int, dict[str, GalaxyImage]] = {}
     for image in GalaxyImage.objects.filter(
@@ -209,7 +209,7 @@ def _band_images(galaxy_ids: list[int]) -> dict[int, dict[str, GalaxyImage]]:
     return {gid: images for gid, images in found.items() if set(images) == set(imaging.FLUX_BANDS)}
 
 
-def _decode_bands(images: dict[str, GalaxyImage], *, size: int) -> imaging.DecodedImage:
+def band_cube(images: dict[str, GalaxyImage], *, size: int) -> imaging.DecodedImage:
     """One galaxy's g, r, i stamps as one float cube (ImageError or OSError when one cannot be read)."""
     planes = [imaging.decode_for_model(_read(images[b]), size=size, limits=image_limits()) for b in imaging.FLUX_BANDS]
     return imaging.bands_from_planes(planes, imaging.FLUX_BANDS)
@@ -240,7 +240,7 @@ def predict_galaxies(
     largest = _largest_input(ensemble)
     if images is None:
         images = _color_images([g.pk for g in galaxies])
-    stamps = _band_images([g.pk for g in galaxies]) if "flux" in ensemble.input_modes else {}
+    stamps = band_stamps_of([g.pk for g in galaxies]) if "flux" in ensemble.input_modes else {}
     outcomes: list = [None] * len(galaxies)
     decoded, angles, bands, index = [], [], [], []
     for i, galaxy in enumerate(galaxies):
@@ -261,7 +261,7 @@ def predict_galaxies(
         cube = None
         if galaxy.pk in stamps:
             try:
-                cube = _decode_bands(stamps[galaxy.pk], size=largest)
+                cube = band_cube(stamps[galaxy.pk], size=largest)
             except (imaging.ImageError, OSError) as exc:
                 logger.warning("%s: FITS stamps unreadable, colour members only: %s", galaxy, exc)
         decoded.append(one)
