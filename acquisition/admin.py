@@ -11,6 +11,8 @@ from giz_site.admin import BackgroundRunAdmin
 from giz_site.admin_pagination import LargeTableAdmin, image_thumbnail
 from giz_site.exceptions import ApplicationError
 from labeling.admin import GalaxyAdmin
+from labeling.models import Survey
+from labeling.services.surveys import reference_survey
 
 
 @admin.register(GalaxyImage)
@@ -69,6 +71,18 @@ class AcquisitionJobAdmin(BackgroundRunAdmin):
 
 class CatalogImportForm(forms.Form):
     file = forms.FileField(help_text="CSV or ECSV with PGC, name, RA, Dec, D25 or logD25, PA, b/a.")
+    survey = forms.ModelChoiceField(
+        queryset=Survey.objects.all(),
+        to_field_name="slug",
+        required=False,
+        empty_label=None,
+        help_text="New galaxies belong to it; their images are fetched from it (default: the reference survey).",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["survey"].initial = reference_survey().slug
+
     acquire = forms.BooleanField(required=False, initial=True, label="Fetch their images afterwards")
 
 
@@ -81,7 +95,8 @@ def catalog_import_view(request, admin_site):
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         try:
-            result = catalog_import(data=upload.read(), filename=upload.name)
+            survey = form.cleaned_data["survey"] or None
+            result = catalog_import(data=upload.read(), filename=upload.name, survey=survey)
         except ApplicationError as exc:
             error = exc.message
         else:
@@ -98,10 +113,12 @@ def catalog_import_view(request, admin_site):
         "error": error,
         "opts": AcquisitionJob._meta,
     }
-    return TemplateResponse(request, "admin/acquisition/catalog_import.html", context)
+    # A form refused as a whole (no file, an unknown survey) is a 400; a file read but refused says so on the page.
+    refused = request.method == "POST" and bool(form.errors)
+    return TemplateResponse(request, "admin/acquisition/catalog_import.html", context, status=400 if refused else 200)
 
 
-@admin.action(description="Acquire images (SDSS)", permissions=["change"])
+@admin.action(description="Acquire images (from each galaxy's survey)", permissions=["change"])
 def acquire_images(modeladmin, request, queryset):
     job = acquisition_job_create(
         galaxy_ids=queryset.values_list("pk", flat=True),

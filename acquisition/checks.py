@@ -12,7 +12,7 @@ from acquisition.sdss import parse_rate
 @register(Tags.compatibility)
 def check_sdss_settings(app_configs, **kwargs):
     errors = []
-    for name in ("GIZ_SDSS_CUTOUT_BASE_URL", "GIZ_SDSS_FRAMES_BASE_URL"):
+    for name in ("GIZ_SDSS_CUTOUT_BASE_URL", "GIZ_SDSS_FRAMES_BASE_URL", "GIZ_HIPS2FITS_URL"):
         url = getattr(settings, name)
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -23,16 +23,17 @@ def check_sdss_settings(app_configs, **kwargs):
                     id="giz.acquisition.E001",
                 )
             )
-    try:
-        parse_rate(settings.GIZ_SDSS_RATE_LIMIT)
-    except ValueError:
-        errors.append(
-            Error(
-                f"GIZ_SDSS_RATE_LIMIT={settings.GIZ_SDSS_RATE_LIMIT!r} is not a rate.",
-                hint="Requests per second per worker process, like 10/s, 300/m or 5000/h (0: no limit).",
-                id="giz.acquisition.E002",
+    for name in ("GIZ_SDSS_RATE_LIMIT", "GIZ_SURVEY_RATE_LIMIT"):
+        try:
+            parse_rate(getattr(settings, name))
+        except ValueError:
+            errors.append(
+                Error(
+                    f"{name}={getattr(settings, name)!r} is not a rate.",
+                    hint="Requests per second per worker process, like 10/s, 300/m or 5000/h (0: no limit).",
+                    id="giz.acquisition.E002",
+                )
             )
-        )
     if not re.fullmatch(r"dr\d+", settings.GIZ_SDSS_DATA_RELEASE):
         errors.append(
             Error(

@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 
 from giz_site.models import BackgroundRun
-from labeling.models import Galaxy
+from labeling.models import Galaxy, Survey, default_survey_id
 
 
 def image_upload_to(instance: "GalaxyImage", filename: str) -> str:
@@ -20,6 +20,7 @@ class GalaxyImage(models.Model):
         G = "g", "g band"
         R = "r", "r band"
         I = "i", "i band"  # noqa: E741
+        Z = "z", "z band"  # Legacy Surveys and Pan-STARRS have it
         GRI = "gri", "g, r and i bands in one file"
 
     class Format(models.TextChoices):
@@ -32,6 +33,8 @@ class GalaxyImage(models.Model):
     format = models.CharField(max_length=8, choices=Format.choices)
     file = models.FileField(upload_to=image_upload_to, max_length=255)
     source = models.CharField(max_length=16, choices=Galaxy.Source.choices)
+    # The survey the pixels came from (usually the galaxy's; a galaxy may also have images of other surveys).
+    survey = models.ForeignKey(Survey, on_delete=models.PROTECT, related_name="images", default=default_survey_id)
     pixel_scale = models.FloatField("arcsec/pixel", null=True, blank=True)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()

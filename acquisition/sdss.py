@@ -36,6 +36,7 @@ __all__ = [
     "Cutout",
     "FieldId",
     "FitsStamp",
+    "HttpClient",
     "RateLimiter",
     "SdssClient",
     "SdssError",
@@ -227,38 +228,26 @@ def parse_retry_after(value: str | None) -> float | None:
 # ------------------------------------------------------------------------------------ the client
 
 
-class SdssClient:
-    """Fetches SDSS products with fixed timeouts; every failure is an SdssError."""
+class HttpClient:
+    """GETs with fixed timeouts, a per-process rate limit and one error type: the plumbing of every image source
+    (SDSS here, HiPS and URL templates in acquisition.sources). Every failure is an SdssError."""
 
     def __init__(
-        self,
-        *,
-        cutout_base_url: str,
-        frames_base_url: str,
-        data_release: str,
-        timeout_s: float,
-        fov_factor: float = DEFAULT_FOV_FACTOR,
-        rate_limit_per_s: float | None = None,
-        session: requests.Session | None = None,
+        self, *, timeout_s: float, rate_limit_per_s: float | None = None, session: requests.Session | None = None
     ):
-        self.cutout_base_url = cutout_base_url
-        self.frames_base_url = frames_base_url
-        self.data_release = data_release
         # Connecting to a healthy server takes milliseconds; the read timeout covers rendering.
         self.timeout = (min(5.0, timeout_s), timeout_s)
-        self.fov_factor = fov_factor
         # Every request, retries and FITS frames included, waits its turn: the server sees at most
         # rate_limit_per_s requests per second from this process.
         self.limiter = RateLimiter(rate_limit_per_s)
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = "galaxy-inclination-zoo/1.0"
 
-    # -------------------------------------------------------------- HTTP
-    def get(self, url: str) -> requests.Response:
+    def get(self, url: str, *, params: dict | None = None) -> requests.Response:
         """GET url and return a complete 200 response, or raise SdssError."""
         self.limiter.wait()
         try:
-            response = self.session.get(url, timeout=self.timeout, stream=True)
+            response = self.session.get(url, params=params, timeout=self.timeout, stream=True)
             try:
                 body = response.raw.read(MAX_BODY_BYTES + 1, decode_content=True)
             finally:
@@ -282,7 +271,11 @@ class SdssClient:
                 )
             if status == 404:
                 raise SdssError("HTTP 404: no such product", permanent=True, status=status)
-            raise SdssError(f"HTTP {status}: request refused", permanent=True, status=status)
+            # A refusal usually says why (hips2fits answers JSON with a title and a description).
+            said = body[:200].decode("utf-8", "replace").replace("\n", " ").strip()
+            raise SdssError(
+                f"HTTP {status}: request refused" + (f": {said}" if said else ""), permanent=True, status=status
+            )
         if len(body) > MAX_BODY_BYTES:
             raise SdssError(f"body larger than {MAX_BODY_BYTES} bytes", permanent=True, status=status)
         expected = response.headers.get("Content-Length")
@@ -295,6 +288,27 @@ class SdssClient:
             raise SdssError(f"truncated body: {len(body)} of {expected} bytes", permanent=False, status=status)
         response._content = body
         return response
+
+
+class SdssClient(HttpClient):
+    """Fetches SDSS products with fixed timeouts; every failure is an SdssError."""
+
+    def __init__(
+        self,
+        *,
+        cutout_base_url: str,
+        frames_base_url: str,
+        data_release: str,
+        timeout_s: float,
+        fov_factor: float = DEFAULT_FOV_FACTOR,
+        rate_limit_per_s: float | None = None,
+        session: requests.Session | None = None,
+    ):
+        super().__init__(timeout_s=timeout_s, rate_limit_per_s=rate_limit_per_s, session=session)
+        self.cutout_base_url = cutout_base_url
+        self.frames_base_url = frames_base_url
+        self.data_release = data_release
+        self.fov_factor = fov_factor
 
     # -------------------------------------------------------------- colour cutouts
     def fetch_cutout(self, *, ra: float, dec: float, d25_arcmin: float | None) -> Cutout:

@@ -24,10 +24,12 @@ from django.utils import timezone
 from acquisition import selectors
 from acquisition.catalog import CatalogError, CatalogRow, RowError, catalog_parse
 from acquisition.models import AcquisitionJob, AcquisitionJobItem, GalaxyImage, image_upload_to
-from acquisition.sdss import SdssClient, SdssError, check_position, parse_rate
+from acquisition.sdss import HttpClient, SdssClient, SdssError, check_position, parse_rate
 from acquisition.signals import color_image_stored
+from acquisition.sources import HipsSource, ImageSource, SdssSource, TemplateSource
 from giz_site.exceptions import ApplicationError
-from labeling.models import Galaxy
+from labeling.models import Galaxy, Survey
+from labeling.services.surveys import reference_survey
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +99,11 @@ def image_store(
     source: str,
     pixel_scale: float | None,
     predict: bool = True,
+    survey_id: int | None = None,
 ) -> GalaxyImage:
     """The one place that writes image files: write aside then move, SHA-256 recorded, idempotent.
+
+    The image belongs to `survey_id`, by default the galaxy's survey.
 
     Storing the same bytes again changes nothing; different bytes replace the file (the old one is
     deleted after commit). A new colour image is announced (acquisition.signals) unless `predict=False`.
@@ -112,18 +117,20 @@ def image_store(
         if image is not None and image.checksum == checksum and image_is_intact(image):
             return image
         filename = f"{galaxy.pgc}_{band}_{checksum[:16]}.{EXTENSIONS[format]}"
-        placeholder = GalaxyImage(galaxy=galaxy)
+        survey_id = survey_id or galaxy.survey_id
+        placeholder = GalaxyImage(galaxy=galaxy, survey_id=survey_id)
         name = _write_aside_then_move(image_upload_to(placeholder, filename), data)
         old_name = image.file.name if image is not None and image.file else None
         if image is None:
-            image = GalaxyImage(galaxy=galaxy, band=band, format=format)
+            image = GalaxyImage(galaxy=galaxy, band=band, format=format, survey_id=survey_id)
         image.file.name = name
         image.source, image.pixel_scale, image.checksum = source, pixel_scale, checksum
+        image.survey_id = survey_id
         image.width, image.height = width, height
         if image.pk is None:
             image.save()
         else:
-            image.save(update_fields=["file", "source", "pixel_scale", "checksum", "width", "height"])
+            image.save(update_fields=["file", "source", "pixel_scale", "checksum", "width", "height", "survey"])
         if old_name and old_name != name:
             transaction.on_commit(lambda: default_storage.delete(old_name))
         if predict and band == GalaxyImage.Band.COLOR:
@@ -161,19 +168,40 @@ def _client(
     )
 
 
+@lru_cache(maxsize=4)
+def _survey_http(timeout_s: float, rate: str) -> HttpClient:
+    # One per process and configuration, shared by every HiPS and template survey: one rate limit for them all.
+    return HttpClient(timeout_s=timeout_s, rate_limit_per_s=parse_rate(rate))
+
+
+def survey_source(*, survey: Survey, sdss: SdssClient | None = None) -> ImageSource:
+    """The image source of a survey: SDSS's client, hips2fits for a HiPS survey, or the survey's URL template."""
+    if survey.source_kind == Survey.SourceKind.SDSS:
+        return SdssSource(sdss or sdss_client())
+    http = _survey_http(settings.GIZ_SDSS_TIMEOUT_S, settings.GIZ_SURVEY_RATE_LIMIT)
+    if survey.source_kind == Survey.SourceKind.HIPS:
+        return HipsSource(
+            http=http,
+            server_url=settings.GIZ_HIPS2FITS_URL,
+            hips_id=survey.hips_id,
+            fov_factor=settings.GIZ_SDSS_FOV_FACTOR,
+        )
+    return TemplateSource(http=http, url_template=survey.url_template, fov_factor=settings.GIZ_SDSS_FOV_FACTOR)
+
+
 def _intact(galaxy: Galaxy, band: str, format: str) -> GalaxyImage | None:
     image = GalaxyImage.objects.filter(galaxy=galaxy, band=band, format=format).first()
     return image if image is not None and image_is_intact(image) else None
 
 
 def galaxy_acquire(*, galaxy: Galaxy, client: SdssClient | None = None, predict: bool = True) -> list[GalaxyImage]:
-    """Fetch and store what a galaxy still lacks; mark it ready. Raises SdssError (state untouched).
+    """Fetch and store what a galaxy still lacks from its survey's source; mark it ready. Raises SdssError
+    (whatever the survey; state untouched).
 
     Resumable: an image already stored with a matching checksum is not fetched again, so a task
     killed half-way, or redelivered, only fetches the rest. `predict=False` when the caller predicts
-    the galaxy itself right away.
+    the galaxy itself right away. `client` is the SDSS client to use for an SDSS survey.
     """
-    client = client or sdss_client()
     images = []
     color = _intact(galaxy, GalaxyImage.Band.COLOR, GalaxyImage.Format.JPEG)
     if galaxy.source == Galaxy.Source.SYNTHETIC:
@@ -181,8 +209,10 @@ def galaxy_acquire(*, galaxy: Galaxy, client: SdssClient | None = None, predict:
         if color is None:
             raise SdssError("a synthetic galaxy is rendered, not fetched from SDSS", permanent=True)
         return [color]
+    survey = galaxy.survey
+    source = survey_source(survey=survey, sdss=client)
     if color is None:
-        cutout = client.fetch_cutout(ra=galaxy.ra, dec=galaxy.dec, d25_arcmin=galaxy.d25_arcmin)
+        cutout = source.fetch_cutout(ra=galaxy.ra, dec=galaxy.dec, d25_arcmin=galaxy.d25_arcmin)
         color = image_store(
             galaxy=galaxy,
             band=GalaxyImage.Band.COLOR,
@@ -191,17 +221,15 @@ def galaxy_acquire(*, galaxy: Galaxy, client: SdssClient | None = None, predict:
             source=Galaxy.Source.SDSS,
             pixel_scale=cutout.pixel_scale,
             predict=predict,
+            survey_id=survey.pk,
         )
     images.append(color)
     if settings.GIZ_SDSS_FETCH_FITS:
-        field_id = None
-        for band in ("g", "r", "i"):
+        bands = list(survey.bands)
+        for band, fetch in source.band_stamps(ra=galaxy.ra, dec=galaxy.dec, d25_arcmin=galaxy.d25_arcmin, bands=bands):
             stored = _intact(galaxy, band, GalaxyImage.Format.FITS)
             if stored is None:
-                field_id = field_id or client.find_field(ra=galaxy.ra, dec=galaxy.dec)
-                stamp = client.fetch_fits_stamp(
-                    ra=galaxy.ra, dec=galaxy.dec, d25_arcmin=galaxy.d25_arcmin, band=band, field=field_id
-                )
+                stamp = fetch()
                 stored = image_store(
                     galaxy=galaxy,
                     band=band,
@@ -209,6 +237,7 @@ def galaxy_acquire(*, galaxy: Galaxy, client: SdssClient | None = None, predict:
                     data=stamp.data,
                     source=Galaxy.Source.SDSS,
                     pixel_scale=stamp.pixel_scale,
+                    survey_id=survey.pk,
                 )
             images.append(stored)
     Galaxy.objects.filter(pk=galaxy.pk).update(state=Galaxy.State.READY, failure_reason="", updated_at=timezone.now())
@@ -235,20 +264,24 @@ def galaxy_acquire_now(*, galaxy: Galaxy, predict: bool = True) -> list[GalaxyIm
             if exc.permanent:
                 galaxy_acquisition_failed(galaxy_id=galaxy.pk, reason=str(exc))
             raise ApplicationError(
-                f"No SDSS image for {galaxy}: {exc.reason}", code="image_unavailable", details=details, status_code=422
+                f"No {galaxy.survey} image for {galaxy}: {exc.reason}",
+                code="image_unavailable",
+                details=details,
+                status_code=422,
             ) from exc
         if exc.retry_after is not None:
             details["retry_after_s"] = exc.retry_after
         raise ApplicationError(
-            f"The SDSS image service failed for {galaxy} ({exc.reason}); try again later.",
+            f"The {galaxy.survey} image service failed for {galaxy} ({exc.reason}); try again later.",
             code="sdss_unavailable",
             details=details,
             status_code=503,
         ) from exc
 
 
-def galaxy_from_position(*, ra: float, dec: float, fov_arcmin: float) -> Galaxy:
-    """The 'upload'-source galaxy at a sky position (within 1 arcsec), created on first request."""
+def galaxy_from_position(*, ra: float, dec: float, fov_arcmin: float, survey: Survey | None = None) -> Galaxy:
+    """The 'upload'-source galaxy at a sky position (within 1 arcsec), created on first request; a new one
+    belongs to `survey` (default: the reference survey)."""
     try:
         ra, dec = float(ra), float(dec)
         check_position(ra, dec)
@@ -281,6 +314,7 @@ def galaxy_from_position(*, ra: float, dec: float, fov_arcmin: float) -> Galaxy:
                     dec=dec,
                     d25_arcmin=d25,
                     source=Galaxy.Source.UPLOAD,
+                    survey=survey or reference_survey(),
                 )
         except IntegrityError:
             continue  # another request took that number: take the next
@@ -445,6 +479,10 @@ class CatalogImportResult:
     unchanged: int = 0
     errors: list[RowError] = field(default_factory=list)
     galaxy_ids: list[int] = field(default_factory=list)
+    survey: str = ""  # the slug new galaxies were given
+    # Galaxies already catalogued under another survey: updated, but left in their survey (their labels and
+    # images came from it).
+    other_survey: int = 0
 
     @property
     def imported(self) -> int:
@@ -469,9 +507,16 @@ def _images_forget(*, galaxy_ids: list[int]) -> None:
 
 
 def catalog_import(
-    *, data: bytes, filename: str = "", progress: Callable[[int, int], None] | None = None, batch_size: int = 500
+    *,
+    data: bytes,
+    filename: str = "",
+    survey: Survey | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    batch_size: int = 500,
 ) -> CatalogImportResult:
     """Import a CSV/ECSV catalog: good rows created or updated by PGC, bad rows reported by line.
+
+    New galaxies belong to `survey` (default: the reference survey) and their images are fetched from it.
 
     The file is imported in one transaction: all its good rows or, if the database refuses any, none.
     Raises ApplicationError when the file as a whole cannot be read or imported.
@@ -480,12 +525,13 @@ def catalog_import(
         rows, errors = catalog_parse(data, filename=filename)
     except CatalogError as exc:
         raise ApplicationError(f"Cannot read the catalog: {exc}", code="invalid_catalog") from exc
-    result = CatalogImportResult(errors=errors)
+    survey = survey or reference_survey()
+    result = CatalogImportResult(errors=errors, survey=survey.slug)
     try:
         with transaction.atomic():
             for start in range(0, len(rows), batch_size):
                 batch = rows[start : start + batch_size]
-                _catalog_batch_import(batch=batch, result=result)
+                _catalog_batch_import(batch=batch, result=result, survey=survey)
                 if progress is not None:
                     progress(len(batch), len(rows))
     except IntegrityError as exc:
@@ -498,14 +544,15 @@ def catalog_import(
     return result
 
 
-def _catalog_batch_import(*, batch: list[CatalogRow], result: CatalogImportResult) -> None:
+def _catalog_batch_import(*, batch: list[CatalogRow], result: CatalogImportResult, survey: Survey) -> None:
     existing = Galaxy.objects.in_bulk([row.pgc for row in batch], field_name="pgc")
     new, changed, moved_ids = [], [], []
     for row in batch:
         galaxy = existing.get(row.pgc)
         if galaxy is None:
-            new.append(Galaxy(pgc=row.pgc, **{name: getattr(row, name) for name in CATALOG_FIELDS}))
+            new.append(Galaxy(pgc=row.pgc, survey=survey, **{name: getattr(row, name) for name in CATALOG_FIELDS}))
             continue
+        result.other_survey += galaxy.survey_id != survey.pk
         if not _differs(galaxy, row):
             result.unchanged += 1
             continue

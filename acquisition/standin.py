@@ -9,6 +9,14 @@ A real HTTP server (threads, one per connection) answering the URL forms `acquis
   FITS frame (float32 nanomaggies with a TAN WCS). Stand-in frames are 1024x744 native pixels
   (half a real frame, to keep rendering cheap) centred on the galaxy last looked up in that field.
 
+It also stands in for other surveys (acquisition.sources):
+- /hips2fits?hips=&width=&height=&projection=&ra=&dec=&fov=&format=jpg|png|fits  -> the CDS hips2fits
+  service: a colour JPEG/PNG, or for `format=fits` one band (the HiPS id's last part: g, r, i, z) as float32
+  with a TAN WCS. HiPS surveys cover the whole sky (no footprint); a refusal is JSON, as hips2fits's;
+- /cutout?ra=&dec=&size=&scale=&band=  -> a plain cutout service for URL-template surveys: a colour JPEG, or
+  with `band` a float32 FITS stamp.
+The same faults apply to both (blank: an all-dark JPEG or an all-zero FITS; wrong_size: half the width).
+
 Like SDSS, positions outside the footprint (dec below `footprint_min_dec`) come back as blank,
 all-dark images, not as errors. Faults: POST /_faults with JSON
 {"rates": {"500": 0.1, "503": 0.1, ...}, "next": ["reset", "truncated"], "retry_after": 1, "slow_s": 3}
@@ -50,6 +58,7 @@ logger = logging.getLogger(__name__)
 FAULTS = ("500", "503", "404", "slow", "reset", "truncated", "blank", "html", "wrong_size")
 FRAME_SHAPE = (744, 1024)  # rows, columns at the native 0.396"/px
 NATIVE_SCALE = 0.396127
+HIPS_PATH, TEMPLATE_PATH = "/hips2fits", "/cutout"
 CUTOUT_RE = re.compile(r"^/(?P<dr>[\w.-]+)/SkyServerWS/ImgCutout/getjpeg$")
 SQL_RE = re.compile(r"^/(?P<dr>[\w.-]+)/SkyServerWS/SearchTools/SqlSearch$")
 FRAME_RE = re.compile(
@@ -160,6 +169,40 @@ class StandinServer(ThreadingHTTPServer):
         return self._cached(
             key, lambda: to_color_jpeg(render_at(ra, dec, scale_arcsec_per_px=scale, width=width, height=height))
         )
+
+    def stamp_rendering(self, ra: float, dec: float, scale: float, width: int, height: int):
+        key = ("stamp", round(ra, 5), round(dec, 5), scale, width, height)
+        return self._cached(key, lambda: render_at(ra, dec, scale_arcsec_per_px=scale, width=width, height=height))
+
+    def stamp_color(
+        self, ra: float, dec: float, scale: float, width: int, height: int, *, format: str = "jpg"
+    ) -> bytes:
+        rendering = self.stamp_rendering(ra, dec, scale, width, height)
+        if format == "png":
+            from PIL import Image
+
+            from acquisition.renderer import to_color_rgb
+
+            buffer = io.BytesIO()
+            Image.fromarray(to_color_rgb(rendering)).save(buffer, format="PNG")
+            return buffer.getvalue()
+        return to_color_jpeg(rendering)
+
+    def stamp_fits(self, ra: float, dec: float, scale: float, width: int, height: int, band: str) -> bytes:
+        from astropy.io import fits
+
+        rendering = self.stamp_rendering(ra, dec, scale, width, height)
+        plane = rendering.bands[..., "gri".index(band) if band in "gri" else 2][::-1, :]  # z: the reddest we draw
+        hdu = fits.PrimaryHDU(np.ascontiguousarray(plane, dtype=np.float32))
+        h = hdu.header
+        h["CTYPE1"], h["CTYPE2"] = "RA---TAN", "DEC--TAN"
+        h["CRVAL1"], h["CRVAL2"] = ra, dec
+        h["CRPIX1"], h["CRPIX2"] = (width + 1) / 2.0, (height + 1) / 2.0
+        h["CD1_1"], h["CD1_2"], h["CD2_1"], h["CD2_2"] = -scale / 3600, 0.0, 0.0, scale / 3600
+        h["FILTER"] = band
+        buffer = io.BytesIO()
+        hdu.writeto(buffer)
+        return buffer.getvalue()
 
     def frame_fits_bz2(self, run: int, camcol: int, field: int, band: str) -> bytes:
         from astropy.io import fits
@@ -286,6 +329,10 @@ class StandinHandler(BaseHTTPRequestHandler):
                 return self._sql(parse_qs(parts.query))
             if match := FRAME_RE.match(parts.path):
                 return self._frame(match)
+            if parts.path == HIPS_PATH:
+                return self._hips(parse_qs(parts.query))
+            if parts.path == TEMPLATE_PATH:
+                return self._template(parse_qs(parts.query))
         except (BrokenPipeError, ConnectionResetError):
             return None
         self.server.count("404")
@@ -327,6 +374,78 @@ class StandinHandler(BaseHTTPRequestHandler):
         self.server.count("cutout:ok")
         return self._send(200, body, "image/jpeg")
 
+    def _survey_stamp(self, kind: str, *, ra, dec, scale, width, height, band: str, format: str) -> None:
+        """A colour (`band` empty) or one-band FITS stamp, with the faults a survey service may show."""
+        fault = self.server.faults.draw()
+        fits_wanted = bool(band)
+
+        def blank():
+            if fits_wanted:
+                return _zeros_fits(width, height)
+            from PIL import Image
+
+            buffer = io.BytesIO()
+            Image.new("RGB", (width, height)).save(buffer, format="JPEG")
+            return buffer.getvalue()
+
+        def wrong():
+            if fits_wanted:
+                return _zeros_fits(width // 2 + 1, height, fill=1.0)
+            from PIL import Image
+
+            buffer = io.BytesIO()
+            Image.new("RGB", (width // 2 + 1, height), (90, 90, 90)).save(buffer, format="JPEG")
+            return buffer.getvalue()
+
+        content_type = "application/fits" if fits_wanted else ("image/png" if format == "png" else "image/jpeg")
+        body = b""
+        if fault in (None, "slow", "truncated"):
+            if fits_wanted:
+                body = self.server.stamp_fits(ra, dec, scale, width, height, band)
+            else:
+                body = self.server.stamp_color(ra, dec, scale, width, height, format=format)
+        if self._fault(kind, fault, body=body, content_type=content_type, blank=blank, wrong=wrong):
+            return None
+        self.server.count(f"{kind}:ok")
+        return self._send(200, body, content_type)
+
+    def _hips(self, query: dict) -> None:
+        try:
+            hips = query["hips"][0]
+            ra, dec, fov = (float(query[k][0]) for k in ("ra", "dec", "fov"))
+            width, height = int(query["width"][0]), int(query["height"][0])
+            format = query.get("format", ["fits"])[0]
+        except (KeyError, ValueError, IndexError):
+            self.server.count("hips:400")
+            return self._json(400, {"title": "Bad request", "description": "hips, ra, dec, fov, width, height"})
+        ok = 0 <= ra < 360 and -90 <= dec <= 90 and 0 < fov <= 180 and 1 <= width <= 4096 and 1 <= height <= 4096
+        if not ok or format not in ("jpg", "png", "fits"):
+            self.server.count("hips:400")
+            return self._json(400, {"title": "Bad request", "description": "invalid position, size or format"})
+        band = hips.rsplit("/", 1)[-1] if format == "fits" else ""
+        if format == "fits" and band not in ("g", "r", "i", "z"):
+            self.server.count("hips:400")
+            return self._json(400, {"title": "Unknown HiPS", "description": f"{hips} has no FITS tiles here"})
+        scale = fov * 3600.0 / width
+        return self._survey_stamp(
+            "hips", ra=ra, dec=dec, scale=scale, width=width, height=height, band=band, format=format
+        )
+
+    def _template(self, query: dict) -> None:
+        try:
+            ra, dec, scale = (float(query[k][0]) for k in ("ra", "dec", "scale"))
+            size = int(query["size"][0])
+            band = query.get("band", [""])[0]
+        except (KeyError, ValueError, IndexError):
+            self.server.count("template:400")
+            return self._html(400, "ra, dec, size and scale are required numbers")
+        if not (0 <= ra < 360 and -90 <= dec <= 90 and 16 <= size <= 2048 and scale > 0 and band in ("", *"griz")):
+            self.server.count("template:400")
+            return self._html(400, "Invalid coordinates, size or band")
+        return self._survey_stamp(
+            "template", ra=ra, dec=dec, scale=scale, width=size, height=size, band=band, format="jpg"
+        )
+
     def _sql(self, query: dict) -> None:
         match = NEARBY_RE.search(query.get("cmd", [""])[0])
         if not match:
@@ -356,6 +475,14 @@ class StandinHandler(BaseHTTPRequestHandler):
             return None
         self.server.count("frame:ok")
         return self._send(200, body, "application/x-bzip2")
+
+
+def _zeros_fits(width: int, height: int, *, fill: float = 0.0) -> bytes:
+    from astropy.io import fits
+
+    buffer = io.BytesIO()
+    fits.PrimaryHDU(np.full((height, width), fill, dtype=np.float32)).writeto(buffer)
+    return buffer.getvalue()
 
 
 @contextlib.contextmanager

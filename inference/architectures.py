@@ -1,8 +1,10 @@
 """VGG-style Keras models: inclination regression (45-90 deg) and "would a human reject this" classifier.
 
-Django-free. Only stock Keras layers are used, so a saved .keras or .h5 file loads anywhere without
+Django-free. Colour members use only stock Keras layers, so a saved .keras or .h5 file loads anywhere without
 custom objects: the regression head is a linear unit rescaled to degrees (67.5 + 22.5 x), i.e. the
-original's [-1, 1] target scaling built into the model.
+original's [-1, 1] target scaling built into the model. Flux members (input mode "flux": float g, r, i in sky
+noise units, imaging.normalise_flux) start with AsinhScaling, registered here, so importing this module is
+what lets their files load (inference.ensemble does).
 """
 
 from __future__ import annotations
@@ -43,6 +45,42 @@ DEFAULT_REGRESSION_MEMBERS = ("vgg_a", "vgg_b", "vgg_c")
 DEFAULT_REJECTION_ARCHITECTURE = "vgg_a"
 
 
+@keras.saving.register_keras_serializable(package="giz")
+class AsinhScaling(layers.Layer):
+    """asinh(x / s) per channel with a learned softening s: linear in the faint outskirts (where the disk's
+    outline is), logarithmic in the bright core, the balance learned from the data instead of fixed by a
+    display stretch. s starts at `initial` sky sigmas and is kept positive (s = softplus(w) + 0.01)."""
+
+    def __init__(self, initial: float = 3.0, **kwargs):
+        super().__init__(**kwargs)
+        self.initial = float(initial)
+
+    def build(self, input_shape):
+        import math
+
+        raw = math.log(math.expm1(max(self.initial - 0.01, 1e-3)))  # softplus^-1
+        self.softening = self.add_weight(
+            name="softening", shape=(input_shape[-1],), initializer=keras.initializers.Constant(raw)
+        )
+
+    def call(self, x):
+        from keras import ops
+
+        return ops.arcsinh(x / (ops.softplus(self.softening) + 0.01))
+
+    def get_config(self):
+        return {**super().get_config(), "initial": self.initial}
+
+
+INPUT_MODES = ("color", "bands", "flux")
+
+
+def _input_stage(inputs, input_mode: str):
+    if input_mode not in INPUT_MODES:
+        raise ValueError(f"input_mode must be one of {INPUT_MODES}, not {input_mode!r}")
+    return AsinhScaling(name="asinh_scaling")(inputs) if input_mode == "flux" else inputs
+
+
 def _backbone(arch: Architecture, inputs):
     x = inputs
     if arch.stem_pool > 1:
@@ -61,11 +99,13 @@ def _backbone(arch: Architecture, inputs):
     return layers.Dense(arch.dense, activation="relu", name="dense")(x)
 
 
-def build_regression_model(architecture: str, *, input_size: int = 128, name: str | None = None) -> keras.Model:
-    """Image (input_size x input_size x 3, [0, 1]) -> inclination in degrees (about 45-90)."""
+def build_regression_model(
+    architecture: str, *, input_size: int = 128, name: str | None = None, input_mode: str = "color"
+) -> keras.Model:
+    """Image (input_size x input_size x 3: [0, 1], or sky-noise units for "flux") -> inclination in degrees."""
     arch = ARCHITECTURES[architecture]
     inputs = keras.Input((input_size, input_size, 3), name="image")
-    x = _backbone(arch, inputs)
+    x = _backbone(arch, _input_stage(inputs, input_mode))
     # Zero-initialised: training starts from 67.5 deg everywhere instead of wild outputs.
     x = layers.Dense(1, kernel_initializer="zeros", name="scaled_inclination")(x)
     outputs = layers.Rescaling(HALF_RANGE, offset=CENTRE, name="inclination_deg")(x)
@@ -77,7 +117,9 @@ def build_regression_model(architecture: str, *, input_size: int = 128, name: st
 SIGMA_FLOOR, SIGMA_SCALE = 0.3, 2.0
 
 
-def build_sigma_regression_model(architecture: str, *, input_size: int = 128, name: str | None = None) -> keras.Model:
+def build_sigma_regression_model(
+    architecture: str, *, input_size: int = 128, name: str | None = None, input_mode: str = "color"
+) -> keras.Model:
     """Image -> (inclination in degrees, its sigma in degrees) as one N x 2 output.
 
     Trained with a Gaussian negative log-likelihood (inference.keras_training.gaussian_nll_loss), the
@@ -86,7 +128,7 @@ def build_sigma_regression_model(architecture: str, *, input_size: int = 128, na
     """
     arch = ARCHITECTURES[architecture]
     inputs = keras.Input((input_size, input_size, 3), name="image")
-    x = _backbone(arch, inputs)
+    x = _backbone(arch, _input_stage(inputs, input_mode))
     mu = layers.Dense(1, kernel_initializer="zeros", name="scaled_inclination")(x)
     mu = layers.Rescaling(HALF_RANGE, offset=CENTRE, name="inclination_deg")(mu)
     sigma = layers.Dense(1, activation="softplus", kernel_initializer="zeros", name="sigma_softplus")(x)
@@ -95,11 +137,13 @@ def build_sigma_regression_model(architecture: str, *, input_size: int = 128, na
     return keras.Model(inputs, outputs, name=name or f"sigma_regression_{architecture}")
 
 
-def build_rejection_model(architecture: str, *, input_size: int = 128, name: str | None = None) -> keras.Model:
+def build_rejection_model(
+    architecture: str, *, input_size: int = 128, name: str | None = None, input_mode: str = "color"
+) -> keras.Model:
     """Image -> probability that volunteers would reject it (face-on, not a spiral, bad image)."""
     arch = ARCHITECTURES[architecture]
     inputs = keras.Input((input_size, input_size, 3), name="image")
-    x = _backbone(arch, inputs)
+    x = _backbone(arch, _input_stage(inputs, input_mode))
     outputs = layers.Dense(1, activation="sigmoid", name="rejection")(x)
     return keras.Model(inputs, outputs, name=name or f"rejection_{architecture}")
 

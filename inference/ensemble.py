@@ -9,7 +9,9 @@ and replaces the reference under a lock.
 
 Inference goes through one tf.function per input kind with a fixed signature
 ([None, S, S, 3] float32) that calls every member and stacks their outputs: one graph call per
-batch, no retracing, no `model.predict` machinery per call.
+batch, no retracing, no `model.predict` machinery per call. Input kinds are the colour picture ("color",
+"bands": [0, 1]) and the float g, r, i FITS stamps ("flux"); a galaxy is answered by the members whose input
+it has, so one with only a JPEG still gets the colour members' answer.
 """
 
 from __future__ import annotations
@@ -64,25 +66,45 @@ class Ensemble:
     def model_versions(self) -> list[str]:
         return [m.name for m in self.members]
 
-    def run(self, prepared: dict[tuple[int, str], np.ndarray]) -> dict[str, np.ndarray]:
+    @property
+    def input_modes(self) -> set[str]:
+        return {g.input_mode for g in self.groups}
+
+    def run(self, prepared: dict[tuple[int, str], np.ndarray], *, n: int | None = None) -> dict[str, np.ndarray]:
         """Prepared images per (size, mode) -> member name -> output per image (degrees or probability)."""
-        return self.run_detailed(prepared)[0]
+        return self.run_detailed(prepared, n=n)[0]
 
     def run_detailed(
-        self, prepared: dict[tuple[int, str], np.ndarray]
+        self, prepared: dict[tuple[int, str], np.ndarray | tuple[np.ndarray, list[int]]], *, n: int | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Like `run`, plus each member's learned sigma in degrees (0 for members without a sigma head)."""
+        """Like `run`, plus each member's learned sigma in degrees (0 for members without a sigma head).
+
+        Not every image needs every input: a (size, mode) entry may be `(images, rows)`, the prepared images of
+        only those rows of the n, or be missing. A member's output is NaN for the images it did not see (a
+        galaxy without FITS stamps for the flux members), and the caller combines whoever answered.
+        """
         import tensorflow as tf
 
+        if n is None:
+            n = max((len(v[1]) if isinstance(v, tuple) else len(v) for v in prepared.values()), default=0)
         out: dict[str, np.ndarray] = {}
         sigmas: dict[str, np.ndarray] = {}
         for group in self.groups:
-            images = prepared[(group.input_size, group.input_mode)]
-            values = group.function(tf.convert_to_tensor(images, dtype=tf.float32)).numpy().astype(np.float64)
+            entry = prepared.get((group.input_size, group.input_mode))
+            images, rows = entry if isinstance(entry, tuple) else (entry, None)
+            if images is None or len(images) == 0:
+                values = np.full((0, len(group.members), 2), np.nan)
+                rows = []
+            else:
+                values = group.function(tf.convert_to_tensor(images, dtype=tf.float32)).numpy().astype(np.float64)
             for j, member in enumerate(group.members):
                 column, sigma = values[:, j, 0], values[:, j, 1]
                 if member.kind == "regression" and member.output == "scaled":
                     column = SCALED_CENTRE + SCALED_HALF_RANGE * column
+                if rows is not None:
+                    full_column, full_sigma = np.full(n, np.nan), np.zeros(n)
+                    full_column[rows], full_sigma[rows] = column, sigma
+                    column, sigma = full_column, full_sigma
                 out[member.name] = column
                 sigmas[member.name] = sigma
         return out, sigmas
@@ -91,6 +113,8 @@ class Ensemble:
 def load_keras_file(path: str):
     """Load a .keras or .h5 model for inference (no optimizer state needed)."""
     import keras
+
+    import inference.architectures  # noqa: F401 - registers AsinhScaling, the flux members' first layer
 
     return keras.saving.load_model(path, compile=False)
 

@@ -47,12 +47,15 @@ from acquisition import composites
 from acquisition.composites import bands_to_rgb
 
 __all__ = [
+    "FLUX_BANDS",
     "DecodedImage",
     "ImageError",
     "Limits",
     "asinh_stretch",
+    "bands_from_planes",
     "bands_to_rgb",
     "decode_image",
+    "normalise_flux",
     "pad_to_square",
     "prepare_batch",
     "prepare_for_model",
@@ -593,29 +596,82 @@ def decode_for_model(data: bytes, *, size: int = 128, limits: Limits = Limits())
     return decode_image(data, limits=limits, min_size=2 * size)
 
 
+FLUX_BANDS = ("g", "r", "i")
+
+
+def bands_from_planes(planes: Sequence[DecodedImage], names: Sequence[str]) -> DecodedImage:
+    """Separate one-band images (FITS stamps of one galaxy) -> one "bands" image with those names.
+
+    ImageError when they are not all float planes on the same pixel grid.
+    """
+    arrays = []
+    for plane, name in zip(planes, names, strict=True):
+        if plane.kind != "bands" or plane.pixels.shape[-1] != 1:
+            raise ImageError("corrupt", f"The {name}-band image is not a single FITS plane.")
+        if arrays and plane.pixels.shape != arrays[0].shape:
+            raise ImageError(
+                "corrupt", f"The {name}-band image is {plane.shape}, the others {arrays[0].shape[:2]}: not one grid."
+            )
+        arrays.append(plane.pixels)
+    return DecodedImage(
+        pixels=np.ascontiguousarray(np.concatenate(arrays, axis=-1)), kind="bands", format="FITS", bands=tuple(names)
+    )
+
+
+def _flux_planes(decoded: DecodedImage) -> np.ndarray:
+    """g, r, i as float H x W x 3 from a "bands" image (named planes, else the first three in order)."""
+    if decoded.kind != "bands":
+        raise ValueError("flux members need float band data (FITS stamps), not a colour or grey picture")
+    pixels = decoded.pixels
+    if set(FLUX_BANDS) <= set(decoded.bands):
+        return np.stack([pixels[..., decoded.bands.index(b)] for b in FLUX_BANDS], axis=-1)
+    planes = [pixels[..., min(c, pixels.shape[-1] - 1)] for c in range(3)]
+    return np.stack(planes, axis=-1)
+
+
+def normalise_flux(image: np.ndarray) -> np.ndarray:
+    """Sky-subtract each band and divide all by one noise level: the sky's own units, unclipped.
+
+    One common divisor (the median of the bands' robust sky sigmas) keeps the bands' flux ratios, i.e. the
+    colours; the survey's units (nanomaggies, counts) drop out, so every survey's floats look alike. The
+    model's first layer (architectures.AsinhScaling) learns how to compress the range.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    sky = np.median(image.reshape(-1, image.shape[-1]), axis=0)
+    sigmas = [composites.robust_sigma(image[..., c]) for c in range(image.shape[-1])]
+    finite = [s for s in sigmas if np.isfinite(s) and s > 0]
+    noise = float(np.median(finite)) if finite else 0.0
+    if noise <= 0:  # a noiseless render or a constant plane: fall back to the spread, then to 1
+        spread = float(np.std(image))
+        noise = spread if spread > 0 else 1.0
+    return ((image - sky) / noise).astype(np.float32)
+
+
 def prepare_for_model(
     data_or_decoded: bytes | DecodedImage,
     *,
     size: int = 128,
-    mode: Literal["color", "bands"] = "color",
+    mode: Literal["color", "bands", "flux"] = "color",
     position_angle: float | None = None,
     limits: Limits = Limits(),
 ) -> np.ndarray:
-    """Bytes or a decoded image -> float32 size x size x 3 in [0, 1], ready for the CNN.
+    """Bytes or a decoded image -> float32 size x size x 3, ready for the CNN.
 
-    mode "color": an RGB composite (FITS g, r, i through the Lupton stretch);
-    mode "bands": g, r, i each asinh-stretched (FITS), or an RGB image's channels as they are.
+    mode "color": an RGB composite (FITS g, r, i through the Lupton stretch), in [0, 1];
+    mode "bands": g, r, i each asinh-stretched (FITS), or an RGB image's channels as they are, in [0, 1];
+    mode "flux": the float g, r, i planes of FITS stamps, sky-subtracted and in units of the sky noise
+    (normalise_flux), not clipped: the full dynamic range for members that learn their own scaling.
     Steps: pad to square with sky, rotate the major axis horizontal if `position_angle` (PA,
     north through east, degrees) is given, resize.
     """
-    if mode not in ("color", "bands"):
-        raise ValueError(f"mode must be 'color' or 'bands', not {mode!r}")
+    if mode not in ("color", "bands", "flux"):
+        raise ValueError(f"mode must be 'color', 'bands' or 'flux', not {mode!r}")
     decoded = (
         data_or_decoded
         if isinstance(data_or_decoded, DecodedImage)
         else decode_for_model(data_or_decoded, size=size, limits=limits)
     )
-    image = _three_channels(decoded, mode)
+    image = _flux_planes(decoded) if mode == "flux" else _three_channels(decoded, mode)
     if image.shape[0] != image.shape[1] and max(image.shape[:2]) > 2 * size:
         # Pad at twice the model size, not at full resolution: a 32:1 strip would pad to 32x its pixels.
         image = _shrink_long_side(image, 2 * size)
@@ -625,6 +681,8 @@ def prepare_for_model(
         if image.shape[0] > 2 * size:
             image = resize(image, 2 * size)
         image = rotate_major_axis_horizontal(image, position_angle)
+    if mode == "flux":
+        return normalise_flux(resize(image, size))
     return np.clip(resize(image, size), 0.0, 1.0).astype(np.float32)
 
 
@@ -632,7 +690,7 @@ def prepare_batch(
     items: Sequence[bytes | DecodedImage],
     *,
     size: int = 128,
-    mode: Literal["color", "bands"] = "color",
+    mode: Literal["color", "bands", "flux"] = "color",
     position_angles: Sequence[float | None] | None = None,
     limits: Limits = Limits(),
 ) -> np.ndarray:

@@ -50,7 +50,7 @@ def split_by_key(keys, *, test_fraction: float = 0.1, val_fraction: float = 0.1)
     return np.array(out)
 
 
-def _augment_fn(seed: int, *, max_rotation_deg: float = 8.0, max_shift: float = 0.04):
+def _augment_fn(seed: int, *, max_rotation_deg: float = 8.0, max_shift: float = 0.04, flux: bool = False):
     rotate = keras.layers.RandomRotation(max_rotation_deg / 360.0, fill_mode="reflect", seed=seed)
     shift = keras.layers.RandomTranslation(max_shift, max_shift, fill_mode="reflect", seed=seed + 1)
 
@@ -63,6 +63,11 @@ def _augment_fn(seed: int, *, max_rotation_deg: float = 8.0, max_shift: float = 
         x = tf.where(flip_ud, tf.reverse(x, axis=[1]), x)
         x = rotate(x, training=True)
         x = shift(x, training=True)
+        if flux:
+            # Sky-noise units, unclipped: a brighter or fainter galaxy, and a shallower image (more noise).
+            gain = tf.exp(tf.random.uniform([n, 1, 1, 1], -0.4, 0.4))
+            noise = tf.random.uniform([n, 1, 1, 1], 0.0, 0.5)
+            return x * gain + tf.random.normal(tf.shape(x)) * noise, y, w
         contrast = tf.random.uniform([n, 1, 1, 1], 0.8, 1.25)
         brightness = tf.random.uniform([n, 1, 1, 1], -0.05, 0.05)
         x = x * contrast + brightness
@@ -73,8 +78,11 @@ def _augment_fn(seed: int, *, max_rotation_deg: float = 8.0, max_shift: float = 
     return augment
 
 
-def make_dataset(split: Split, *, batch_size: int, augment: bool, shuffle: bool, seed: int = 0) -> tf.data.Dataset:
-    """A tf.data pipeline from in-memory arrays; uint8 images are scaled to [0, 1] per batch."""
+def make_dataset(
+    split: Split, *, batch_size: int, augment: bool, shuffle: bool, seed: int = 0, flux: bool = False
+) -> tf.data.Dataset:
+    """A tf.data pipeline from in-memory arrays; uint8 images are scaled to [0, 1] per batch. `flux`: float
+    images in sky-noise units (imaging.normalise_flux), augmented without clipping."""
     weights = split.weights if split.weights is not None else np.ones(len(split.target), np.float32)
     ds = tf.data.Dataset.from_tensor_slices((split.images, split.target.astype(np.float32), weights))
     if shuffle:
@@ -87,7 +95,7 @@ def make_dataset(split: Split, *, batch_size: int, augment: bool, shuffle: bool,
 
     ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
     if augment:
-        ds = ds.map(_augment_fn(seed), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(_augment_fn(seed, flux=flux), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -169,14 +177,16 @@ def fit_member(
     on_epoch: Callable[[int, int, dict], None] | None = None,
     max_seconds: float | None = None,
     verbose: int = 0,
+    input_mode: str = "color",
 ) -> FitResult:
     """Train with early stopping on the validation loss (best weights restored)."""
+    flux = input_mode == "flux"
     keras.utils.set_random_seed(seed)
     if kind == "regression" and train.weights is None:
         train = Split(train.images, train.target, metrics.bin_weights(train.target))
     compile_member(model, kind=kind, learning_rate=learning_rate)
-    train_ds = make_dataset(train, batch_size=batch_size, augment=True, shuffle=True, seed=seed)
-    val_ds = make_dataset(val, batch_size=batch_size * 2, augment=False, shuffle=False)
+    train_ds = make_dataset(train, batch_size=batch_size, augment=True, shuffle=True, seed=seed, flux=flux)
+    val_ds = make_dataset(val, batch_size=batch_size * 2, augment=False, shuffle=False, flux=flux)
     batches = math.ceil(len(train.target) / batch_size)
     progress = _Progress(on_epoch, epochs, batches)
     callbacks = [

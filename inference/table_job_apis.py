@@ -68,6 +68,11 @@ class TableJobCreateApi(APIView):
         file = serializers.FileField(
             help_text=f"ECSV, VOTable, FITS or CSV, up to {MAX_JOB_PGCS:,} rows (the extension names the format)."
         )
+        survey = serializers.SlugField(
+            required=False,
+            help_text="Slug of the survey (`/api/surveys/`) that galaxies at new positions belong to and get "
+            "their images from; default: the reference survey. An unknown one is a 400 and creates nothing.",
+        )
 
         class Meta:
             ref_name = "TableJobInput"
@@ -90,7 +95,13 @@ class TableJobCreateApi(APIView):
                 details={"field": "file"},
                 status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
-        job = table_job_create(user=request.user, data=upload.read(), filename=upload.name, max_rows=MAX_JOB_PGCS)
+        job = table_job_create(
+            user=request.user,
+            data=upload.read(),
+            filename=upload.name,
+            max_rows=MAX_JOB_PGCS,
+            survey=serializer.validated_data.get("survey", ""),
+        )
         body = JobOutputSerializer(job, context={"request": request}).data
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
 

@@ -26,7 +26,8 @@ from giz_site.exceptions import ApplicationError
 from inference.catalog_selectors import galaxies_near
 from inference.models import InferenceJob, InferenceJobItem, ModelVersion
 from inference.services import inference_job_run
-from labeling.models import Galaxy
+from labeling.models import Galaxy, Survey
+from labeling.services.surveys import get_survey, reference_survey
 
 __all__ = ["MATCH_RADIUS_ARCSEC", "table_job_create", "table_job_result", "table_job_run"]
 
@@ -35,8 +36,11 @@ DEFAULT_D25_ARCMIN = 1.0
 WRITE_FORMATS = {"ecsv": "ascii.ecsv", "csv": "ascii.csv", "votable": "votable", "fits": "fits"}
 
 
-def table_job_create(*, user, data: bytes, filename: str, max_rows: int) -> InferenceJob:
-    """Check the table, then create the job and store the table; queued on commit. A bad table creates nothing."""
+def table_job_create(*, user, data: bytes, filename: str, max_rows: int, survey: str = "") -> InferenceJob:
+    """Check the table, then create the job and store the table; queued on commit. A bad table or an unknown
+    survey creates nothing. Galaxies made for rows at new positions belong to `survey` (a slug; default: the
+    reference survey) and get its images."""
+    chosen = get_survey(survey, status_code=400) if survey else reference_survey()
     try:
         table, rows, fmt = read_galaxy_table(data, filename, max_rows=max_rows)
     except TableError as exc:
@@ -50,7 +54,7 @@ def table_job_create(*, user, data: bytes, filename: str, max_rows: int) -> Infe
             params={
                 "pgcs": [],
                 "acquire": True,
-                "table": {"filename": filename[:200], "format": fmt, "rows": len(rows)},
+                "table": {"filename": filename[:200], "format": fmt, "rows": len(rows), "survey": chosen.slug},
             },
             total=len(rows),
             created_by=user if getattr(user, "pk", None) else None,
@@ -84,7 +88,7 @@ def _known_pgcs(rows: list[TableRow]) -> set[int]:
     return known
 
 
-def _resolve(row: TableRow, known: set[int]) -> tuple[int | None, str]:
+def _resolve(row: TableRow, known: set[int], survey: Survey) -> tuple[int | None, str]:
     """(PGC, "") for the row's galaxy, creating one at a new position; (None, reason) when there is none."""
     if row.problem:
         return None, row.problem
@@ -97,7 +101,7 @@ def _resolve(row: TableRow, known: set[int]) -> tuple[int | None, str]:
     d25 = row.d25_arcmin or DEFAULT_D25_ARCMIN
     fov = min(120.0, max(0.1, d25 * settings.GIZ_SDSS_FOV_FACTOR))
     try:
-        galaxy = galaxy_from_position(ra=row.ra, dec=row.dec, fov_arcmin=fov)
+        galaxy = galaxy_from_position(ra=row.ra, dec=row.dec, fov_arcmin=fov, survey=survey)
     except ApplicationError as exc:
         return None, exc.message[:255]
     if row.position_angle is not None and galaxy.position_angle is None:
@@ -114,7 +118,10 @@ def table_job_run(*, job_id: int) -> InferenceJob | None:
     if "resolved_file" not in job.params["table"]:
         _, rows = _load(job)
         known = _known_pgcs(rows)
-        resolved = [_resolve(row, known) for row in rows]
+        slug = job.params["table"].get("survey")  # jobs queued before surveys existed have none
+        survey = Survey.objects.filter(slug=slug).first() if slug else None
+        survey = survey or reference_survey()
+        resolved = [_resolve(row, known, survey) for row in rows]
         name = default_storage.save(f"jobs/{job.id}/rows.json", ContentFile(json.dumps(resolved).encode()))
         pgcs = list(dict.fromkeys(pgc for pgc, _ in resolved if pgc is not None))
         job.params["table"]["resolved_file"] = name

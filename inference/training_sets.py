@@ -9,6 +9,7 @@ changes the pixels, and rendered in worker processes.
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import multiprocessing
 from collections.abc import Callable
@@ -156,6 +157,76 @@ def cached_set(cache_dir: Path | str | None, n: int, *, seed: int, **kwargs) -> 
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, **{k: v for k, v in result.__dict__.items() if v is not None})
     tmp.replace(path)  # a half-written cache is never read
+    return result
+
+
+@dataclass
+class PairedSet:
+    """The same galaxies twice: as the colour JPEG volunteers see (8 bits) and as float g, r, i planes."""
+
+    color: SyntheticSet  # uint8 prepared colour images (from a quality-90 JPEG of the SDSS-like composite)
+    # N x S x S x 3 float32, imaging.prepare_for_model(mode="flux"): sky-noise units (cores and stars reach
+    # 1e5 sigmas, beyond float16)
+    flux: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.color)
+
+
+def _render_pair(job: tuple) -> tuple[np.ndarray, np.ndarray, float, float]:
+    from PIL import Image
+
+    seed, index, size, render_size, inc_lo, inc_hi = job
+    rng = np.random.default_rng([seed, index])
+    params = synthetic.draw_params(rng, inclination=float(rng.uniform(inc_lo, inc_hi)))
+    rendering = synthetic.render_galaxy(params, size=render_size, seed=int(seed * 1_000_003 + index))
+    # The colour picture as it is stored: an 8-bit JPEG of the composite, decoded again.
+    jpeg = Image.open(io.BytesIO(synthetic.to_color_jpeg(rendering, quality=90))).convert("RGB")
+    rgb = imaging.DecodedImage(pixels=np.asarray(jpeg, np.float32) / 255.0, kind="rgb", format="JPEG")
+    color = imaging.prepare_for_model(rgb, size=size, mode="color", position_angle=params.position_angle)
+    bands = imaging.DecodedImage(pixels=rendering.bands, kind="bands", format="FITS", bands=("g", "r", "i"))
+    flux = imaging.prepare_for_model(bands, size=size, mode="flux", position_angle=params.position_angle)
+    return np.round(color * 255).astype(np.uint8), flux.astype(np.float32), params.inclination, params.position_angle
+
+
+def render_paired_set(
+    n: int,
+    *,
+    seed: int,
+    size: int = 128,
+    render_size: int = 256,
+    inclination_range: tuple[float, float] = (45.0, 90.0),
+    processes: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> PairedSet:
+    """n galaxies rendered once and prepared both ways, for comparing colour and band members fairly."""
+    jobs = [(seed, i, size, render_size, *inclination_range) for i in range(n)]
+    results = _map_jobs(_render_pair, jobs, processes=processes, chunksize=8, progress=progress)
+    inclination = np.array([r[2] for r in results], dtype=np.float32)
+    color = SyntheticSet(
+        images=np.stack([r[0] for r in results]),
+        inclination=inclination,
+        rejected=(inclination < 45.0).astype(np.float32),
+        position_angle=np.array([r[3] for r in results], dtype=np.float32),
+        seeds=np.array([seed * 1_000_003 + i for i in range(n)], dtype=np.int64),
+    )
+    return PairedSet(color=color, flux=np.stack([r[1] for r in results]))
+
+
+def cached_paired_set(cache_dir: Path | str, n: int, *, seed: int, **kwargs) -> PairedSet:
+    """`render_paired_set` through a .npz cache in cache_dir."""
+    options = sorted((k, v) for k, v in kwargs.items() if k not in ("progress", "processes"))
+    key = repr((CACHE_VERSION, "paired", n, seed, options))
+    path = Path(cache_dir) / f"paired-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    if path.exists():
+        with np.load(path) as data:
+            flux = data["flux"]
+            return PairedSet(color=SyntheticSet(**{k: data[k] for k in data.files if k != "flux"}), flux=flux)
+    result = render_paired_set(n, seed=seed, **kwargs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, flux=result.flux, **{k: v for k, v in result.color.__dict__.items() if v is not None})
+    tmp.replace(path)
     return result
 
 

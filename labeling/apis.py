@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from giz_site.api_pagination import paginated_response, paginated_serializer, pagination_parameters
 from giz_site.api_permissions import IsVolunteer
-from labeling.models import ConsensusLabel, Galaxy, Vote
+from labeling.models import ConsensusLabel, Galaxy, Survey, Vote
 from labeling.selectors import (
     CONSENSUS_METHOD,
     answer_hidden,
@@ -21,6 +21,7 @@ from labeling.selectors import (
     galaxy_list_filtered,
     gold_answers_hidden,
     standards_shown,
+    surveys_list,
     votes_of,
 )
 from labeling.services import assignment_reshuffle, vote_submit
@@ -91,6 +92,7 @@ class AnswerHidingMixin:
 
 class GalaxySummaryOutputSerializer(AnswerHidingMixin, serializers.ModelSerializer):
     consensus = serializers.SerializerMethodField()
+    survey = serializers.SlugRelatedField(slug_field="slug", read_only=True, help_text="The survey's slug.")
 
     class Meta:
         model = Galaxy
@@ -103,6 +105,7 @@ class GalaxySummaryOutputSerializer(AnswerHidingMixin, serializers.ModelSerializ
             "position_angle",
             "axial_ratio",
             "source",
+            "survey",
             "state",
             "votes_count",
             "consensus",
@@ -134,6 +137,7 @@ class GalaxyListApi(APIView):
     class FilterSerializer(serializers.Serializer):
         state = serializers.ChoiceField(choices=Galaxy.State.choices, required=False)
         source = serializers.ChoiceField(choices=Galaxy.Source.choices, required=False)
+        survey = serializers.SlugField(required=False, help_text="Only galaxies of this survey (its slug).")
         has_consensus = serializers.BooleanField(required=False, allow_null=True, default=None)
         inclination_min = serializers.FloatField(required=False, min_value=0, max_value=90)
         inclination_max = serializers.FloatField(required=False, min_value=0, max_value=90)
@@ -327,3 +331,60 @@ class AssignmentReshuffleApi(APIView):
         drawn = assignment_reshuffle(volunteer=request.user, **serializer.validated_data)
         shown = standards_shown(standard_ids=drawn.values())
         return Response({"standards": {str(d): shown[sid] for d, sid in drawn.items() if sid in shown}})
+
+
+# ------------------------------------------------------------------------------ surveys
+
+
+class SurveyOutputSerializer(serializers.ModelSerializer):
+    """A survey the galaxies come from: its image source, pixel scale and bands, and how many labels it has."""
+
+    # The counts are annotations of labeling.selectors.surveys_list(): serialise its rows, not bare surveys.
+    # inference extends this serializer with the models' latest evaluation on the survey.
+    galaxies_count = serializers.IntegerField(read_only=True, help_text="Galaxies catalogued in the survey.")
+    labels_count = serializers.IntegerField(read_only=True, help_text="Consensus labels of any status.")
+    accepted_labels_count = serializers.IntegerField(
+        read_only=True, help_text="Consensus labels with an inclination: what evaluations and adaptation use."
+    )
+
+    class Meta:
+        model = Survey
+        fields = [
+            "slug",
+            "name",
+            "pixel_scale",
+            "bands",
+            "source_kind",
+            "hips_id",
+            "url_template",
+            "data_release",
+            "is_reference",
+            "needs_adaptation",
+            "adaptation_reason",
+            "galaxies_count",
+            "labels_count",
+            "accepted_labels_count",
+        ]
+        ref_name = "Survey"
+
+
+class SurveyListApi(APIView):
+    """Every survey (the reference one first) with its galaxy and consensus-label counts; a handful of rows,
+    so the list is not paginated."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="surveys_list", responses=SurveyOutputSerializer(many=True), tags=["surveys"])
+    def get(self, request):
+        return Response(SurveyOutputSerializer(surveys_list(), many=True).data)
+
+
+class SurveyDetailApi(APIView):
+    """One survey by its slug, with its counts."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="surveys_retrieve", responses=SurveyOutputSerializer, tags=["surveys"])
+    def get(self, request, slug: str):
+        survey = get_object_or_404(surveys_list(), slug=slug)
+        return Response(SurveyOutputSerializer(survey).data)

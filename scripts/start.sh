@@ -11,6 +11,8 @@ export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-giz_site.settings.local
 # No internet here: unless told otherwise, SDSS requests go to the stand-in on loopback.
 export GIZ_SDSS_CUTOUT_BASE_URL="${GIZ_SDSS_CUTOUT_BASE_URL:-http://127.0.0.1:$STANDIN_PORT}"
 export GIZ_SDSS_FRAMES_BASE_URL="${GIZ_SDSS_FRAMES_BASE_URL:-http://127.0.0.1:$STANDIN_PORT/sas}"
+# HiPS surveys (Legacy Surveys, Pan-STARRS, DSS) from the stand-in's hips2fits too, so the demo needs no network.
+export GIZ_HIPS2FITS_URL="${GIZ_HIPS2FITS_URL:-http://127.0.0.1:$STANDIN_PORT/hips2fits}"
 PY="$VENV/bin/python"
 DATA_DIR="${GIZ_DATA_DIR:-$REPO/var}"
 LOG="$DATA_DIR/log"

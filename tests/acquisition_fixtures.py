@@ -44,6 +44,8 @@ def standin(standin_server, settings, tmp_path):
     helper.stats_reset()
     settings.GIZ_SDSS_CUTOUT_BASE_URL = helper.url
     settings.GIZ_SDSS_FRAMES_BASE_URL = f"{helper.url}/sas"
+    settings.GIZ_HIPS2FITS_URL = f"{helper.url}/hips2fits"
+    settings.GIZ_SURVEY_RATE_LIMIT = "0"
     settings.GIZ_SDSS_TIMEOUT_S = 10.0
     settings.GIZ_SDSS_FETCH_FITS = False
     settings.GIZ_SDSS_BACKOFF_BASE_S = 0.001

@@ -332,6 +332,10 @@ GIZ_SDSS_MAX_RETRIES = env_int("GIZ_SDSS_MAX_RETRIES", 8, minimum=0)  # transien
 GIZ_SDSS_BLANK_RETRIES = env_int("GIZ_SDSS_BLANK_RETRIES", 2, minimum=0)
 GIZ_SDSS_BACKOFF_BASE_S = env_float("GIZ_SDSS_BACKOFF_BASE_S", 2.0, minimum=0.0)  # doubled per retry, with jitter
 GIZ_SDSS_BACKOFF_MAX_S = env_float("GIZ_SDSS_BACKOFF_MAX_S", 600.0, minimum=0.0)
+# Other surveys (labeling.models.Survey): HiPS ones through the CDS hips2fits service, or a survey's own URL template.
+# Timeouts, retries and GIZ_SDSS_FETCH_FITS (band stamps) are the SDSS ones.
+GIZ_HIPS2FITS_URL = env_str("GIZ_HIPS2FITS_URL", "https://alasky.cds.unistra.fr/hips-image-services/hips2fits")
+GIZ_SURVEY_RATE_LIMIT = env_str("GIZ_SURVEY_RATE_LIMIT", "5/s")  # hips2fits/template requests per worker process
 GIZ_ACQUIRE_BACKSTOP_BATCH = env_int("GIZ_ACQUIRE_BACKSTOP_BATCH", 500, minimum=1)  # galaxies per beat run
 GIZ_ACQUIRE_STALE_S = env_int("GIZ_ACQUIRE_STALE_S", 1800, minimum=60)  # claimed, never started: queued again
 # A started fetch silent this long (its task died) is queued again by the next backstop: recovered within

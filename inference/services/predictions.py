@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -20,6 +21,8 @@ from inference.models import (
 )
 from inference.services.alarms import alarms_check, galaxy_priority_refresh
 from labeling.models import ConsensusLabel, Galaxy
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -62,21 +65,45 @@ def active_ensemble() -> ensemble_holder.Ensemble:
     return ensemble
 
 
-def _prepare(ensemble, decoded: list[imaging.DecodedImage], angles: list[float | None]) -> dict:
-    """Each decoded image prepared once per input kind the ensemble's members need."""
-    return {
-        (g.input_size, g.input_mode): imaging.prepare_batch(
-            decoded, size=g.input_size, mode=g.input_mode, position_angles=angles
-        )
-        for g in ensemble.groups
-    }
+def _prepare(
+    ensemble,
+    decoded: list[imaging.DecodedImage],
+    angles: list[float | None],
+    bands: list[imaging.DecodedImage | None] | None = None,
+) -> dict:
+    """Each image prepared once per input kind the ensemble's members need.
+
+    `decoded` is each galaxy's picture (colour JPEG, or a FITS cube); `bands` its float g, r, i planes when it
+    has them (None otherwise), which only the flux members read: they see only the rows that have them.
+    """
+    bands = bands if bands is not None else [d if _has_flux_bands(d) else None for d in decoded]
+    prepared = {}
+    for g in ensemble.groups:
+        key = (g.input_size, g.input_mode)
+        if g.input_mode == "flux":
+            rows = [i for i, b in enumerate(bands) if b is not None]
+            images = imaging.prepare_batch(
+                [bands[i] for i in rows], size=g.input_size, mode="flux", position_angles=[angles[i] for i in rows]
+            )
+            prepared[key] = (images, rows)
+        else:
+            prepared[key] = imaging.prepare_batch(decoded, size=g.input_size, mode=g.input_mode, position_angles=angles)
+    return prepared
+
+
+def _has_flux_bands(decoded: imaging.DecodedImage) -> bool:
+    """A FITS cube with g, r and i (an upload can be one): the flux members can read it."""
+    return decoded.kind == "bands" and set(imaging.FLUX_BANDS) <= set(decoded.bands)
 
 
 def _largest_input(ensemble) -> int:
     return max(group.input_size for group in ensemble.groups)
 
 
-def _results(ensemble, detailed: tuple[dict[str, np.ndarray], dict[str, np.ndarray]], n: int) -> list[EnsembleResult]:
+def _results(
+    ensemble, detailed: tuple[dict[str, np.ndarray], dict[str, np.ndarray]], n: int
+) -> list[EnsembleResult | None]:
+    """One result per image from the members that saw it (None when no regression member did)."""
     outputs, member_sigmas = detailed
     scales = {m.name: m.sigma_scale for m in ensemble.members}
     regression = [m.name for m in ensemble.members if m.kind == "regression"]
@@ -85,10 +112,17 @@ def _results(ensemble, detailed: tuple[dict[str, np.ndarray], dict[str, np.ndarr
     predicted_at = timezone.now()
     results = []
     for i in range(n):
-        members = {name: float(np.clip(outputs[name][i], 45.0, 90.0)) for name in regression}
+        # Members whose input this image lacks answered NaN: the others make the answer.
+        seen = [name for name in regression if np.isfinite(outputs[name][i])]
+        if not seen:
+            results.append(None)
+            continue
+        members = {name: float(np.clip(outputs[name][i], 45.0, 90.0)) for name in seen}
         median, mean, spread = metrics.ensemble_summary(list(members.values()))
-        reject = {name: float(np.clip(outputs[name][i], 0.0, 1.0)) for name in rejection}
-        learned = [scales[name] * float(member_sigmas[name][i]) for name in regression if member_sigmas[name][i] > 0]
+        reject = {
+            name: float(np.clip(outputs[name][i], 0.0, 1.0)) for name in rejection if np.isfinite(outputs[name][i])
+        }
+        learned = [scales[name] * float(member_sigmas[name][i]) for name in seen if member_sigmas[name][i] > 0]
         # Members without a sigma head (older uploads) leave only the spread to go on.
         learned_rms = float(np.sqrt(np.mean(np.square(learned)))) if learned else 0.0
         results.append(
@@ -138,7 +172,18 @@ def predict_image_bytes(*, data: bytes, position_angle: float | None = None) -> 
     ensemble = active_ensemble()
     decoded, position_angle = model_input(data, size=_largest_input(ensemble), position_angle=position_angle)
     prepared = _prepare(ensemble, [decoded], [position_angle])
-    return _results(ensemble, ensemble.run_detailed(prepared), 1)[0]
+    result = _results(ensemble, ensemble.run_detailed(prepared, n=1), 1)[0]
+    if result is None:
+        raise _no_member_reads(what="this image")
+    return result
+
+
+def _no_member_reads(*, what: str) -> ApplicationError:
+    return ApplicationError(
+        f"No active model reads {what}: the active ensemble only has members for FITS g, r, i stamps.",
+        code="no_model_for_input",
+        status_code=422,
+    )
 
 
 def _color_images(galaxy_ids: list[int]) -> dict[int, GalaxyImage]:
@@ -152,6 +197,22 @@ def _color_images(galaxy_ids: list[int]) -> dict[int, GalaxyImage]:
 def _read(image: GalaxyImage) -> bytes:
     with image.file.open("rb") as f:
         return f.read()
+
+
+def band_stamps_of(galaxy_ids: list[int]) -> dict[int, dict[str, GalaxyImage]]:
+    """The g, r, i FITS stamps of these galaxies (only galaxies with all three)."""
+    found: dict[int, dict[str, GalaxyImage]] = {}
+    for image in GalaxyImage.objects.filter(
+        galaxy_id__in=galaxy_ids, band__in=imaging.FLUX_BANDS, format=GalaxyImage.Format.FITS
+    ):
+        found.setdefault(image.galaxy_id, {})[image.band] = image
+    return {gid: images for gid, images in found.items() if set(images) == set(imaging.FLUX_BANDS)}
+
+
+def band_cube(images: dict[str, GalaxyImage], *, size: int) -> imaging.DecodedImage:
+    """One galaxy's g, r, i stamps as one float cube (ImageError or OSError when one cannot be read)."""
+    planes = [imaging.decode_for_model(_read(images[b]), size=size, limits=image_limits()) for b in imaging.FLUX_BANDS]
+    return imaging.bands_from_planes(planes, imaging.FLUX_BANDS)
 
 
 def predict_galaxy(*, galaxy: Galaxy, image: GalaxyImage | None = None, save: bool = True) -> EnsembleResult:
@@ -169,13 +230,19 @@ def predict_galaxy(*, galaxy: Galaxy, image: GalaxyImage | None = None, save: bo
 def predict_galaxies(
     *, galaxies: list[Galaxy], images: dict[int, GalaxyImage] | None = None, save: bool = True
 ) -> list[EnsembleResult | ApplicationError | imaging.ImageError]:
-    """Predict a batch of galaxies in one pass through the ensemble; per-galaxy errors are returned, not raised."""
+    """Predict a batch of galaxies in one pass through the ensemble; per-galaxy errors are returned, not raised.
+
+    Each galaxy is read from its colour image (`images`, by default the stored one); when the ensemble has
+    flux members and the galaxy has g, r, i FITS stamps, they read those, and the answer combines every member
+    that could read something. A galaxy whose FITS stamps are unreadable is still answered from its colour.
+    """
     ensemble = active_ensemble()
     largest = _largest_input(ensemble)
     if images is None:
         images = _color_images([g.pk for g in galaxies])
+    stamps = band_stamps_of([g.pk for g in galaxies]) if "flux" in ensemble.input_modes else {}
     outcomes: list = [None] * len(galaxies)
-    decoded, angles, index = [], [], []
+    decoded, angles, bands, index = [], [], [], []
     for i, galaxy in enumerate(galaxies):
         image = images.get(galaxy.pk)
         if image is None:
@@ -191,17 +258,28 @@ def predict_galaxies(
         except OSError as exc:
             outcomes[i] = ApplicationError(f"The stored image of {galaxy} cannot be read: {exc}", code="image_missing")
             continue
+        cube = None
+        if galaxy.pk in stamps:
+            try:
+                cube = band_cube(stamps[galaxy.pk], size=largest)
+            except (imaging.ImageError, OSError) as exc:
+                logger.warning("%s: FITS stamps unreadable, colour members only: %s", galaxy, exc)
         decoded.append(one)
         angles.append(angle)
+        bands.append(cube)
         index.append(i)
     if decoded:
-        results = _results(ensemble, ensemble.run_detailed(_prepare(ensemble, decoded, angles)), len(decoded))
+        prepared = _prepare(ensemble, decoded, angles, bands)
+        results = _results(ensemble, ensemble.run_detailed(prepared, n=len(decoded)), len(decoded))
+        answered = []
         for i, result in zip(index, results, strict=True):
-            outcomes[i] = result
-        if save:
+            outcomes[i] = result if result is not None else _no_member_reads(what=f"the images of {galaxies[i]}")
+            if result is not None:
+                answered.append(i)
+        if save and answered:
             predictions_save(
                 ensemble=ensemble,
-                items=[(galaxies[i], images[galaxies[i].pk], outcomes[i]) for i in index],
+                items=[(galaxies[i], images[galaxies[i].pk], outcomes[i]) for i in answered],
             )
     return outcomes
 

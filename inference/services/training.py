@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from inference import ensemble as ensemble_holder
 from inference import keras_training as training
 from inference import training_sets as synthetic_data
 from inference.models import ModelVersion, TrainingRun
+from inference.services import band_training
 from inference.services.predictions import model_input
 from labeling.models import ConsensusLabel
 
@@ -45,6 +46,8 @@ PROFILES = {
         "batch_size": 32,
         "render_size": 256,
         "subset": 0.9,
+        # Beside the colour members: members reading the float g, r, i FITS stamps (band_training).
+        "flux_members": ["vgg_a"],
     },
     # A fresh site's first ensemble in a few minutes (manage.py pretrain_ensemble).
     "quick": {
@@ -115,6 +118,7 @@ class TrainedModel:
     file: str  # its path in storage
     metrics: dict
     plots: dict
+    input_mode: str = ""  # "" = the run's (TrainingResult.input_mode); "flux" for the FITS-stamp members
 
 
 @dataclass(frozen=True)
@@ -191,8 +195,11 @@ def execute(run: TrainingRun, *, progress_callback=None) -> TrainingResult:
     config = config_for(run)
     size, mode = int(config["input_size"]), "color"
     members = list(config["members"])
+    flux_members = list(config.get("flux_members") or [])
     stages = (
-        [("data", 2.0)] + [(f"member{i}", 3.0) for i in range(len(members))] + [("rejection", 2.0), ("evaluate", 1.0)]
+        [("data", 2.0)]
+        + [(f"member{i}", 3.0) for i in range(len(members))]
+        + [("rejection", 2.0), ("flux", 3.0 * len(flux_members) or 0.01), ("evaluate", 1.0)]
     )
     progress = _Progress(progress_callback, stages)
     discard_partial(run)  # a retried run starts clean
@@ -280,6 +287,15 @@ def execute(run: TrainingRun, *, progress_callback=None) -> TrainingResult:
     )
     histories[rej_name] = rej_fit.history
 
+    flux_trained, flux_histories = band_training.flux_members_train(
+        run=run,
+        config=config,
+        size=size,
+        folder=run_folder(run),
+        progress=lambda fraction, message: progress("flux", fraction, message),
+    )
+    histories.update(flux_histories)
+
     # Evaluation on the fixed test set (synthetic seed 303 + the labelled test split).
     progress("evaluate", 0.1, "Evaluating on the fixed test set")
     member_preds = {name: np.clip(training.predict_array(m, test_x), 45, 90) for name, _, m in trained}
@@ -312,6 +328,7 @@ def execute(run: TrainingRun, *, progress_callback=None) -> TrainingResult:
         "labelled_only": metrics.regression_metrics(median[test_is_label], test_y[test_is_label])
         if test_is_label.any()
         else None,
+        "flux_members": {m.name: m.metrics["rms"] for m in flux_trained},
     }
 
     # Files first (under the run's folder), rows last and all at once.
@@ -360,6 +377,7 @@ def execute(run: TrainingRun, *, progress_callback=None) -> TrainingResult:
             plots={"learning_curves": stored_plots["learning_curves"]},
         )
     )
+    models.extend(replace(m, plots={"learning_curves": stored_plots["learning_curves"]}) for m in flux_trained)
     verdict = "activated" if promote else f"kept as candidates (active ensemble RMS {active_rms:.2f} deg is better)"
     return TrainingResult(
         models=models,
@@ -387,13 +405,17 @@ def _active_rms(test_x, test_y, size: int, mode: str) -> tuple[float | None, boo
     active = ensemble_holder.current(max_age=0)
     if active is None:
         return None, True
-    if [(g.input_size, g.input_mode) for g in active.groups] != [(size, mode)]:
+    group = next((g for g in active.groups if (g.input_size, g.input_mode) == (size, mode)), None)
+    if group is None:
         return float("nan"), False  # a different input: not comparable on these arrays
-    regression = [m.name for m in active.members if m.kind == "regression"]
+    # Like for like: the active members that read this input (its flux members answer the stamps, not these).
+    regression = [m.name for m in group.members if m.kind == "regression"]
+    if not regression:
+        return float("nan"), False
     outputs = {}
     for start in range(0, len(test_x), 256):
         chunk = test_x[start : start + 256].astype(np.float32) / 255.0
-        for name, values in active.run({(size, mode): chunk}).items():
+        for name, values in active.run({(size, mode): chunk}, n=len(chunk)).items():
             outputs.setdefault(name, []).append(values)
     preds = np.stack([np.clip(np.concatenate(outputs[n]), 45, 90) for n in regression])
     return metrics.regression_metrics(np.median(preds, axis=0), test_y)["rms"], True

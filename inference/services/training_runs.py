@@ -165,7 +165,7 @@ def training_run_record(*, run: TrainingRun, result: TrainingResult) -> list[Mod
                 architecture=model.architecture,
                 file=model.file,
                 input_size=result.input_size,
-                input_mode=result.input_mode,
+                input_mode=model.input_mode or result.input_mode,
                 metrics=model.metrics,
                 plots=model.plots,
                 n_labels=result.n_labels,

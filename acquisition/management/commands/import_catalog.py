@@ -5,6 +5,7 @@ from tqdm import tqdm
 
 from acquisition.services import acquisition_job_create, catalog_import
 from giz_site.exceptions import ApplicationError
+from labeling.services.surveys import REFERENCE_SLUG, get_survey
 
 
 class Command(BaseCommand):
@@ -16,8 +17,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("file", type=Path)
         parser.add_argument("--acquire", action="store_true", help="Queue a job fetching their images.")
+        parser.add_argument(
+            "--survey",
+            default=REFERENCE_SLUG,
+            help="Slug of the survey new galaxies belong to, whose images they get (default: %(default)s).",
+        )
 
-    def handle(self, *args, file: Path, acquire: bool, **options):
+    def handle(self, *args, file: Path, acquire: bool, survey: str, **options):
+        try:
+            chosen = get_survey(survey, status_code=400)
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from exc
         try:
             data = file.read_bytes()
         except OSError as exc:
@@ -29,7 +39,7 @@ class Command(BaseCommand):
             bar.update(done)
 
         try:
-            result = catalog_import(data=data, filename=file.name, progress=progress)
+            result = catalog_import(data=data, filename=file.name, survey=chosen, progress=progress)
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         finally:
@@ -38,8 +48,10 @@ class Command(BaseCommand):
             self.stderr.write(f"{file.name}: {error}")
         summary = (
             f"Imported {result.imported} galaxies ({result.created} new, {result.updated} updated, "
-            f"{result.unchanged} unchanged); {len(result.errors)} bad rows skipped."
+            f"{result.unchanged} unchanged); {len(result.errors)} bad rows skipped. Survey: {result.survey}."
         )
+        if result.other_survey:
+            summary += f" {result.other_survey} were already catalogued under another survey and stay there."
         self.stdout.write(self.style.SUCCESS(summary) if not result.errors else self.style.WARNING(summary))
         if acquire and result.galaxy_ids:
             job = acquisition_job_create(galaxy_ids=result.galaxy_ids, description=f"import of {file.name}")

@@ -6,7 +6,10 @@ from acquisition.standin import FAULTS, Faults, StandinServer
 
 
 class Command(BaseCommand):
-    help = "Serve the loopback stand-in for the SDSS cutout and frames services (synthetic galaxies, faults)."
+    help = (
+        "Serve the loopback stand-in for the SDSS cutout and frames services, a hips2fits service (/hips2fits) "
+        "and a plain cutout service for URL templates (/cutout): synthetic galaxies, faults on demand."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=8765)
@@ -33,7 +36,11 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         logging.basicConfig(level=logging.INFO)
         server = StandinServer((host, port), faults=faults, pool_size=pool, footprint_min_dec=footprint_min_dec)
-        self.stdout.write(f"SDSS stand-in on {server.url} (faults: {rates or 'none'}); Ctrl-C stops it.")
+        self.stdout.write(
+            f"SDSS stand-in on {server.url}, hips2fits at {server.url}/hips2fits, cutout template at "
+            f"{server.url}/cutout?ra={{ra}}&dec={{dec}}&size={{size}}&scale={{scale}}&band={{band}} "
+            f"(faults: {rates or 'none'}); Ctrl-C stops it."
+        )
         self.stdout.flush()
         try:
             server.serve_forever()
