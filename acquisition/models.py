@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 
 from giz_site.models import BackgroundRun
-from labeling.models import Galaxy
+from labeling.models import Galaxy, Survey, default_survey_id
 
 
 def image_upload_to(instance: "GalaxyImage", filename: str) -> str:
@@ -32,6 +32,8 @@ class GalaxyImage(models.Model):
     format = models.CharField(max_length=8, choices=Format.choices)
     file = models.FileField(upload_to=image_upload_to, max_length=255)
     source = models.CharField(max_length=16, choices=Galaxy.Source.choices)
+    # The survey the pixels came from (usually the galaxy's; a galaxy may also have images of other surveys).
+    survey = models.ForeignKey(Survey, on_delete=models.PROTECT, related_name="images", default=default_survey_id)
     pixel_scale = models.FloatField("arcsec/pixel", null=True, blank=True)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()

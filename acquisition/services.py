@@ -27,7 +27,8 @@ from acquisition.models import AcquisitionJob, AcquisitionJobItem, GalaxyImage, 
 from acquisition.sdss import SdssClient, SdssError, check_position, parse_rate
 from acquisition.signals import color_image_stored
 from giz_site.exceptions import ApplicationError
-from labeling.models import Galaxy
+from labeling.models import Galaxy, Survey
+from labeling.services.surveys import reference_survey
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +98,11 @@ def image_store(
     source: str,
     pixel_scale: float | None,
     predict: bool = True,
+    survey_id: int | None = None,
 ) -> GalaxyImage:
     """The one place that writes image files: write aside then move, SHA-256 recorded, idempotent.
+
+    The image belongs to `survey_id`, by default the galaxy's survey.
 
     Storing the same bytes again changes nothing; different bytes replace the file (the old one is
     deleted after commit). A new colour image is announced (acquisition.signals) unless `predict=False`.
@@ -112,18 +116,20 @@ def image_store(
         if image is not None and image.checksum == checksum and image_is_intact(image):
             return image
         filename = f"{galaxy.pgc}_{band}_{checksum[:16]}.{EXTENSIONS[format]}"
-        placeholder = GalaxyImage(galaxy=galaxy)
+        survey_id = survey_id or galaxy.survey_id
+        placeholder = GalaxyImage(galaxy=galaxy, survey_id=survey_id)
         name = _write_aside_then_move(image_upload_to(placeholder, filename), data)
         old_name = image.file.name if image is not None and image.file else None
         if image is None:
-            image = GalaxyImage(galaxy=galaxy, band=band, format=format)
+            image = GalaxyImage(galaxy=galaxy, band=band, format=format, survey_id=survey_id)
         image.file.name = name
         image.source, image.pixel_scale, image.checksum = source, pixel_scale, checksum
+        image.survey_id = survey_id
         image.width, image.height = width, height
         if image.pk is None:
             image.save()
         else:
-            image.save(update_fields=["file", "source", "pixel_scale", "checksum", "width", "height"])
+            image.save(update_fields=["file", "source", "pixel_scale", "checksum", "width", "height", "survey"])
         if old_name and old_name != name:
             transaction.on_commit(lambda: default_storage.delete(old_name))
         if predict and band == GalaxyImage.Band.COLOR:
@@ -481,11 +487,12 @@ def catalog_import(
     except CatalogError as exc:
         raise ApplicationError(f"Cannot read the catalog: {exc}", code="invalid_catalog") from exc
     result = CatalogImportResult(errors=errors)
+    survey = reference_survey()
     try:
         with transaction.atomic():
             for start in range(0, len(rows), batch_size):
                 batch = rows[start : start + batch_size]
-                _catalog_batch_import(batch=batch, result=result)
+                _catalog_batch_import(batch=batch, result=result, survey=survey)
                 if progress is not None:
                     progress(len(batch), len(rows))
     except IntegrityError as exc:
@@ -498,13 +505,13 @@ def catalog_import(
     return result
 
 
-def _catalog_batch_import(*, batch: list[CatalogRow], result: CatalogImportResult) -> None:
+def _catalog_batch_import(*, batch: list[CatalogRow], result: CatalogImportResult, survey: Survey) -> None:
     existing = Galaxy.objects.in_bulk([row.pgc for row in batch], field_name="pgc")
     new, changed, moved_ids = [], [], []
     for row in batch:
         galaxy = existing.get(row.pgc)
         if galaxy is None:
-            new.append(Galaxy(pgc=row.pgc, **{name: getattr(row, name) for name in CATALOG_FIELDS}))
+            new.append(Galaxy(pgc=row.pgc, survey=survey, **{name: getattr(row, name) for name in CATALOG_FIELDS}))
             continue
         if not _differs(galaxy, row):
             result.unchanged += 1

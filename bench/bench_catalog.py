@@ -85,11 +85,13 @@ def load_postgres(n: int) -> None:
     from django.db import connection
 
     from labeling.models import Galaxy
+    from labeling.services.surveys import reference_survey
 
     if Galaxy.objects.count() == n:
         return
     s = sky(n)
     now = datetime.now(UTC).isoformat()
+    survey_id = reference_survey().pk
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE labeling_galaxy, inference_modelversion RESTART IDENTITY CASCADE")
         names = [f"bench_m{i}" for i in range(N_MODELS)]
@@ -112,9 +114,10 @@ def load_postgres(n: int) -> None:
         copy(
             "labeling_galaxy",
             "pgc, name, ra, dec, d25_arcmin, position_angle, axial_ratio, source, state, failure_reason, is_gold,"
-            " votes_count, label_priority, extra_votes, created_at, updated_at",
+            " votes_count, label_priority, extra_votes, created_at, updated_at, survey_id",
             (
-                f"{p}\tPGC {p}\t{ra!r}\t{dec!r}\t{d:.3f}\t{pa:.2f}\t{ba:.3f}\tsdss\tready\t\tf\t0\t0\t0\t{now}\t{now}\n"
+                f"{p}\tPGC {p}\t{ra!r}\t{dec!r}\t{d:.3f}\t{pa:.2f}\t{ba:.3f}\tsdss\tready\t\tf\t0\t0\t0\t{now}\t{now}"
+                f"\t{survey_id}\n"
                 for p, ra, dec, d, pa, ba in zip(
                     s["pgc"].tolist(),
                     s["ra"].tolist(),
@@ -155,19 +158,21 @@ def load_sqlite(n: int) -> None:
     from django.db import connection, transaction
 
     from labeling.models import Galaxy
+    from labeling.services.surveys import reference_survey
 
     if Galaxy.objects.count() == n:
         return
     s = sky(n)
     now = datetime.now(UTC).isoformat()
+    survey_id = reference_survey().pk
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("DELETE FROM labeling_galaxy")
         cursor.executemany(
             "INSERT INTO labeling_galaxy (pgc, name, ra, dec, d25_arcmin, position_angle, axial_ratio, source, state,"
-            " failure_reason, is_gold, votes_count, label_priority, extra_votes, created_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, 'sdss', 'ready', '', 0, 0, 0, 0, %s, %s)",
+            " failure_reason, is_gold, votes_count, label_priority, extra_votes, created_at, updated_at, survey_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, 'sdss', 'ready', '', 0, 0, 0, 0, %s, %s, %s)",
             [
-                (p, f"PGC {p}", ra, dec, d, pa, ba, now, now)
+                (p, f"PGC {p}", ra, dec, d, pa, ba, now, now, survey_id)
                 for p, ra, dec, d, pa, ba in zip(
                     s["pgc"].tolist(),
                     s["ra"].tolist(),

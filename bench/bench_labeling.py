@@ -96,6 +96,7 @@ from bench.machine import machine  # noqa: E402
 from giz_site.exceptions import ApplicationError  # noqa: E402
 from labeling import selectors, services  # noqa: E402
 from labeling.models import Assignment, Galaxy, Vote  # noqa: E402
+from labeling.services.surveys import reference_survey  # noqa: E402
 
 
 def pct(values, q):
@@ -119,6 +120,7 @@ def fill() -> float:
         return 0.0
     started = time.perf_counter()
     password = make_password("bench-password-1")
+    survey_id = reference_survey().pk
     steps = [
         (
             "volunteers",
@@ -138,22 +140,22 @@ def fill() -> float:
         (
             "galaxies",
             """INSERT INTO labeling_galaxy (pgc, name, ra, dec, source, state, failure_reason, is_gold,
-                   votes_count, extra_votes, label_priority, retired_at, created_at, updated_at)
+                   votes_count, extra_votes, label_priority, retired_at, created_at, updated_at, survey_id)
                SELECT i, '', (i * 0.000359) %% 360, ((i * 0.00017) %% 170) - 85, 'sdss', 'ready', '', false,
                    %s, CASE WHEN i %% 100 < 85 THEN 0 ELSE %s END,
                    CASE WHEN i %% 100 = 99 THEN (i %% 17) ELSE 0 END,
-                   CASE WHEN i %% 100 < 85 THEN now() END, now(), now()
+                   CASE WHEN i %% 100 < 85 THEN now() END, now(), now(), %s
                FROM generate_series(1, %s) i""",
-            [per, max(per - settings.GIZ_VOTES_TO_RETIRE + 1, 0), n],
+            [per, max(per - settings.GIZ_VOTES_TO_RETIRE + 1, 0), survey_id, n],
         ),
         (
             "standards and gold galaxies",
             """INSERT INTO labeling_galaxy (pgc, name, ra, dec, source, state, failure_reason, is_gold,
-                   known_inclination, votes_count, extra_votes, label_priority, created_at, updated_at)
+                   known_inclination, votes_count, extra_votes, label_priority, created_at, updated_at, survey_id)
                SELECT 50000000 + i, '', 10, 10, 'synthetic', 'ready', '', i > 460, 45 + (i %% 46), 0, 0, 0,
-                   now(), now()
+                   now(), now(), %s
                FROM generate_series(1, 460 + %s) i""",
-            [N_GOLD],
+            [survey_id, N_GOLD],
         ),
         (
             "standards",
@@ -165,8 +167,8 @@ def fill() -> float:
         (
             "images",
             """INSERT INTO acquisition_galaxyimage (galaxy_id, band, format, file, source, width, height, checksum,
-                   acquired_at)
-               SELECT id, 'color', 'jpeg', 'images/bench/' || pgc || '.jpg', 'synthetic', 512, 512, '', now()
+                   acquired_at, survey_id)
+               SELECT id, 'color', 'jpeg', 'images/bench/' || pgc || '.jpg', 'synthetic', 512, 512, '', now(), survey_id
                FROM labeling_galaxy WHERE pgc > 50000000""",
             [],
         ),

@@ -1,8 +1,19 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from giz_site.admin import BackgroundRunAdmin
 from giz_site.admin_pagination import LargeTableAdmin, image_thumbnail
-from labeling.models import Assignment, ConsensusLabel, ConsensusRun, Galaxy, StandardGalaxy, VolunteerProfile, Vote
+from labeling import selectors
+from labeling.models import (
+    Assignment,
+    ConsensusLabel,
+    ConsensusRun,
+    Galaxy,
+    StandardGalaxy,
+    Survey,
+    VolunteerProfile,
+    Vote,
+)
+from labeling.services.surveys import mark_needs_adaptation
 
 
 class VoteInline(admin.TabularInline):
@@ -27,14 +38,16 @@ class GalaxyAdmin(LargeTableAdmin):
         "dec",
         "d25_arcmin",
         "source",
+        "survey",
         "state",
         "votes_count",
         "is_gold",
         "retired_at",
     ]
-    list_filter = ["state", "source", "is_gold"]
+    list_filter = ["state", "source", "survey", "is_gold"]
+    list_select_related = ["survey"]
     search_fields = ["=pgc", "^name"]
-    readonly_fields = ["votes_count", "created_at", "updated_at", "large_image"]
+    readonly_fields = ["votes_count", "survey_priority", "created_at", "updated_at", "large_image"]
     inlines = [VoteInline]
 
     def get_search_results(self, request, queryset, search_term):
@@ -54,6 +67,52 @@ class GalaxyAdmin(LargeTableAdmin):
     @admin.display(description="colour image")
     def large_image(self, galaxy: Galaxy) -> str:
         return image_thumbnail(galaxy.color_image, size=256, alt=str(galaxy))
+
+
+@admin.register(Survey)
+class SurveyAdmin(admin.ModelAdmin):
+    """The surveys galaxies come from. "Needs adaptation" moves a survey's galaxies to the front of the labeling
+    queue, so it is set through the actions (which do that), not edited by hand."""
+
+    list_display = [
+        "slug",
+        "name",
+        "source_kind",
+        "pixel_scale",
+        "bands",
+        "data_release",
+        "is_reference",
+        "needs_adaptation",
+        "galaxies_count",
+        "accepted_labels_count",
+    ]
+    list_filter = ["source_kind", "needs_adaptation"]
+    readonly_fields = ["is_reference", "needs_adaptation", "adaptation_reason", "created_at"]
+    prepopulated_fields = {"slug": ["name"]}
+    actions = ["mark_needs_adaptation", "clear_needs_adaptation"]
+
+    def get_queryset(self, request):
+        return selectors.surveys_list()
+
+    @admin.display(description="galaxies", ordering="galaxies_count")
+    def galaxies_count(self, survey: Survey) -> int:
+        return survey.galaxies_count
+
+    @admin.display(description="consensus labels (accepted)", ordering="accepted_labels_count")
+    def accepted_labels_count(self, survey: Survey) -> int:
+        return survey.accepted_labels_count
+
+    @admin.action(description="Mark as needing adaptation (volunteers see its galaxies first)")
+    def mark_needs_adaptation(self, request, queryset):
+        for survey in queryset:
+            mark_needs_adaptation(survey, True, f"Marked by {request.user} in the admin.")
+        self.message_user(request, f"{len(queryset)} survey(s) marked: their galaxies come first.", messages.SUCCESS)
+
+    @admin.action(description="Clear needing adaptation")
+    def clear_needs_adaptation(self, request, queryset):
+        for survey in queryset:
+            mark_needs_adaptation(survey, False, f"Cleared by {request.user} in the admin.")
+        self.message_user(request, f"{len(queryset)} survey(s) cleared.", messages.SUCCESS)
 
 
 @admin.register(StandardGalaxy)

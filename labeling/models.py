@@ -9,6 +9,65 @@ from giz_site.models import BackgroundRun
 from labeling.sky import ZONES_PER_DEG
 
 
+class Survey(models.Model):
+    """Where a galaxy's images come from: a telescope survey with its pixel scale, bands and image source.
+
+    Galaxies and their images belong to one; consensus labels and predictions belong to it through them.
+    Models are trained on the reference survey (SDSS) and tested on, then adapted to, the others.
+    """
+
+    class SourceKind(models.TextChoices):
+        SDSS = "sdss", "SDSS cutout service"
+        HIPS = "hips", "HiPS survey through hips2fits"
+        TEMPLATE = "template", "Cutout URL template"
+
+    slug = models.SlugField(
+        max_length=32, unique=True, help_text='Short name used by commands and the API, e.g. "sdss".'
+    )
+    name = models.CharField(max_length=128)
+    pixel_scale = models.FloatField("arcsec/pixel", help_text="Native pixel scale of the survey's images.")
+    bands = models.CharField(
+        max_length=16, blank=True, help_text='Passbands served as separate images, e.g. "gri"; empty: colour only.'
+    )
+    source_kind = models.CharField(max_length=16, choices=SourceKind.choices)
+    hips_id = models.CharField(
+        "HiPS id", max_length=255, blank=True, help_text='e.g. "CDS/P/DESI-Legacy-Surveys/DR10/color".'
+    )
+    url_template = models.CharField(
+        max_length=1024, blank=True, help_text="Cutout URL with {ra}, {dec}, {size}, {scale} and {band} placeholders."
+    )
+    data_release = models.CharField(max_length=32, blank=True)
+    is_reference = models.BooleanField(default=False, help_text="The survey the models are trained on (SDSS).")
+    needs_adaptation = models.BooleanField(
+        default=False, help_text="The models fall short on it: volunteers see its galaxies first."
+    )
+    adaptation_reason = models.TextField(blank=True, help_text="Why needs_adaptation was last set or cleared.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-is_reference", "slug"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_reference"], condition=Q(is_reference=True), name="one_reference_survey"
+            ),
+            models.CheckConstraint(condition=Q(pixel_scale__gt=0), name="survey_pixel_scale_positive"),
+            models.CheckConstraint(condition=~Q(source_kind="hips") | ~Q(hips_id=""), name="survey_hips_has_id"),
+            models.CheckConstraint(
+                condition=~Q(source_kind="template") | ~Q(url_template=""), name="survey_template_has_url"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def default_survey_id() -> int:
+    """The reference survey: what a galaxy or image made without naming a survey belongs to."""
+    from labeling.services.surveys import reference_survey  # the service creates it when a flush removed it
+
+    return reference_survey().pk
+
+
 class Galaxy(models.Model):
     class Source(models.TextChoices):
         SDSS = "sdss", "SDSS"
@@ -35,6 +94,7 @@ class Galaxy(models.Model):
     known_inclination = models.FloatField(null=True, blank=True)
     truth = models.JSONField(null=True, blank=True, help_text="Render parameters of a synthetic galaxy.")
     is_gold = models.BooleanField(default=False, help_text="Shown to volunteers to measure their accuracy.")
+    survey = models.ForeignKey(Survey, on_delete=models.PROTECT, related_name="galaxies", default=default_survey_id)
     # Denormalised so that choosing the next galaxy is an index scan, not a count per galaxy.
     votes_count = models.PositiveIntegerField(default=0)
     retired_at = models.DateTimeField(null=True, blank=True)
@@ -50,6 +110,11 @@ class Galaxy(models.Model):
     predicted_inclination = models.FloatField(null=True, blank=True, help_text="The latest ensemble median (deg).")
     model_priority = models.FloatField(
         default=0.0, db_default=0.0, help_text="The models' share of the priority: spread, rejection doubt, alarms."
+    )
+    # The survey's share of the priority (labeling.services.surveys.survey_needs_adaptation_mark): its galaxies
+    # come first while the models fall short on it. Kept on the row so the queue stays one index walk.
+    survey_priority = models.FloatField(
+        default=0.0, db_default=0.0, help_text="The survey's share of the priority: it needs adaptation."
     )
     # Votes asked for beyond the first GIZ_VOTES_TO_RETIRE while the posterior is wider than GIZ_RETIRE_SD.
     extra_votes = models.PositiveSmallIntegerField(default=0)

@@ -9,7 +9,16 @@ from django.db.models.functions import Abs, Replace
 
 from labeling import consensus as maths
 from labeling import volunteer_model as vm
-from labeling.models import Assignment, ConsensusRun, Galaxy, StandardGalaxy, VolunteerProfile, Vote
+from labeling.models import (
+    Assignment,
+    ConsensusLabel,
+    ConsensusRun,
+    Galaxy,
+    StandardGalaxy,
+    Survey,
+    VolunteerProfile,
+    Vote,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,3 +261,40 @@ def galaxy_list_filtered(*, filters: dict, hide_gold_answers: bool = False) -> Q
             condition |= Q(pgc=int(digits))
         qs = qs.filter(condition)
     return qs
+
+
+# ------------------------------------------------------------------------------ surveys
+
+
+def surveys_list() -> QuerySet[Survey]:
+    """Every survey (reference first) with `galaxies_count`, `labels_count` (consensus labels of any status) and
+    `accepted_labels_count` (labels with an inclination: what evaluation and adaptation use)."""
+    return Survey.objects.annotate(
+        galaxies_count=Count("galaxies"),
+        labels_count=Count("galaxies__consensus"),
+        accepted_labels_count=Count(
+            "galaxies__consensus", filter=Q(galaxies__consensus__status=ConsensusLabel.Status.ACCEPTED)
+        ),
+    ).order_by("-is_reference", "slug")
+
+
+def survey_label_counts(*, accepted_only: bool = True) -> dict[str, int]:
+    """Consensus labels per survey slug (accepted ones, with an inclination, unless `accepted_only` is False);
+    surveys without labels are left out."""
+    labels = ConsensusLabel.objects.all()
+    if accepted_only:
+        labels = labels.filter(status=ConsensusLabel.Status.ACCEPTED)
+    return dict(
+        labels.order_by()
+        .values_list("galaxy__survey__slug")
+        .annotate(n=Count("id"))
+        .values_list("galaxy__survey__slug", "n")
+    )
+
+
+def survey_labels(*, survey: Survey, accepted_only: bool = True) -> QuerySet[ConsensusLabel]:
+    """A survey's consensus labels (accepted ones unless `accepted_only` is False), with their galaxies."""
+    labels = ConsensusLabel.objects.filter(galaxy__survey=survey).select_related("galaxy")
+    if accepted_only:
+        labels = labels.filter(status=ConsensusLabel.Status.ACCEPTED)
+    return labels.order_by("galaxy_id")

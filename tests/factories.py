@@ -14,7 +14,8 @@ from PIL import Image, ImageDraw
 
 from acquisition.models import AcquisitionJob, GalaxyImage
 from inference.models import DiscrepancyAlarm, EnsemblePrediction, InferenceJob, ModelVersion, TrainingRun
-from labeling.models import ConsensusRun, Galaxy, StandardGalaxy, Vote
+from labeling.models import ConsensusRun, Galaxy, StandardGalaxy, Survey, Vote
+from labeling.services.surveys import reference_survey
 
 TINY_INPUT_SIZE = 32  # the inference fixtures set GIZ_MODEL_INPUT_SIZE to this
 
@@ -65,6 +66,22 @@ class UserFactory(factory.django.DjangoModelFactory):
             user.save(update_fields=["password"])
 
 
+class SurveyFactory(factory.django.DjangoModelFactory):
+    """A HiPS survey other than the reference one (SurveyFactory(source_kind="template", url_template=...) etc.)."""
+
+    class Meta:
+        model = Survey
+        django_get_or_create = ("slug",)
+
+    slug = factory.Sequence(lambda n: f"survey{n}")
+    name = factory.LazyAttribute(lambda s: f"Survey {s.slug}")
+    pixel_scale = 0.262
+    bands = "grz"
+    source_kind = Survey.SourceKind.HIPS
+    hips_id = "CDS/P/DESI-Legacy-Surveys/DR10/color"
+    data_release = "dr10"
+
+
 class GalaxyFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Galaxy
@@ -79,6 +96,7 @@ class GalaxyFactory(factory.django.DjangoModelFactory):
     position_angle = 30.0
     axial_ratio = 0.5
     state = Galaxy.State.READY
+    survey = factory.LazyFunction(reference_survey)
 
     class Params:
         # GalaxyFactory(with_image=True, image__seed=3): a ready galaxy with a stored colour JPEG.
@@ -120,6 +138,7 @@ class GalaxyImageFactory(factory.django.DjangoModelFactory):
     band = GalaxyImage.Band.COLOR
     format = GalaxyImage.Format.JPEG
     source = factory.LazyAttribute(lambda o: o.galaxy.source)
+    survey = factory.LazyAttribute(lambda o: o.galaxy.survey)
     pixel_scale = 0.4
     width = factory.SelfAttribute("size")
     height = factory.SelfAttribute("size")

@@ -106,6 +106,7 @@ def test_migrations_match_the_models(db):
 class TestAdmin:
     MODELS = [
         "labeling/galaxy",
+        "labeling/survey",
         "labeling/standardgalaxy",
         "labeling/vote",
         "labeling/consensuslabel",

@@ -1,5 +1,5 @@
 """Labeling writes, one module per concept: volunteers, serving galaxies (standards, assignments, priority),
-votes, consensus. Reads live in labeling.selectors.
+votes, consensus, surveys. Reads live in labeling.selectors.
 """
 
 from labeling.services.consensus import (
@@ -26,6 +26,7 @@ from labeling.services.serving import (
     gold_rate,
     standards_draw,
 )
+from labeling.services.surveys import ADAPTATION_PRIORITY, get_survey, mark_needs_adaptation, reference_survey
 from labeling.services.volunteers import (
     volunteer_profile_get,
     volunteer_profile_update,
@@ -63,4 +64,8 @@ __all__ = [
     "model_state",
     "consensus_recompute_total",
     "consensus_recompute_run",
+    "ADAPTATION_PRIORITY",
+    "reference_survey",
+    "get_survey",
+    "mark_needs_adaptation",
 ]

@@ -92,10 +92,11 @@ def _retirement_due(post) -> bool:
 
 
 def _priority(galaxy: Galaxy, post) -> float:
-    """The models' share plus how much the galaxy still needs votes, in the posterior's terms."""
+    """The models' and the survey's shares plus how much the galaxy still needs votes, in the posterior's terms."""
     has_votes = post is not None and post.n_numeric > 0
     return round(
         galaxy.model_priority
+        + galaxy.survey_priority
         + vm.label_priority(
             sd=float(post.sd) if has_votes else None,
             mean=float(post.mean) if has_votes else None,
@@ -255,7 +256,15 @@ def _write_galaxies(fit: vm.Fit, galaxy_ids: np.ndarray, batch: int, progress) -
                 Galaxy.objects.select_for_update(no_key=True)
                 .filter(id__in=ids, is_gold=False)
                 .order_by("id")
-                .only("id", "votes_count", "retired_at", "label_priority", "model_priority", "predicted_inclination")
+                .only(
+                    "id",
+                    "votes_count",
+                    "retired_at",
+                    "label_priority",
+                    "model_priority",
+                    "survey_priority",
+                    "predicted_inclination",
+                )
             )
             existing = {
                 row[0]: row[1:]
