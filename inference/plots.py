@@ -70,3 +70,15 @@ def predicted_vs_consensus(consensus, predicted, *, title: str, bins: list[dict]
         b.legend(fontsize=8)
     b.set(xlabel="consensus inclination (deg)", ylabel="deg", title="per 5-deg bin")
     return _png(fig)
+
+
+def before_after(true, before, after, *, title: str) -> bytes:
+    """An adaptation's held-out labels of its survey: the active ensemble's answers and the adapted one's."""
+    true = np.asarray(true)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(true, before, s=8, alpha=0.5, color="tab:gray", label="active ensemble (before)")
+    ax.scatter(true, after, s=8, alpha=0.7, color="tab:blue", label="adapted members (after)")
+    ax.plot([45, 90], [45, 90], color="k", lw=1)
+    ax.set(xlim=(43, 92), ylim=(43, 92), xlabel="consensus inclination (deg)", ylabel="predicted (deg)", title=title)
+    ax.legend(loc="upper left", fontsize=8)
+    return _png(fig)
