@@ -33,6 +33,7 @@ BENCH_LOOK = SurveyLook(
     sky_level=0.06,
 )
 SURVEY_SEED = 7301
+N_STAMPS = 2000  # 1,000 to label, 1,000 held out
 RENDER_SIZE = 256
 
 
@@ -73,7 +74,7 @@ def survey_stamps(n: int, *, seed: int = SURVEY_SEED, look: SurveyLook = BENCH_L
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--n", type=int, default=N_STAMPS)
     parser.add_argument("--processes", type=int, default=2)
     args = parser.parse_args()
     started = time.time()
