@@ -174,12 +174,14 @@ def _reference_rms(*, survey: Survey, key: str, versions: list[ModelVersion]) ->
 
 
 def _predictions(evaluation: SurveyEvaluation, labels: list[ConsensusLabel], key: str) -> tuple[dict, dict]:
-    """(galaxy id -> (median, rejection likelihood or NaN), counts): the stored answers of this ensemble where there
-    are some, the rest predicted now in batches (and stored, as any prediction is)."""
+    """(galaxy id -> (median, rejection likelihood or NaN), counts) from the galaxies' colour images of the
+    evaluated survey: the stored answers of this ensemble where there are some, the rest predicted now in batches
+    (and stored, as any prediction is)."""
+    survey = evaluation.survey
     ids = [label.galaxy_id for label in labels]
     answers: dict[int, tuple[float, float]] = {}
     for row in (
-        EnsemblePrediction.objects.filter(galaxy_id__in=ids, ensemble_key=key)
+        EnsemblePrediction.objects.filter(galaxy_id__in=ids, ensemble_key=key, image__survey=survey)
         .order_by("galaxy_id", "-created_at")
         .values_list("galaxy_id", "median", "rejection_likelihood")
     ):
@@ -187,11 +189,16 @@ def _predictions(evaluation: SurveyEvaluation, labels: list[ConsensusLabel], key
     stored = len(answers)
     SurveyEvaluation.objects.beat(evaluation.pk, done=stored, message=f"{stored} stored predictions reused")
     missing = [label.galaxy for label in labels if label.galaxy_id not in answers]
+    images: dict[int, GalaxyImage] = {}
+    for image in GalaxyImage.objects.filter(
+        galaxy_id__in=[g.pk for g in missing], survey=survey, band=GalaxyImage.Band.COLOR
+    ).order_by("format"):
+        images.setdefault(image.galaxy_id, image)
     batch = settings.GIZ_INFERENCE_BATCH_SIZE
     failed = 0
     for start in range(0, len(missing), batch):
         galaxies = missing[start : start + batch]
-        for galaxy, outcome in zip(galaxies, predict_galaxies(galaxies=galaxies), strict=True):
+        for galaxy, outcome in zip(galaxies, predict_galaxies(galaxies=galaxies, images=images), strict=True):
             if isinstance(outcome, EnsembleResult):
                 likelihood = outcome.rejection_likelihood
                 answers[galaxy.pk] = (outcome.median, np.nan if likelihood is None else likelihood)
