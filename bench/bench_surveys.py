@@ -52,6 +52,8 @@ def parse_args():
     parser.add_argument("--eval-min-labels", type=int, default=200, help="GIZ_SURVEY_EVAL_MIN_LABELS")
     parser.add_argument("--minutes-per-member", type=float, default=4.0)
     parser.add_argument("--skip-scratch", action="store_true")
+    parser.add_argument("--profile", default="standard", help="the adaptation's profile (tiny: a dry run)")
+    parser.add_argument("--reference-n", type=int, default=1000, help="GalSim SDSS-look reference galaxies")
     parser.add_argument("--out", default=str(REPO / "docs" / "bench" / "surveys.md"))
     return parser.parse_args()
 
@@ -252,7 +254,9 @@ def main() -> None:
     auto_adaptation = run is not None
     if run is None:  # not started automatically (the survey was not marked): staff would start it
         run = services.survey_adaptation_create(survey=survey, queue=False)
-    TrainingRun.objects.filter(pk=run.pk).update(config={**run.config, "minutes_per_member": ARGS.minutes_per_member})
+    TrainingRun.objects.filter(pk=run.pk).update(
+        config={**run.config, "profile": ARGS.profile, "minutes_per_member": ARGS.minutes_per_member}
+    )
     started = time.time()
     bar = tqdm(total=1000, desc=f"adaptation run {run.pk}", unit="‰", file=sys.stderr)
 
@@ -276,7 +280,9 @@ def main() -> None:
     held_x = prepared(stamps[n:])
     held_y = truth[n:].astype(np.float64)
     n_reference, seed_reference = shipped.TEST_SETS["galsim"]
-    reference = synthetic_data.cached_source_set(shipped.CACHE_DIR, "galsim", n_reference, seed=seed_reference)
+    reference = synthetic_data.cached_source_set(
+        shipped.CACHE_DIR, "galsim", min(ARGS.reference_n, n_reference), seed=seed_reference
+    )
     before_models = [_load_from_storage(v.file.name) for v in shipped_versions]
     after_models = [_load_from_storage(v.file.name) for v in adapted_versions]
     results = {
@@ -291,11 +297,16 @@ def main() -> None:
         from inference.architectures import build_sigma_regression_model
         from inference.services.training import _labelled
 
-        config = {**PROFILES["standard"], **run.config}
+        config = {**PROFILES[ARGS.profile], **run.config}
         lab_x, lab_inc, _, split = _labelled(run, 128, "color", survey=survey)
         ok = ~np.isnan(lab_inc)
         cache = Path(os.environ["GIZ_DATA_DIR"]) / "cache" / "synthetic"
-        common = {"size": 128, "render_size": 256, "look_strength": float(config["look_strength"]), "processes": 2}
+        common = {
+            "size": 128,
+            "render_size": int(config["render_size"]),
+            "look_strength": float(config["look_strength"]),
+            "processes": 2,
+        }
         from inference.services.adaptation import SEED_LOOK
         from inference.services.training import SEED_TRAIN, SEED_VAL
 
