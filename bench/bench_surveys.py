@@ -52,8 +52,14 @@ def parse_args():
     parser.add_argument("--eval-min-labels", type=int, default=200, help="GIZ_SURVEY_EVAL_MIN_LABELS")
     parser.add_argument("--minutes-per-member", type=float, default=4.0)
     parser.add_argument("--skip-scratch", action="store_true")
+    parser.add_argument("--threads", type=int, default=1, help="TensorFlow threads")
     parser.add_argument("--profile", default="standard", help="the adaptation's profile (tiny: a dry run)")
     parser.add_argument("--reference-n", type=int, default=1000, help="GalSim SDSS-look reference galaxies")
+    parser.add_argument(
+        "--evaluation-only",
+        action="store_true",
+        help="time the evaluation again (cold, then warm; wall and CPU) on the database a full run left",
+    )
     parser.add_argument("--out", default=str(REPO / "docs" / "bench" / "surveys.md"))
     return parser.parse_args()
 
@@ -116,11 +122,38 @@ def rms(predicted, true) -> float:
     return float(np.sqrt(np.mean((np.asarray(predicted) - np.asarray(true)) ** 2)))
 
 
+def evaluation_only() -> None:
+    """The survey's evaluation timed again on the database a full run left: cold (its stored predictions deleted
+    first) and warm, wall and CPU seconds of this process (TensorFlow on --threads)."""
+    import django
+
+    django.setup()
+    from inference import services
+    from inference.models import EnsemblePrediction, Prediction
+    from labeling.models import Survey
+
+    survey = Survey.objects.get(slug=SLUG)
+    Prediction.objects.filter(galaxy__survey=survey).delete()
+    EnsemblePrediction.objects.filter(galaxy__survey=survey).delete()
+    for name in ("cold", "warm"):
+        evaluation = services.survey_evaluation_request(survey=survey, queue=False)
+        wall, cpu = time.time(), time.process_time()
+        evaluation = services.survey_evaluation_run(evaluation_id=evaluation.pk)
+        wall, cpu = time.time() - wall, time.process_time() - cpu
+        load = os.getloadavg()
+        print(
+            f"| evaluation of {evaluation.n_labels} accepted / {evaluation.total} labels, {name} "
+            f"({evaluation.figures['sources']}) | wall {wall:.1f} s, CPU {cpu:.1f} s; load {load[0]:.1f} |"
+        )
+
+
 def main() -> None:
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    tf.config.threading.set_intra_op_parallelism_threads(ARGS.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(ARGS.threads)
+    if ARGS.evaluation_only:
+        return evaluation_only()
     wall0, cpu0 = time.time(), time.process_time()
     stamps, truth, _ = survey_stamps.survey_stamps(survey_stamps.N_STAMPS)  # the cached set; labelled, then held out
     if ARGS.labelled + ARGS.held_out > len(stamps):

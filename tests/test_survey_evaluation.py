@@ -3,22 +3,25 @@ as needing adaptation when worse than the reference survey, and adapted by fine-
 the decision judged survey by survey. Through the label announcement, tasks, the API, the command and the admin.
 """
 
+import threading
 from io import StringIO
 
 import numpy as np
 import pytest
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.urls import reverse
 
 from acquisition.population import SurveyLook
-from inference import survey_metrics
+from inference import services, survey_metrics
 from inference.models import ModelVersion, SurveyEvaluation, TrainingRun
 from labeling.models import ConsensusLabel, Galaxy
 from labeling.services import reference_survey
 from labeling.signals import consensus_labels_added
 from tests import inference_fixtures
 from tests.factories import GalaxyFactory, ModelVersionFactory, SurveyFactory, TrainingRunFactory
+from tests.services import require_postgres
 
 tiny_inference_settings = inference_fixtures.tiny_inference_settings
 
@@ -239,6 +242,8 @@ class TestAdaptation:
         TrainingRun.objects.filter(pk=live.pk).update(live=None, status="succeeded")
         response = api_client.post(reverse("api:survey-adaptations", args=[reference_survey().slug]))
         assert response.json()["error"]["code"] == "reference_survey"
+        with pytest.raises(CommandError, match="reference survey"):
+            call_command("survey", "adapt", reference_survey().slug, stdout=StringIO(), stderr=StringIO())
 
         # The admin's action reports the same reason.
         client = self._admin(bob)
@@ -304,3 +309,36 @@ class TestAdaptation:
         html = self._admin(bob).get(reverse("admin:inference_trainingrun_change", args=[run.pk])).content.decode()
         assert "judged per survey" in html and "synthetic SDSS-like" in html
         assert ("Promoted" if promotion["promote"] else "Not promoted") in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_many_simultaneous_label_announcements_start_exactly_one_evaluation(settings, monkeypatch):
+    require_postgres()
+    from inference.tasks import survey_evaluate_task
+
+    queued = []
+    monkeypatch.setattr(survey_evaluate_task, "delay", lambda pk: queued.append(pk))
+    settings.GIZ_SURVEY_EVAL_MIN_LABELS = 2
+    inference_fixtures.make_ensemble()
+    survey = SurveyFactory()
+    labelled(survey, [60.0, 70.0])
+    barrier = threading.Barrier(6)
+    errors = []
+
+    def label_arrives():
+        try:
+            barrier.wait()
+            services.surveys_maybe_evaluate()
+        except Exception as exc:  # a failure in a thread must fail the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=label_arrives) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    evaluation = SurveyEvaluation.objects.get()
+    assert evaluation.trigger == "labels" and queued == [evaluation.pk]
