@@ -174,7 +174,7 @@ def main() -> None:
     from inference import services, shipped
     from inference import training_sets as synthetic_data
     from inference.models import EnsemblePrediction, ModelVersion, Prediction, SurveyEvaluation, TrainingRun
-    from inference.services.adaptation import PROFILES, _median
+    from inference.services.adaptation import PROFILES, median_answers, predictor
     from labeling import services as labeling_services
     from labeling.models import ConsensusLabel, Galaxy, StandardGalaxy, Survey, Vote
 
@@ -318,11 +318,12 @@ def main() -> None:
     )
     before_models = [_load_from_storage(v.file.name) for v in shipped_versions]
     after_models = [_load_from_storage(v.file.name) for v in adapted_versions]
+    before, after = predictor(before_models, 128), predictor(after_models, 128)
     results = {
-        "survey_before": rms(_median(before_models, held_x, 128), held_y),
-        "survey_after": rms(_median(after_models, held_x, 128), held_y),
-        "reference_before": rms(_median(before_models, reference.images, 128), reference.inclination),
-        "reference_after": rms(_median(after_models, reference.images, 128), reference.inclination),
+        "survey_before": rms(median_answers(before, held_x), held_y),
+        "survey_after": rms(median_answers(after, held_x), held_y),
+        "reference_before": rms(median_answers(before, reference.images), reference.inclination),
+        "reference_after": rms(median_answers(after, reference.images), reference.inclination),
     }
     scratch_seconds = None
     if not ARGS.skip_scratch:
@@ -376,7 +377,7 @@ def main() -> None:
             )
             scratch.append(model)
         scratch_seconds = time.time() - started
-        results["survey_scratch"] = rms(_median(scratch, held_x, 128), held_y)
+        results["survey_scratch"] = rms(median_answers(predictor(scratch, 128), held_x), held_y)
 
     # ---------------------------------------------------------------- report
     load = os.getloadavg()

@@ -103,13 +103,17 @@ def _members() -> tuple[list[ModelVersion], list[int]]:
     return tuned, [v.pk for v in active if v not in tuned]
 
 
-def _median(models: list, images: np.ndarray, size: int) -> np.ndarray:
-    """The members' median answer per image, each member seeing the 8 rotations/flips as on the site."""
+def predictor(models: list, size: int):
+    """The members as one compiled function (each sees the 8 rotations/flips, as on the site)."""
+    return ensemble_holder.compile_group(models, size)
+
+
+def median_answers(function, images: np.ndarray) -> np.ndarray:
+    """The members' median answer per image (prepared uint8 images) through a `predictor`."""
     if len(images) == 0:
         return np.zeros(0)
     import tensorflow as tf
 
-    function = ensemble_holder.compile_group(models, size)
     out = []
     for start in range(0, len(images), 64):
         chunk = images[start : start + 64].astype(np.float32) / 255.0
@@ -193,9 +197,9 @@ def execute_adaptation(run: TrainingRun, *, progress_callback=None) -> TrainingR
     }
 
     models = [ensemble_holder._load_from_storage(v.file.name) for v in originals]
-    before_pred = {}
+    before_pred, before = {}, predictor(models, size)
     for j, (name, (x, _)) in enumerate(judged.items()):
-        before_pred[name] = _median(models, x, size)
+        before_pred[name] = median_answers(before, x)
         progress("before", (j + 1) / len(judged), f"Active ensemble on {name}")
 
     tuned, histories, fits = [], {}, {}
@@ -219,9 +223,9 @@ def execute_adaptation(run: TrainingRun, *, progress_callback=None) -> TrainingR
         histories[name] = fit.history
         fits[name] = {"epochs": fit.epochs, "images_per_second": fit.images_per_second, "seconds": fit.seconds}
 
-    after_pred = {}
+    after_pred, after = {}, predictor([m for _, _, m in tuned], size)
     for j, (name, (x, _)) in enumerate(judged.items()):
-        after_pred[name] = _median([m for _, _, m in tuned], x, size)
+        after_pred[name] = median_answers(after, x)
         progress("after", (j + 1) / len(judged), f"Adapted members on {name}")
     figures = {
         name: {
