@@ -24,7 +24,7 @@ from astropy.visualization import make_lupton_rgb
 from PIL import Image
 from scipy import signal
 
-from acquisition.population import PopulationDraw
+from acquisition.population import SDSS_LOOK, PopulationDraw, SurveyLook
 
 NATIVE_SCALE = 0.396127  # arcsec per SDSS pixel
 # Sky per native pixel (nanomaggies) and electrons per nanomaggy, g r i: Poisson noise of the sky
@@ -129,14 +129,18 @@ def _components(draw: PopulationDraw, rng: np.random.Generator) -> tuple[list, l
     return parts, points
 
 
-def render_bands(draw: PopulationDraw, *, size: int = 256, seed: int) -> np.ndarray:
-    """g, r, i images of `draw` (size x size, nanomaggies per native-pixel area); same seed, same pixels."""
+def render_bands(draw: PopulationDraw, *, size: int = 256, seed: int, native_scale: float = NATIVE_SCALE) -> np.ndarray:
+    """g, r, i images of `draw` (size x size, nanomaggies per SDSS-pixel area); same seed, same pixels.
+
+    `native_scale` is the pixel scale (arcsec) of the survey the stamp comes from (SDSS's by default): the
+    galaxy is drawn on those pixels, then resampled to the stamp.
+    """
     rng = np.random.default_rng([seed, 0x6A15])
     gs_rng = galsim.BaseDeviate(int(seed) % (2**31 - 1) + 1)
     fov = draw.fov_arcsec
     # Draw on the native pixels when the stamp oversamples them (SkyServer interpolates), else
     # directly at the coarser stamp scale (SkyServer bins).
-    n_draw = int(min(size, max(32, round(fov / NATIVE_SCALE))))
+    n_draw = int(min(size, max(32, round(fov / native_scale))))
     scale = fov / n_draw
     if rng.uniform() < 0.5:
         psf = galsim.Kolmogorov(fwhm=draw.seeing)
@@ -183,19 +187,24 @@ def render_bands(draw: PopulationDraw, *, size: int = 256, seed: int) -> np.ndar
     return bands
 
 
-def to_color_rgb(bands: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+def to_color_rgb(
+    bands: np.ndarray, rng: np.random.Generator | None = None, *, look: SurveyLook = SDSS_LOOK
+) -> np.ndarray:
     """Lupton asinh gri composite (i -> red, r -> green, g -> blue) as uint8, SDSS-like.
 
     With `rng`, the stretch, softening, band balance and sky pedestal vary around the SDSS look
-    (different data releases and cutout services differ in exactly these).
+    (different data releases and cutout services differ in exactly these); `look` moves that centre to
+    another survey's stretch, softening and band balance.
     """
-    scales = np.array([1.8, 1.4, 1.0])
-    stretch, q, pedestal = 0.5, 8.0, 0.006
+    scales = np.array([1.8, 1.4, 1.0]) * np.array(look.band_scales)
+    stretch, q, pedestal = 0.5 * look.stretch, 8.0 * look.softening, 0.006
     if rng is not None:
         scales = scales * rng.uniform(0.85, 1.15, 3)
         stretch *= rng.uniform(0.7, 1.5)
         q *= rng.uniform(0.6, 1.5)
         pedestal *= rng.uniform(0.0, 2.0)
+    if look.sky_level:
+        bands = bands + look.sky_level
     g, r, i = (bands[..., k] * scales[k] for k in range(3))
     with np.errstate(invalid="ignore", divide="ignore"):
         return make_lupton_rgb(i, r, g, minimum=-pedestal, stretch=stretch, Q=q)

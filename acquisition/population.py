@@ -32,6 +32,53 @@ STAMP_PX = 512
 
 
 @dataclass(frozen=True)
+class SurveyLook:
+    """How one survey's stamps look, for the renderers: what differs between telescopes and says nothing about
+    the inclination. The defaults are SDSS's (the reference survey the models were trained on).
+
+    `pixel_scale` is the native scale (arcsec/px) the galaxy is drawn on before resampling to the stamp;
+    `seeing` the FWHM range (arcsec) drawn per stamp; `stretch` and `softening` multiply the asinh stretch and
+    Q of the colour composite; `band_scales` multiply the g, r, i weights of the composite (a g, r, z survey:
+    the red channel weighted up); `noise` multiplies the sky noise; `sky_level` is sky left in the composite
+    (nanomaggies per SDSS pixel area added to every band: a bright sky or a poor sky subtraction).
+    """
+
+    pixel_scale: float = 0.396127
+    seeing: tuple[float, float] = (1.0, 1.6)
+    stretch: float = 1.0
+    softening: float = 1.0
+    band_scales: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    noise: float = 1.0
+    sky_level: float = 0.0
+
+    def __post_init__(self):
+        if self.pixel_scale <= 0 or self.stretch <= 0 or self.softening <= 0 or self.noise <= 0:
+            raise ValueError("pixel_scale, stretch, softening and noise must be positive")
+        lo, hi = self.seeing
+        if not 0 < lo <= hi:
+            raise ValueError("seeing must be a (low, high) FWHM range in arcsec, 0 < low <= high")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> SurveyLook:
+        """A look from plain values (settings, JSON); unknown keys are an error that names them."""
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown survey look parameters: {sorted(unknown)}")
+        values = dict(values)
+        for key in ("seeing", "band_scales"):
+            if key in values:
+                values[key] = tuple(float(v) for v in values[key])
+        return cls(**values)
+
+    @property
+    def is_reference(self) -> bool:
+        return self == SDSS_LOOK
+
+
+SDSS_LOOK = SurveyLook()
+
+
+@dataclass(frozen=True)
 class PopulationDraw:
     """One stamp's contents; angles in degrees, sizes in arcsec unless named otherwise."""
 
@@ -70,9 +117,17 @@ class PopulationDraw:
 
 
 def draw_population(
-    rng: np.random.Generator, *, inclination: float | None = None, position_angle: float | None = None
+    rng: np.random.Generator,
+    *,
+    inclination: float | None = None,
+    position_angle: float | None = None,
+    look: SurveyLook = SDSS_LOOK,
 ) -> PopulationDraw:
-    """Draw one stamp's galaxy; inclination defaults to isotropic orientations (uniform cos i)."""
+    """Draw one stamp's galaxy; inclination defaults to isotropic orientations (uniform cos i).
+
+    `look` sets the seeing and sky noise of the survey the stamp comes from; the random draws are the same
+    for every look, so one seed gives the same galaxy seen by two surveys.
+    """
     if inclination is None:
         inclination = math.degrees(math.acos(rng.uniform(0.0, 1.0)))
     if position_angle is None:
@@ -106,8 +161,8 @@ def draw_population(
         dust_tau=float(rng.uniform(0.3, 3.0) if rng.uniform() < 0.8 else 0.0),
         disk_g_r=float(rng.uniform(*gr_range)),
         bulge_g_r=float(rng.uniform(0.75, 0.92)),
-        seeing=float(rng.uniform(1.0, 1.6)),
-        noise_factor=float(rng.uniform(0.7, 1.4)),
+        seeing=float(rng.uniform(*look.seeing)),
+        noise_factor=float(rng.uniform(0.7, 1.4)) * look.noise,
         offset_x=float(offset * math.cos(angle)),
         offset_y=float(offset * math.sin(angle)),
         neighbour=bool(rng.uniform() < 0.2),

@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from acquisition import apis as acquisition_apis
 from giz_site import api_auth
 from inference import apis as inference_apis
-from inference import catalog_apis, catalog_vo, table_job_apis
+from inference import catalog_apis, catalog_vo, survey_apis, table_job_apis
 from inference import compat as inference_compat
 from labeling import apis as labeling_apis
 
@@ -86,6 +86,20 @@ urlpatterns = [
     path("models/<id:model_id>/activate/", inference_apis.ModelVersionActivateApi.as_view(), name="model-activate"),
     path("alarms/", inference_apis.AlarmListApi.as_view(), name="alarm-list"),
     path("alarms/<id:alarm_id>/resolve/", inference_apis.AlarmResolveApi.as_view(), name="alarm-resolve"),
+    # Surveys: the models' latest evaluation on each, evaluations and adaptation runs to start (staff) and poll
+    path("surveys/", survey_apis.SurveyListApi.as_view(), name="survey-list"),
+    path("surveys/<slug:slug>/evaluations/", survey_apis.SurveyEvaluationListApi.as_view(), name="survey-evaluations"),
+    path(
+        "surveys/<slug:slug>/evaluations/<id:evaluation_id>/",
+        survey_apis.SurveyEvaluationDetailApi.as_view(),
+        name="survey-evaluation",
+    ),
+    path("surveys/<slug:slug>/adaptations/", survey_apis.SurveyAdaptationListApi.as_view(), name="survey-adaptations"),
+    path(
+        "surveys/<slug:slug>/adaptations/<id:run_id>/",
+        survey_apis.SurveyAdaptationDetailApi.as_view(),
+        name="survey-adaptation",
+    ),
     # The original IncliNET service's URLs (compatibility layer; no trailing slash, as there)
     path("pgc/<pgc:pgc>", inference_compat.CompatPgcApi.as_view(), name="compat-pgc"),
     path("objname/<str:objname>", inference_compat.CompatObjnameApi.as_view(), name="compat-objname"),

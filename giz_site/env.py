@@ -1,5 +1,6 @@
 """Strict environment parsing: a value we cannot understand stops start-up and names the variable."""
 
+import json
 import os
 from pathlib import Path
 
@@ -60,6 +61,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_json(name: str, default):
+    """A JSON value (object, list, number ...); text that is not JSON is an error naming the variable."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be JSON: {exc}") from None
 
 
 def env_database(name: str, default: str) -> dict:

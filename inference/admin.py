@@ -22,10 +22,11 @@ from inference.models import (
     InferenceJob,
     ModelVersion,
     Prediction,
+    SurveyEvaluation,
     TrainingRun,
 )
 from inference.selectors import model_versions_compare
-from labeling.admin import GalaxyAdmin
+from labeling.admin import GalaxyAdmin, SurveyAdmin
 
 
 def plots_html(plots: dict) -> str:
@@ -189,12 +190,44 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(f"{reverse('admin:inference_modelversion_compare')}?ids={ids}")
 
 
+def _signed(value) -> str:
+    return "-" if value is None else f"{value:+.2f}"
+
+
+def promotion_html(run: TrainingRun) -> str:
+    """An adaptation's decision and its RMS per set, before and after."""
+    promotion = (run.metrics or {}).get("promotion")
+    if not promotion:
+        return "-"
+    rows = format_html_join(
+        "",
+        "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                name,
+                _fmt(n.get("before")),
+                _fmt(n.get("after")),
+                "-" if n.get("change") is None else f"{n['change']:+.2f}",
+            )
+            for name, n in (promotion.get("numbers") or {}).items()
+        ),
+    )
+    return format_html(
+        "<p><strong>{}</strong>: {}</p><table><tr><th>set</th><th>RMS before (deg)</th><th>after</th>"
+        "<th>change</th></tr>{}</table>",
+        "Promoted" if promotion.get("promote") else "Not promoted",
+        promotion.get("reason", ""),
+        rows,
+    )
+
+
 @admin.register(TrainingRun)
 class TrainingRunAdmin(BackgroundRunAdmin):
     list_display = [
         "id",
         "status",
         "trigger",
+        "survey",
         "progress_display",
         "message",
         "n_labels",
@@ -203,11 +236,14 @@ class TrainingRunAdmin(BackgroundRunAdmin):
         "heartbeat_at",
         "finished_at",
     ]
-    list_filter = ["status", "trigger"]
+    list_filter = ["status", "trigger", "survey"]
+    list_select_related = ["survey"]
     readonly_fields = [
         "live",
         "progress_display",
         "message",
+        "survey",
+        "promotion",
         "attempts",
         "metrics",
         "plots_view",
@@ -222,6 +258,131 @@ class TrainingRunAdmin(BackgroundRunAdmin):
     @admin.display(description="plots")
     def plots_view(self, run: TrainingRun) -> str:
         return plots_html(run.plots)
+
+    @admin.display(description="promotion (judged per survey)")
+    def promotion(self, run: TrainingRun) -> str:
+        return promotion_html(run)
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+@admin.register(SurveyEvaluation)
+class SurveyEvaluationAdmin(BackgroundRunAdmin):
+    """The active ensemble tested on each survey's consensus labels: the figures, the bins and the plot."""
+
+    list_display = [
+        "id",
+        "survey",
+        "status",
+        "progress_display",
+        "trigger",
+        "n_labels",
+        "rms_display",
+        "bias_display",
+        "outliers",
+        "rejection",
+        "reference_display",
+        "needs_adaptation",
+        "created_at",
+    ]
+    list_filter = ["survey", "status", "trigger", "needs_adaptation"]
+    list_select_related = ["survey"]
+    fields = [
+        "survey",
+        "status",
+        "progress_display",
+        "message",
+        "error",
+        "trigger",
+        "training_run",
+        "created_by",
+        "verdict",
+        "figures_table",
+        "bins_table",
+        "plot_view",
+        "model_versions",
+        "seconds",
+        "created_at",
+        "finished_at",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False  # started from the surveys' actions, the command or the API
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="RMS (deg)", ordering="rms")
+    def rms_display(self, evaluation: SurveyEvaluation) -> str:
+        return _fmt(evaluation.rms)
+
+    @admin.display(description="bias (deg)")
+    def bias_display(self, evaluation: SurveyEvaluation) -> str:
+        return "-" if evaluation.bias is None else f"{evaluation.bias:+.2f}"
+
+    @admin.display(description="> 10 deg off")
+    def outliers(self, evaluation: SurveyEvaluation) -> str:
+        return _pct(evaluation.outlier_rate)
+
+    @admin.display(description="rejection agreement")
+    def rejection(self, evaluation: SurveyEvaluation) -> str:
+        return _pct(evaluation.rejection_agreement)
+
+    @admin.display(description="reference RMS")
+    def reference_display(self, evaluation: SurveyEvaluation) -> str:
+        return _fmt(evaluation.reference_rms)
+
+    @admin.display(description="figures")
+    def figures_table(self, evaluation: SurveyEvaluation) -> str:
+        f = evaluation.figures or {}
+        sources = f.get("sources") or {}
+        rows = [
+            ("accepted labels", f.get("n", 0)),
+            ("RMS (deg)", _fmt(f.get("rms"))),
+            ("bias (deg)", _fmt(f.get("bias"))),
+            ("MAE (deg)", _fmt(f.get("mae"))),
+            ("> 5 deg off", _pct(f.get("frac_gt5"))),
+            ("> 10 deg off (outliers)", _pct(f.get("outlier_rate"))),
+            ("rejection agreement", _pct((f.get("rejection") or {}).get("agreement"))),
+            ("reference survey RMS (deg)", _fmt(evaluation.reference_rms)),
+            (
+                "predictions reused / made now",
+                f"{sources.get('stored', 0)} / {sources.get('predicted', 0)}",
+            ),
+        ]
+        return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
+
+    @admin.display(description="per 5-deg bin of the consensus")
+    def bins_table(self, evaluation: SurveyEvaluation) -> str:
+        if not evaluation.bins:
+            return "-"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}-{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    f"{b['lo']:.0f}",
+                    f"{b['hi']:.0f}",
+                    b["n"],
+                    _fmt(b["rms"]),
+                    f"{b['bias']:+.2f}",
+                    _pct(b["outlier_rate"]),
+                )
+                for b in evaluation.bins
+            ),
+        )
+        return format_html(
+            "<table><tr><th>consensus (deg)</th><th>n</th><th>RMS</th><th>bias</th><th>&gt; 10 deg off</th></tr>{}"
+            "</table>",
+            rows,
+        )
+
+    @admin.display(description="predicted vs consensus")
+    def plot_view(self, evaluation: SurveyEvaluation) -> str:
+        return plots_html({"predicted_vs_consensus": evaluation.plot.name}) if evaluation.plot else "-"
 
 
 @admin.register(InferenceJob)
@@ -351,3 +512,44 @@ class DiscrepancyAlarmAdmin(LargeTableAdmin):
 # The catalogue export reads predictions, so it lives above labeling; it adds its actions to labeling's
 # galaxy list from here rather than have labeling import inference.
 GalaxyAdmin.actions = [*GalaxyAdmin.actions, *EXPORT_ACTIONS] if GalaxyAdmin.actions else EXPORT_ACTIONS
+
+
+# Evaluations and adaptations are inference's, surveys labeling's: the surveys' admin gets these from here (as the
+# galaxy list gets the catalogue exports), so labeling never imports inference.
+@admin.display(description="latest evaluation")
+def latest_evaluation(survey) -> str:
+    evaluation = (
+        SurveyEvaluation.objects.filter(survey=survey, status=SurveyEvaluation.Status.SUCCEEDED)
+        .order_by("-created_at")
+        .first()
+    )
+    if evaluation is None:
+        return "-"
+    url = reverse("admin:inference_surveyevaluation_change", args=[evaluation.pk])
+    return format_html('<a href="{}">RMS {} deg on {} labels</a>', url, _fmt(evaluation.rms), evaluation.n_labels)
+
+
+@admin.action(description="Evaluate the active models on its consensus labels")
+def evaluate_surveys(modeladmin, request, queryset):
+    for survey in queryset:
+        try:
+            evaluation = services.survey_evaluation_request(survey=survey, user=request.user)
+        except ApplicationError as exc:
+            modeladmin.message_user(request, f"{survey.name}: {exc.message}", messages.ERROR)
+        else:
+            modeladmin.message_user(request, f"{survey.name}: evaluation {evaluation.pk} queued.", messages.SUCCESS)
+
+
+@admin.action(description="Adapt the models to it (fine-tune on its labels)")
+def adapt_surveys(modeladmin, request, queryset):
+    for survey in queryset:
+        try:
+            run = services.survey_adaptation_create(survey=survey)
+        except ApplicationError as exc:
+            modeladmin.message_user(request, f"{survey.name}: not started. {exc.message}", messages.ERROR)
+        else:
+            modeladmin.message_user(request, f"{survey.name}: adaptation run {run.pk} queued.", messages.SUCCESS)
+
+
+SurveyAdmin.list_display = [*SurveyAdmin.list_display, latest_evaluation]
+SurveyAdmin.actions = [*(SurveyAdmin.actions or []), evaluate_surveys, adapt_surveys]

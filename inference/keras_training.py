@@ -312,3 +312,58 @@ def fit_resumable(
         verbose=verbose,
     )
     return {k: [float(v) for v in vs] for k, vs in history.history.items()}
+
+
+# ------------------------------------------------------------------------------------------------
+# Fine-tuning an active member to a survey
+
+
+def fine_tune_member(
+    model: keras.Model,
+    *,
+    train: Split,
+    val: Split,
+    epochs: int,
+    batch_size: int = 32,
+    learning_rate: float = 3e-4,
+    patience: int = 3,
+    seed: int = 0,
+    max_seconds: float | None = None,
+    on_epoch: Callable[[int, int, dict], None] | None = None,
+) -> FitResult:
+    """Go on training a trained regression member (its weights as they are) on new data, at a low learning rate.
+
+    Members with a learned sigma (N x 2 output) keep training it with their own loss; plain members use the Huber
+    loss of `fit_member`. Early stopping on the validation loss restores the best epoch, so a fine-tune that only
+    hurts gives back weights close to the ones it started from.
+    """
+    keras.utils.set_random_seed(seed)
+    if train.weights is None:
+        train = Split(train.images, train.target, metrics.bin_weights(train.target, width=5.0))
+    with_sigma = len(model.outputs[0].shape) == 2 and model.outputs[0].shape[-1] == 2
+    if with_sigma:
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=gaussian_nll_loss, metrics=[inclination_mae])
+    else:
+        compile_member(model, kind="regression", learning_rate=learning_rate)
+    progress = _Progress(on_epoch, epochs, math.ceil(len(train.target) / batch_size))
+    started = time.perf_counter()
+    history = model.fit(
+        make_dataset(train, batch_size=batch_size, augment=True, shuffle=True, seed=seed),
+        validation_data=make_dataset(val, batch_size=batch_size * 2, augment=False, shuffle=False),
+        epochs=epochs,
+        callbacks=[
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
+            progress,
+            _Schedule(learning_rate, epochs, max_seconds),
+        ],
+        verbose=0,
+        shuffle=False,
+    )
+    seconds = time.perf_counter() - started
+    epoch_seconds = progress.epoch_seconds or [seconds]
+    return FitResult(
+        history={k: [float(v) for v in vs] for k, vs in history.history.items()},
+        epochs=len(progress.epoch_seconds),
+        images_per_second=len(train.target) / float(np.median(epoch_seconds)),
+        seconds=seconds,
+    )

@@ -6,7 +6,7 @@ from django.db.models import Q
 
 from acquisition.models import GalaxyImage
 from giz_site.models import BackgroundRun
-from labeling.models import Galaxy
+from labeling.models import Galaxy, Survey
 
 
 class TrainingRun(BackgroundRun):
@@ -17,8 +17,17 @@ class TrainingRun(BackgroundRun):
         NEW_LABELS = "new_labels", "New consensus labels"
         SCHEDULE = "schedule", "Scheduled backstop"
         PRETRAIN = "pretrain", "Pretraining on synthetic galaxies"
+        ADAPTATION = "adaptation", "Adaptation to a survey"
 
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    survey = models.ForeignKey(
+        Survey,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="adaptations",
+        help_text="The survey an adaptation run fine-tunes the active members to.",
+    )
     # The unique index allows one live run at a time.
     live = models.BooleanField(null=True, default=True, unique=True, editable=False)
     config = models.JSONField(default=dict, blank=True)
@@ -37,6 +46,9 @@ class TrainingRun(BackgroundRun):
     class Meta(BackgroundRun.Meta):
         constraints = [
             models.CheckConstraint(condition=Q(live__isnull=True) | Q(live=True), name="training_live_true_or_null"),
+            models.CheckConstraint(
+                condition=~Q(trigger="adaptation") | Q(survey__isnull=False), name="training_adaptation_has_survey"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -238,3 +250,67 @@ class InferenceJobItem(models.Model):
 
     def __str__(self) -> str:
         return f"Job {self.job_id}: PGC {self.pgc} {self.status}"
+
+
+class SurveyEvaluation(BackgroundRun):
+    """The active ensemble tested on one survey's consensus labels: the figures, the plot and the verdict.
+
+    Made automatically once per survey when it reaches GIZ_SURVEY_EVAL_MIN_LABELS labels, and for every survey with
+    that many after a training run changes the active ensemble; staff start others (command, API, admin). The
+    partial unique indexes make each automatic one happen once, whoever asks, and one per survey run at a time.
+    """
+
+    class Trigger(models.TextChoices):
+        LABELS = "labels", "The survey reached the label threshold"
+        TRAINING_RUN = "training_run", "A training run changed the active ensemble"
+        MANUAL = "manual", "Started by staff"
+
+    survey = models.ForeignKey(Survey, on_delete=models.CASCADE, related_name="evaluations")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    training_run = models.ForeignKey(
+        TrainingRun,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="survey_evaluations",
+        help_text="The run whose new ensemble this evaluation tests.",
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    total = models.PositiveIntegerField(default=0, help_text="Consensus labels to evaluate.")
+    message = models.CharField(max_length=255, blank=True)
+    ensemble_key = models.CharField(max_length=255, blank=True, help_text="The model versions evaluated (sorted ids).")
+    model_versions = models.JSONField(default=list, blank=True, help_text="[{id, name}] of the members evaluated.")
+    n_labels = models.PositiveIntegerField(default=0, help_text="Accepted consensus labels (with an inclination).")
+    rms = models.FloatField(null=True, blank=True, help_text="deg")
+    bias = models.FloatField(null=True, blank=True, help_text="Mean of ensemble - consensus (deg).")
+    outlier_rate = models.FloatField(null=True, blank=True, help_text="Share more than 10 deg off.")
+    rejection_agreement = models.FloatField(
+        null=True, blank=True, help_text="Share of labels where the rejection classifier decides as the volunteers."
+    )
+    bins = models.JSONField(default=list, blank=True, help_text="Per 5-deg bin: lo, hi, n, rms, bias, outlier_rate.")
+    figures = models.JSONField(default=dict, blank=True, help_text="Everything measured, and how.")
+    reference_rms = models.FloatField(null=True, blank=True, help_text="The reference survey's RMS compared with.")
+    needs_adaptation = models.BooleanField(null=True, blank=True, help_text="The verdict (empty: none drawn).")
+    verdict = models.TextField(blank=True)
+    plot = models.FileField(upload_to="evaluations/", max_length=255, blank=True)
+    seconds = models.FloatField(null=True, blank=True, help_text="Wall time of the evaluation.")
+
+    class Meta(BackgroundRun.Meta):
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(live__isnull=True) | Q(live=True), name="survey_evaluation_live_true_or_null"
+            ),
+            models.UniqueConstraint(fields=["survey"], condition=Q(live=True), name="one_live_evaluation_per_survey"),
+            models.UniqueConstraint(
+                fields=["survey"], condition=Q(trigger="labels"), name="one_threshold_evaluation_per_survey"
+            ),
+            models.UniqueConstraint(
+                fields=["survey", "training_run"],
+                condition=Q(training_run__isnull=False),
+                name="one_evaluation_per_survey_run",
+            ),
+        ]
+        indexes = [models.Index(fields=["survey", "-created_at"], name="survey_evaluation_latest_idx")]
+
+    def __str__(self) -> str:
+        return f"Evaluation {self.pk} of {self.survey} ({self.status})"

@@ -51,3 +51,34 @@ def learning_curves(histories: dict[str, dict[str, list[float]]], *, title: str)
     ax.set(xlabel="epoch", ylabel="loss", title=title, yscale="log")
     ax.legend(fontsize=7)
     return _png(fig)
+
+
+def predicted_vs_consensus(consensus, predicted, *, title: str, bins: list[dict] | None = None) -> bytes:
+    """One survey's evaluation: each galaxy's prediction against its consensus label, and the bias per bin."""
+    consensus, predicted = np.asarray(consensus), np.asarray(predicted)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 4.2), gridspec_kw={"width_ratios": [1.15, 1]})
+    a.scatter(consensus, predicted, s=5, alpha=0.5, color="tab:blue")
+    a.plot([45, 90], [45, 90], color="k", lw=1)
+    for offset in (-10, 10):
+        a.plot([45, 90], [45 + offset, 90 + offset], color="tab:red", lw=0.6, ls=":")
+    a.set(xlim=(43, 92), ylim=(43, 92), xlabel="consensus inclination (deg)", ylabel="ensemble (deg)", title=title)
+    if bins:
+        centres = [(row["lo"] + row["hi"]) / 2 for row in bins]
+        b.bar(centres, [row["bias"] for row in bins], width=4, color="tab:orange", label="bias")
+        b.plot(centres, [row["rms"] for row in bins], "o-", color="tab:blue", label="RMS")
+        b.axhline(0, color="k", lw=1)
+        b.legend(fontsize=8)
+    b.set(xlabel="consensus inclination (deg)", ylabel="deg", title="per 5-deg bin")
+    return _png(fig)
+
+
+def before_after(true, before, after, *, title: str) -> bytes:
+    """An adaptation's held-out labels of its survey: the active ensemble's answers and the adapted one's."""
+    true = np.asarray(true)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(true, before, s=8, alpha=0.5, color="tab:gray", label="active ensemble (before)")
+    ax.scatter(true, after, s=8, alpha=0.7, color="tab:blue", label="adapted members (after)")
+    ax.plot([45, 90], [45, 90], color="k", lw=1)
+    ax.set(xlim=(43, 92), ylim=(43, 92), xlabel="consensus inclination (deg)", ylabel="predicted (deg)", title=title)
+    ax.legend(loc="upper left", fontsize=8)
+    return _png(fig)

@@ -17,4 +17,8 @@ def predict_stored_image(sender, *, galaxy_id: int, **kwargs) -> None:
 
 @receiver(consensus_labels_added, dispatch_uid="inference.count_new_labels")
 def count_new_labels(sender, **kwargs) -> None:
-    services.training_maybe_trigger()
+    # A survey reaching the evaluation threshold is tested at once; an adaptation waiting for its labels takes the
+    # training slot before a general retraining does.
+    services.surveys_maybe_evaluate()
+    if services.surveys_maybe_adapt() is None:
+        services.training_maybe_trigger()

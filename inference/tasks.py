@@ -72,8 +72,16 @@ def train_task(run_id: int) -> None:
 
 @shared_task(name="inference.tasks.training_backstop_task", ignore_result=True, soft_time_limit=60, time_limit=120)
 def training_backstop_task() -> None:
-    """Beat backstop: re-queue a killed run, or start one if enough new labels are waiting."""
+    """Beat backstop: re-queue a killed run or survey evaluation, or start a run if enough new labels are waiting."""
+    services.survey_evaluations_backstop()
     services.training_backstop()
+
+
+# 1,000 labels take well under a minute; the limits leave room for a survey with many more.
+@shared_task(name="inference.tasks.survey_evaluate_task", ignore_result=True, soft_time_limit=1800, time_limit=1900)
+def survey_evaluate_task(evaluation_id: int) -> None:
+    """The active ensemble on one survey's consensus labels: figures, plot, and the needs-adaptation verdict."""
+    services.survey_evaluation_run(evaluation_id=evaluation_id)
 
 
 @shared_task(name="inference.tasks.alarm_email_task", ignore_result=True, soft_time_limit=60, time_limit=90)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from acquisition import composites, galsim_renderer, population
 from acquisition import renderer as synthetic
@@ -267,12 +268,35 @@ def estimate_position_angle(rgb_stamp: np.ndarray, *, size: int = 128) -> float 
         return None
 
 
-def render_stamp(source: str, draw, *, seed: int, render_size: int = 256, look: bool = True) -> np.ndarray:
-    """One colour stamp (uint8 render_size^2 x 3) of a population draw by `source`."""
+def _at_native_scale(bands: np.ndarray, *, fov_arcsec: float, pixel_scale: float) -> np.ndarray:
+    """Bands seen through a survey's coarser native pixels: binned to them, then resampled back to the stamp
+    (as cutout services serve a small galaxy). Unchanged when the native pixels are finer than the stamp's."""
+    size = bands.shape[0]
+    native = int(max(16, round(fov_arcsec / pixel_scale)))
+    if native >= size:
+        return bands
+    planes = []
+    for k in range(bands.shape[-1]):
+        plane = Image.fromarray(np.ascontiguousarray(bands[..., k], dtype=np.float32))
+        planes.append(np.asarray(plane.resize((native, native), Image.BOX).resize((size, size), Image.BICUBIC)))
+    return np.stack(planes, axis=-1)
+
+
+def render_stamp(
+    source: str,
+    draw,
+    *,
+    seed: int,
+    render_size: int = 256,
+    look: bool = True,
+    survey: population.SurveyLook = population.SDSS_LOOK,
+) -> np.ndarray:
+    """One colour stamp (uint8 render_size^2 x 3) of a population draw by `source`, as `survey` would show it
+    (the draw carries the survey's seeing and noise; this adds its pixels and colour composite)."""
     rng = np.random.default_rng([seed, 0x5EED])
     if source == "galsim":
-        bands = galsim_renderer.render_bands(draw, size=render_size, seed=seed)
-        return galsim_renderer.to_color_rgb(bands, rng if look else None)
+        bands = galsim_renderer.render_bands(draw, size=render_size, seed=seed, native_scale=survey.pixel_scale)
+        return galsim_renderer.to_color_rgb(bands, rng if look else None, look=survey)
     if source != "ours":
         raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
     params = synthetic.params_from_population(draw, rng)
@@ -284,23 +308,31 @@ def render_stamp(source: str, draw, *, seed: int, render_size: int = 256, look: 
     left = pad - int(round(draw.offset_x * render_size))
     bands = rendering.bands[top : top + render_size, left : left + render_size]
     native = bands * (synthetic.SDSS_PIXEL_SCALE / params.pixel_scale) ** 2
+    if not survey.is_reference:  # SDSS stamps stay exactly as the shipped ensemble was trained on them
+        native = _at_native_scale(native, fov_arcsec=draw.fov_arcsec, pixel_scale=survey.pixel_scale)
+        native = native + survey.sky_level
     if not look:
-        return imaging.bands_to_rgb(native)
+        return imaging.bands_to_rgb(
+            native,
+            stretch=composites.SDSS_STRETCH * survey.stretch,
+            Q=composites.SDSS_Q * survey.softening,
+            scales=tuple(np.array(composites.SDSS_BAND_SCALES) * np.array(survey.band_scales)),
+        )
     return imaging.bands_to_rgb(
         native,
-        stretch=composites.SDSS_STRETCH * rng.uniform(0.7, 1.6),
-        Q=composites.SDSS_Q * rng.uniform(0.6, 1.5),
-        scales=tuple(np.array(composites.SDSS_BAND_SCALES) * rng.uniform(0.85, 1.15, 3)),
+        stretch=composites.SDSS_STRETCH * survey.stretch * rng.uniform(0.7, 1.6),
+        Q=composites.SDSS_Q * survey.softening * rng.uniform(0.6, 1.5),
+        scales=tuple(np.array(composites.SDSS_BAND_SCALES) * np.array(survey.band_scales) * rng.uniform(0.85, 1.15, 3)),
     )
 
 
 def _source_one(job: tuple) -> tuple[np.ndarray, float, float, float]:
 
-    source, seed, index, size, render_size, inc_lo, inc_hi, look_strength = job
+    source, seed, index, size, render_size, inc_lo, inc_hi, look_strength, survey = job
     rng = np.random.default_rng([seed, index, 7])
-    draw = population.draw_population(rng, inclination=float(rng.uniform(inc_lo, inc_hi)))
+    draw = population.draw_population(rng, inclination=float(rng.uniform(inc_lo, inc_hi)), look=survey)
     stamp_seed = int(seed * 1_000_003 + index)
-    stamp = render_stamp(source, draw, seed=stamp_seed, render_size=render_size, look=look_strength > 0)
+    stamp = render_stamp(source, draw, seed=stamp_seed, render_size=render_size, look=look_strength > 0, survey=survey)
     stamp, rotation = survey_look.randomise_stamp(stamp, rng, strength=look_strength)
     angle = estimate_position_angle(stamp, size=size)
     angle_used = float("nan") if angle is None else angle  # as in production: no rotation without a fit
@@ -318,11 +350,16 @@ def render_source_set(
     render_size: int = 256,
     inclination_range: tuple[float, float] = (45.0, 90.0),
     look_strength: float = 1.0,
+    survey: population.SurveyLook = population.SDSS_LOOK,
     processes: int = 2,
     progress: Callable[[int, int], None] | None = None,
 ) -> SyntheticSet:
-    """n prepared galaxies of one source, survey look applied, rotated by the *estimated* position angle."""
-    jobs = [(source, seed, i, size, render_size, *inclination_range, look_strength) for i in range(n)]
+    """n prepared galaxies of one source, survey look applied, rotated by the *estimated* position angle.
+
+    `survey` is the survey the galaxies are seen by (pixel scale, seeing, stretch, band balance; SDSS by
+    default); `look_strength` scales the random stamp-level looks of inference.survey_look on top of it.
+    """
+    jobs = [(source, seed, i, size, render_size, *inclination_range, look_strength, survey) for i in range(n)]
     results = _map_jobs(_source_one, jobs, processes=processes, chunksize=4, progress=progress)
     inclination = np.array([r[1] for r in results], dtype=np.float32)
     return SyntheticSet(
@@ -336,6 +373,8 @@ def render_source_set(
 
 def cached_source_set(cache_dir: Path | str, source: str, n: int, *, seed: int, **kwargs) -> SyntheticSet:
     """`render_source_set` through a uint8 .npz cache in cache_dir (rendering is the slow part)."""
+    if kwargs.get("survey") == population.SDSS_LOOK:
+        kwargs.pop("survey")  # the reference look: the same cache file as before surveys had looks
     options = sorted((k, v) for k, v in kwargs.items() if k not in ("progress", "processes"))
     key = repr((SOURCE_CACHE_VERSION, source, n, seed, options))
     path = Path(cache_dir) / f"{source}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"

@@ -10,6 +10,7 @@ from giz_site.env import (
     env_database,
     env_float,
     env_int,
+    env_json,
     env_list,
     env_secret,
     env_str,
@@ -204,6 +205,8 @@ CELERY_TASK_ROUTES = {
     "inference.tasks.table_job_task": {"queue": "inference"},
     "inference.tasks.catalog_export_run_task": {"queue": "inference"},
     "inference.tasks.train_task": {"queue": "training"},
+    # Evaluations predict with the preloaded ensemble, as the inference workers hold it.
+    "inference.tasks.survey_evaluate_task": {"queue": "inference"},
     "acquisition.tasks.acquire_missing": {"queue": "maintenance"},
     "inference.tasks.training_backstop_task": {"queue": "maintenance"},
     "inference.tasks.alarm_email_task": {"queue": "maintenance"},
@@ -275,6 +278,8 @@ SPECTACULAR_SETTINGS = {
         "AlarmKindEnum": "inference.models.DiscrepancyAlarm.Kind",
         "BatchJobKindEnum": "inference.apis.BATCH_JOB_KINDS",
         "RunStatusEnum": "giz_site.models.BackgroundRun.Status",
+        "TrainingTriggerEnum": "inference.models.TrainingRun.Trigger",
+        "SurveyEvaluationTriggerEnum": "inference.models.SurveyEvaluation.Trigger",
     },
 }
 # Deeper JSON is refused with a 400 before parsing (Python's parser recurses once per level).
@@ -318,6 +323,19 @@ GIZ_TRAINING_PROFILE = env_str("GIZ_TRAINING_PROFILE", "standard")
 GIZ_TRAINING_HEARTBEAT_S = env_float("GIZ_TRAINING_HEARTBEAT_S", 15.0, minimum=0.05)
 GIZ_TRAINING_STALE_S = env_int("GIZ_TRAINING_STALE_S", 60, minimum=60)
 GIZ_INFERENCE_BATCH_SIZE = env_int("GIZ_INFERENCE_BATCH_SIZE", 64, minimum=1)
+# Surveys (issue 13): the active ensemble is evaluated on a survey once it has this many accepted consensus labels
+# (and again after every training run that changes the ensemble); a survey whose RMS is worse than the reference
+# survey's by more than the margin is marked "needs adaptation".
+GIZ_SURVEY_EVAL_MIN_LABELS = env_int("GIZ_SURVEY_EVAL_MIN_LABELS", 200, minimum=1)
+GIZ_SURVEY_EVAL_MARGIN_DEG = env_float("GIZ_SURVEY_EVAL_MARGIN_DEG", 0.5, minimum=0.0)
+# A survey needing adaptation gets a fine-tuning run once it has this many new accepted labels; the adapted
+# members are promoted only if better on it and no worse, by more than the tolerance, anywhere else.
+GIZ_SURVEY_ADAPT_MIN_LABELS = env_int("GIZ_SURVEY_ADAPT_MIN_LABELS", 1000, minimum=1)
+GIZ_SURVEY_ADAPT_TOLERANCE_DEG = env_float("GIZ_SURVEY_ADAPT_TOLERANCE_DEG", 0.2, minimum=0.0)
+# How each survey's synthetic galaxies are rendered for its adaptation, by slug (acquisition.population.SurveyLook:
+# pixel_scale, seeing [lo, hi], stretch, softening, band_scales [g, r, i], noise, sky_level), e.g.
+# {"legacy": {"seeing": [1.0, 1.6], "stretch": 1.3}}. The survey's own pixel scale is used unless given here.
+GIZ_SURVEY_LOOKS = env_json("GIZ_SURVEY_LOOKS", {})
 
 # ------------------------------------------------------------------------------ Domain: SDSS acquisition
 GIZ_SDSS_CUTOUT_BASE_URL = env_str("GIZ_SDSS_CUTOUT_BASE_URL", "https://skyserver.sdss.org")

@@ -135,6 +135,9 @@ class TrainingResult:
     plots: dict
     n_labels: int
     n_synthetic: int
+    # Active versions that stay in the ensemble beside the new ones when it is promoted (an adaptation keeps the
+    # members it did not fine-tune: the rejection classifier, band members).
+    kept_version_ids: tuple[int, ...] = ()
 
 
 class _Progress:
@@ -155,19 +158,26 @@ class _Progress:
             self.callback(value, message)
 
 
-def _labelled(run: TrainingRun, size: int, mode: str):
-    """Consensus-labelled galaxies with a stored colour image, prepared; split by galaxy (pgc hash)."""
-    labels = ConsensusLabel.objects.select_related("galaxy")
+def _labelled(run: TrainingRun, size: int, mode: str, *, survey=None, limit: int | None = None):
+    """Consensus-labelled galaxies with a stored colour image, prepared; split by galaxy (pgc hash).
+
+    With `survey`, only that survey's galaxies and images (an adaptation, or the figures per survey); `limit`
+    takes at most that many labels (by galaxy id, so the same ones each time).
+    """
+    labels = ConsensusLabel.objects.select_related("galaxy").order_by("galaxy_id")
     if run.labels_cutoff is not None:
         labels = labels.filter(created_at__lte=run.labels_cutoff)
+    images = GalaxyImage.objects.filter(band=GalaxyImage.Band.COLOR)
+    if survey is not None:
+        labels = labels.filter(galaxy__survey=survey)
+        images = images.filter(survey=survey)
+    if limit is not None:
+        labels = labels[:limit]
     images = {
-        i.galaxy_id: i
-        for i in GalaxyImage.objects.filter(band=GalaxyImage.Band.COLOR, galaxy_id__in=labels.values("galaxy_id")).only(
-            "id", "galaxy_id", "file"
-        )
+        i.galaxy_id: i for i in images.filter(galaxy_id__in=labels.values("galaxy_id")).only("id", "galaxy_id", "file")
     }
     arrays, inclination, rejected, pgcs = [], [], [], []
-    for label in labels.iterator(chunk_size=500):
+    for label in labels if limit is not None else labels.iterator(chunk_size=500):
         image = images.get(label.galaxy_id)
         if image is None:
             continue
@@ -192,6 +202,11 @@ def _labelled(run: TrainingRun, size: int, mode: str):
 
 def execute(run: TrainingRun, *, progress_callback=None) -> TrainingResult:
     """Train, evaluate and store the files; promote (in the result) if no worse than the active ensemble."""
+    if run.trigger == TrainingRun.Trigger.ADAPTATION:
+        # Imported here: the adaptation builds on this module's pieces (data, folders, results).
+        from inference.services.adaptation import execute_adaptation
+
+        return execute_adaptation(run, progress_callback=progress_callback)
     config = config_for(run)
     size, mode = int(config["input_size"]), "color"
     members = list(config["members"])

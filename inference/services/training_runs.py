@@ -23,12 +23,17 @@ if TYPE_CHECKING:  # at run time only the training process loads Keras
 logger = logging.getLogger(__name__)
 
 
-def training_run_create(*, trigger: str, config: dict | None = None, queue: bool = True) -> TrainingRun | None:
-    """A new live training run (None when one is live already: never two at a time), queued on commit."""
+def training_run_create(
+    *, trigger: str, config: dict | None = None, queue: bool = True, survey=None
+) -> TrainingRun | None:
+    """A new live training run (None when one is live already: never two at a time), queued on commit.
+
+    `survey` is the survey an adaptation run fine-tunes to (inference.services.surveys starts those).
+    """
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(
-                trigger=trigger, config=config or {}, labels_cutoff=timezone.now(), message="Queued"
+                trigger=trigger, config=config or {}, survey=survey, labels_cutoff=timezone.now(), message="Queued"
             )
     except IntegrityError:  # the unique `live` column: another run is queued or running
         return None
@@ -150,7 +155,12 @@ def training_run_execute(*, run_id: int, progress_callback=None) -> TrainingRun 
         progress_callback(1.0, "Done")
     # Labels that arrived while this run was live found the slot taken: their run starts now, not at the
     # next label or the backstop. After a failure the backstop retries, so a broken setup does not loop.
-    training_maybe_trigger()
+    # An adaptation waiting for the slot goes first (imported here: the surveys service starts runs through
+    # this module).
+    from inference.services.surveys import surveys_maybe_adapt
+
+    if surveys_maybe_adapt() is None:
+        training_maybe_trigger()
     return TrainingRun.objects.get(pk=run_id)
 
 
@@ -175,7 +185,13 @@ def training_run_record(*, run: TrainingRun, result: TrainingResult) -> list[Mod
             for model in result.models
         ]
         if result.promote:
-            ensemble_replace(new_versions=versions)
+            kept = list(ModelVersion.objects.filter(pk__in=result.kept_version_ids))
+            ensemble_replace(new_versions=versions + kept)
+            # The new ensemble is tested on every survey with enough labels (imported here: the surveys
+            # service starts runs through this module).
+            from inference.services.surveys import surveys_evaluate_after_training
+
+            transaction.on_commit(lambda: surveys_evaluate_after_training(run=run))
         training_run_finish(
             run_id=run.pk,
             status=TrainingRun.Status.SUCCEEDED,

@@ -15,6 +15,11 @@ def run_training(command, *, trigger: str, config: dict, queue: bool) -> Trainin
     if queue:
         command.stdout.write(f"Queued training run {run.pk}; follow it in the admin (Inference > Training runs).")
         return run
+    return follow_training(command, run)
+
+
+def follow_training(command, run: TrainingRun) -> TrainingRun:
+    """Execute a created run in this process behind a progress bar; CommandError if it fails."""
     bar = tqdm(total=1000, desc=f"training run {run.pk}", unit="‰", file=command.stderr)
 
     def progress(fraction: float, message: str) -> None:

@@ -1,0 +1,442 @@
+"""A new survey end to end: tested in advance on volunteer labels, marked, adapted, and measured on held-out galaxies.
+
+    nice -n 10 .venv/bin/python -m bench.survey_stamps        # renders the survey once (cached in var/)
+    nice -n 10 .venv/bin/python -m bench.bench_surveys        # then this (about an hour on 2 shared cores)
+
+The survey is simulated with the second galaxy source (GalSim, acquisition/galsim_renderer.py) in a look the
+shipped ensemble was not trained on (bench/survey_stamps.py BENCH_LOOK: 0.9"/px pixels, 1.8-2.8" seeing, a
+harder, redder stretch with sky left in). Against a fresh PostgreSQL database (giz_bench_h13b_surveys) it
+1. activates the shipped ensemble, creates the survey and --labelled galaxies with stored JPEG stamps;
+2. lets simulated volunteers (bench/volunteer_sim.py, 3 votes a galaxy) vote through the real services
+   (assignment_next + vote_submit) until every galaxy has its consensus label; the label announcements start the
+   survey's automatic evaluation at GIZ_SURVEY_EVAL_MIN_LABELS and, once it is marked, the adaptation run: the
+   rows those triggers create are executed here, as the workers would (the broker is an in-memory stand-in);
+3. times the evaluation of the labelled galaxies cold (no stored predictions) and warm;
+4. executes the adaptation run (fine-tuning the shipped members from their weights, --minutes-per-member each);
+5. measures before/after on --held-out further galaxies of the survey (true inclinations) and on the shipped
+   GalSim SDSS-look test set (1,000, seed 203), and trains an ensemble on the survey from the start (random
+   weights, the same data and time per member) for comparison.
+TensorFlow runs on one thread. Prints a Markdown block and writes it to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench import survey_stamps  # noqa: E402
+
+SLUG = "bench-ground"
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", default="giz_bench_h13b_surveys")
+    parser.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--labelled", type=int, default=1000, help="galaxies volunteers label")
+    parser.add_argument("--held-out", type=int, default=1000)
+    parser.add_argument("--volunteers", type=int, default=60)
+    parser.add_argument("--adapt-min-labels", type=int, default=900, help="GIZ_SURVEY_ADAPT_MIN_LABELS")
+    parser.add_argument("--eval-min-labels", type=int, default=200, help="GIZ_SURVEY_EVAL_MIN_LABELS")
+    parser.add_argument("--minutes-per-member", type=float, default=4.0)
+    parser.add_argument("--skip-scratch", action="store_true")
+    parser.add_argument("--threads", type=int, default=1, help="TensorFlow threads")
+    parser.add_argument("--profile", default="standard", help="the adaptation's profile (tiny: a dry run)")
+    parser.add_argument("--reference-n", type=int, default=1000, help="GalSim SDSS-look reference galaxies")
+    parser.add_argument(
+        "--evaluation-only",
+        action="store_true",
+        help="time the evaluation again (cold, then warm; wall and CPU) on the database a full run left",
+    )
+    parser.add_argument("--out", default=str(REPO / "docs" / "bench" / "surveys.md"))
+    return parser.parse_args()
+
+
+ARGS = parse_args()
+LOOK = survey_stamps.BENCH_LOOK
+os.environ["DATABASE_URL"] = f"{ARGS.pg}/{ARGS.database}"
+os.environ["DJANGO_SETTINGS_MODULE"] = "giz_site.settings.local"
+os.environ["GIZ_DATA_DIR"] = str(REPO / "var" / "bench_surveys" / "site")
+os.environ["CELERY_BROKER_URL"] = "memory://"  # the bench executes the rows the triggers create, as workers would
+os.environ["GIZ_VOTES_MAX"] = "3"  # 3 votes a galaxy, then its consensus label
+os.environ["GIZ_RETIRE_SD"] = "0"  # never earlier
+os.environ["GIZ_SURVEY_ADAPT_MIN_LABELS"] = str(ARGS.adapt_min_labels)
+os.environ["GIZ_SURVEY_EVAL_MIN_LABELS"] = str(ARGS.eval_min_labels)
+os.environ["GIZ_TRAINING_PROFILE"] = "standard"
+os.environ["GIZ_LOG_LEVEL"] = "WARNING"
+# The survey-look hook: how this survey's synthetic galaxies are rendered for its adaptation.
+os.environ["GIZ_SURVEY_LOOKS"] = json.dumps(
+    {SLUG: {k: getattr(LOOK, k) for k in LOOK.__dataclass_fields__ if k != "pixel_scale"}}
+)
+
+
+def fresh_database() -> None:
+    for sql in (f"DROP DATABASE IF EXISTS {ARGS.database}", f"CREATE DATABASE {ARGS.database}"):
+        subprocess.run(["psql", f"{ARGS.pg}/postgres", "-q", "-c", sql], check=True, capture_output=True)
+
+
+def jpeg(stamp: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(stamp).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def prepared(stamps: np.ndarray, size: int = 128) -> np.ndarray:
+    """Stamps as the site prepares a stored JPEG: decoded, rotated by the measured position angle, resized."""
+    from inference import imaging
+    from inference.services.predictions import model_input
+
+    out = []
+    for stamp in stamps:
+        decoded, angle = model_input(jpeg(stamp), size=size, position_angle=None)
+        out.append(np.round(imaging.prepare_for_model(decoded, size=size, position_angle=angle) * 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def between(shown: list[tuple[float, int]], value: float) -> tuple[int, int]:
+    """The ids of the two shown standards a vote of `value` deg is placed between (as the page does)."""
+    below = [s for s in shown if s[0] <= value]
+    above = [s for s in shown if s[0] > value]
+    if not above:
+        return below[-2][1], below[-1][1]
+    if not below:
+        return above[0][1], above[1][1]
+    return below[-1][1], above[0][1]
+
+
+def rms(predicted, true) -> float:
+    return float(np.sqrt(np.mean((np.asarray(predicted) - np.asarray(true)) ** 2)))
+
+
+def evaluation_only() -> None:
+    """The survey's evaluation timed again on the database a full run left: cold (its stored predictions deleted
+    first) and warm, wall and CPU seconds of this process (TensorFlow on --threads)."""
+    import django
+
+    django.setup()
+    from inference import services
+    from inference.models import EnsemblePrediction, Prediction
+    from labeling.models import Survey
+
+    survey = Survey.objects.get(slug=SLUG)
+    Prediction.objects.filter(galaxy__survey=survey).delete()
+    EnsemblePrediction.objects.filter(galaxy__survey=survey).delete()
+    for name in ("cold", "warm"):
+        evaluation = services.survey_evaluation_request(survey=survey, queue=False)
+        wall, cpu = time.time(), time.process_time()
+        evaluation = services.survey_evaluation_run(evaluation_id=evaluation.pk)
+        wall, cpu = time.time() - wall, time.process_time() - cpu
+        load = os.getloadavg()
+        print(
+            f"| evaluation of {evaluation.n_labels} accepted / {evaluation.total} labels, {name} "
+            f"({evaluation.figures['sources']}) | wall {wall:.1f} s, CPU {cpu:.1f} s; load {load[0]:.1f} |"
+        )
+
+
+def main() -> None:
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(ARGS.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(ARGS.threads)
+    if ARGS.evaluation_only:
+        return evaluation_only()
+    wall0, cpu0 = time.time(), time.process_time()
+    stamps, truth, _ = survey_stamps.survey_stamps(survey_stamps.N_STAMPS)  # the cached set; labelled, then held out
+    if ARGS.labelled + ARGS.held_out > len(stamps):
+        raise SystemExit(f"only {len(stamps)} survey stamps are rendered")
+    stamps, truth = stamps[: ARGS.labelled + ARGS.held_out], truth[: ARGS.labelled + ARGS.held_out]
+    fresh_database()
+
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.files.base import ContentFile
+    from django.core.management import call_command
+    from tqdm import tqdm
+
+    from acquisition.models import GalaxyImage
+    from bench import volunteer_sim as sim
+    from inference import services, shipped
+    from inference import training_sets as synthetic_data
+    from inference.models import EnsemblePrediction, ModelVersion, Prediction, SurveyEvaluation, TrainingRun
+    from inference.services.adaptation import PROFILES, median_answers, predictor
+    from labeling import services as labeling_services
+    from labeling.models import ConsensusLabel, Galaxy, StandardGalaxy, Survey, Vote
+
+    call_command("migrate", verbosity=0)
+    call_command("activate_shipped", stdout=io.StringIO())
+    shipped_versions = list(ModelVersion.objects.filter(status="active", kind="regression").order_by("name"))
+    survey = Survey.objects.create(
+        slug=SLUG,
+        name="Simulated ground-based survey",
+        pixel_scale=LOOK.pixel_scale,
+        bands="gri",
+        source_kind=Survey.SourceKind.TEMPLATE,
+        url_template="http://127.0.0.1:9/cutout?ra={ra}&dec={dec}&size={size}",
+        data_release="sim1",
+    )
+    n = ARGS.labelled
+    for i in tqdm(range(n), desc="galaxies", unit="galaxy", file=sys.stderr):
+        galaxy = Galaxy.objects.create(
+            pgc=9_000_000 + i, ra=(i * 0.37) % 360, dec=-30.0 + (i % 600) * 0.1, survey=survey, state="ready"
+        )
+        GalaxyImage.objects.create(
+            galaxy=galaxy,
+            survey=survey,
+            band=GalaxyImage.Band.COLOR,
+            format=GalaxyImage.Format.JPEG,
+            source=galaxy.source,
+            pixel_scale=LOOK.pixel_scale,
+            width=stamps.shape[2],
+            height=stamps.shape[1],
+            checksum="0" * 64,
+            file=ContentFile(jpeg(stamps[i]), name=f"{galaxy.pgc}-color.jpg"),
+        )
+    truth_by_pgc = {9_000_000 + i: float(truth[i]) for i in range(n)}
+
+    # ---------------------------------------------------------------- volunteers vote through the services
+    rng = np.random.default_rng(13)
+    pop = sim.population(ARGS.volunteers, rng)
+    users = [get_user_model().objects.create_user(username=f"sim{k}") for k in range(ARGS.volunteers)]
+    # Standards at every whole degree (not served for labelling: state "new"), so votes cite their neighbours.
+    for degree in range(45, 91):
+        galaxy = Galaxy.objects.create(
+            pgc=8_000_000 + degree, ra=1.0, dec=1.0, state="new", source="synthetic", color_image="standards/x.jpg"
+        )
+        StandardGalaxy.objects.create(galaxy=galaxy, inclination=degree, inclination_source="bench")
+    standard_degree = dict(StandardGalaxy.objects.values_list("id", "inclination"))
+    weights = pop.activity / pop.activity.sum()
+    sky = sim.Sky(truth=truth[:n].astype(np.float64), kind=np.zeros(n, np.int8), gold=np.zeros(n, bool))
+    timings = {"evaluations": []}
+    votes_started, idle = time.time(), 0
+    bar = tqdm(total=3 * n, desc="votes", unit="vote", file=sys.stderr)
+    while ConsensusLabel.objects.filter(galaxy__survey=survey).count() < n and idle < 500:
+        k = int(rng.choice(len(users), p=weights))
+        assignment = labeling_services.assignment_next(volunteer=users[k])
+        if assignment is None:
+            idle += 1
+            continue
+        idle = 0
+        index = assignment.galaxy.pgc - 9_000_000
+        value, category, not_sure = sim.cast(pop, sky, np.array([index]), np.array([k]), rng)
+        flag = {sim.ACCEPTED: "", sim.FACE_ON: "face_on", sim.REJECTED: "bad_image"}[int(category[0])]
+        left = right = None
+        if not flag:
+            shown = sorted((standard_degree[sid], sid) for sid in assignment.standard_ids)
+            left, right = between(shown, float(value[0]))
+        labeling_services.vote_submit(
+            volunteer=users[k],
+            token=assignment.token,
+            inclination=None if flag else float(value[0]),
+            flag=flag,
+            not_sure=bool(not_sure[0]),
+            note="",
+            left_standard_id=left,
+            right_standard_id=right,
+            seconds_taken=60.0,
+        )
+        bar.update(1)
+        # What the inference workers would pick up: the automatic evaluation at the label threshold.
+        for evaluation in SurveyEvaluation.objects.filter(status="queued"):
+            started = time.time()
+            services.survey_evaluation_run(evaluation_id=evaluation.pk)
+            timings["evaluations"].append((evaluation.pk, time.time() - started))
+    bar.close()
+    votes_seconds = time.time() - votes_started
+    labels = ConsensusLabel.objects.filter(galaxy__survey=survey).select_related("galaxy")
+    accepted = [lab for lab in labels if lab.status == "accepted"]
+    label_error = np.array([lab.inclination - truth_by_pgc[lab.galaxy.pgc] for lab in accepted])
+    vote_error = np.array(
+        [
+            v.inclination - truth_by_pgc[v.galaxy.pgc]
+            for v in Vote.objects.filter(galaxy__survey=survey, inclination__isnull=False).select_related("galaxy")
+        ]
+    )
+    automatic = SurveyEvaluation.objects.filter(survey=survey, trigger="labels").first()
+    survey.refresh_from_db()
+
+    # ---------------------------------------------------------------- evaluation of the labels, cold and warm
+    Prediction.objects.filter(galaxy__survey=survey).delete()
+    EnsemblePrediction.objects.filter(galaxy__survey=survey).delete()
+    cold = services.survey_evaluation_request(survey=survey, queue=False)
+    started = time.time()
+    cold = services.survey_evaluation_run(evaluation_id=cold.pk)
+    cold_seconds = time.time() - started
+    warm = services.survey_evaluation_request(survey=survey, queue=False)
+    started = time.time()
+    warm = services.survey_evaluation_run(evaluation_id=warm.pk)
+    warm_seconds = time.time() - started
+
+    # ---------------------------------------------------------------- the adaptation the labels started
+    run = TrainingRun.objects.filter(trigger="adaptation", survey=survey).first()
+    auto_adaptation = run is not None
+    if run is None:  # not started automatically (the survey was not marked): staff would start it
+        run = services.survey_adaptation_create(survey=survey, queue=False)
+    TrainingRun.objects.filter(pk=run.pk).update(
+        config={**run.config, "profile": ARGS.profile, "minutes_per_member": ARGS.minutes_per_member}
+    )
+    started = time.time()
+    bar = tqdm(total=1000, desc=f"adaptation run {run.pk}", unit="‰", file=sys.stderr)
+
+    def follow(fraction: float, message: str) -> None:
+        bar.update(max(0, round(fraction * 1000) - bar.n))
+        bar.set_postfix_str(message[:50])
+
+    run = services.training_run_execute(run_id=run.pk, progress_callback=follow)
+    bar.close()
+    adapt_seconds = time.time() - started
+    if run.status != "succeeded":
+        raise SystemExit(f"adaptation failed: {run.error}")
+    after_evaluations = list(SurveyEvaluation.objects.filter(training_run=run, status="queued"))
+    for evaluation in after_evaluations:
+        services.survey_evaluation_run(evaluation_id=evaluation.pk)
+    adapted_versions = list(ModelVersion.objects.filter(training_run=run).order_by("name"))
+
+    # ---------------------------------------------------------------- held-out galaxies: before, after, scratch
+    from inference.ensemble import _load_from_storage
+
+    held_x = prepared(stamps[n:])
+    held_y = truth[n:].astype(np.float64)
+    n_reference, seed_reference = shipped.TEST_SETS["galsim"]
+    reference = synthetic_data.cached_source_set(
+        shipped.CACHE_DIR, "galsim", min(ARGS.reference_n, n_reference), seed=seed_reference
+    )
+    before_models = [_load_from_storage(v.file.name) for v in shipped_versions]
+    after_models = [_load_from_storage(v.file.name) for v in adapted_versions]
+    before, after = predictor(before_models, 128), predictor(after_models, 128)
+    results = {
+        "survey_before": rms(median_answers(before, held_x), held_y),
+        "survey_after": rms(median_answers(after, held_x), held_y),
+        "reference_before": rms(median_answers(before, reference.images), reference.inclination),
+        "reference_after": rms(median_answers(after, reference.images), reference.inclination),
+    }
+    scratch_seconds = None
+    if not ARGS.skip_scratch:
+        from inference import keras_training
+        from inference.architectures import build_sigma_regression_model
+        from inference.services.training import _labelled
+
+        config = {**PROFILES[ARGS.profile], **run.config}
+        lab_x, lab_inc, _, split = _labelled(run, 128, "color", survey=survey)
+        ok = ~np.isnan(lab_inc)
+        cache = Path(os.environ["GIZ_DATA_DIR"]) / "cache" / "synthetic"
+        common = {
+            "size": 128,
+            "render_size": int(config["render_size"]),
+            "look_strength": float(config["look_strength"]),
+            "processes": 2,
+        }
+        from inference.services.adaptation import SEED_LOOK
+        from inference.services.training import SEED_TRAIN, SEED_VAL
+
+        look_set = synthetic_data.cached_source_set(
+            cache, "ours", config["n_synthetic"], seed=SEED_LOOK, survey=LOOK, **common
+        )
+        look_val = synthetic_data.cached_source_set(
+            cache, "ours", config["n_val_synthetic"], seed=SEED_LOOK + SEED_VAL, survey=LOOK, **common
+        )
+        replay = synthetic_data.cached_source_set(cache, "ours", config["n_replay"], seed=SEED_TRAIN, **common)
+        train = keras_training.Split(
+            np.concatenate([lab_x[(split == "train") & ok], look_set.images, replay.images]),
+            np.concatenate([lab_inc[(split == "train") & ok], look_set.inclination, replay.inclination]).astype(
+                np.float32
+            ),
+        )
+        val = keras_training.Split(
+            np.concatenate([lab_x[(split == "val") & ok], look_val.images]),
+            np.concatenate([lab_inc[(split == "val") & ok], look_val.inclination]).astype(np.float32),
+        )
+        started = time.time()
+        scratch = []
+        for i, version in enumerate(shipped_versions):
+            model = build_sigma_regression_model(version.architecture, name=f"scratch_{i}")
+            keras_training.fine_tune_member(
+                model,
+                train=train,
+                val=val,
+                epochs=200,
+                learning_rate=2e-3,
+                patience=200,
+                seed=1000 + i,
+                max_seconds=ARGS.minutes_per_member * 60,
+            )
+            scratch.append(model)
+        scratch_seconds = time.time() - started
+        results["survey_scratch"] = rms(median_answers(predictor(scratch, 128), held_x), held_y)
+
+    # ---------------------------------------------------------------- report
+    load = os.getloadavg()
+    promotion = run.metrics["promotion"]
+    lines = [
+        "### Latest run (shared machine)",
+        "",
+        "- Command: `nice -n 10 .venv/bin/python -m bench.bench_surveys "
+        f"--minutes-per-member {ARGS.minutes_per_member:g}`",
+        f"- Machine: {os.cpu_count()} CPUs; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average at the end "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (shared, not quiet); "
+        f"wall {(time.time() - wall0) / 60:.1f} min, "
+        f"CPU {(time.process_time() - cpu0) / 60:.1f} min of this process (TensorFlow on one thread)",
+        f"- Survey look: {LOOK}; GalSim source; {n} labelled galaxies, {ARGS.held_out} held out",
+        f"- Volunteers: {ARGS.volunteers} simulated (bench/volunteer_sim.py), "
+        f"{len(vote_error)} inclination votes through "
+        f"assignment_next + vote_submit in {votes_seconds:.0f} s; single-vote scatter about the truth "
+        f"{np.std(vote_error):.2f} deg (RMS {rms(vote_error, 0):.2f}); {len(accepted)} accepted consensus labels of "
+        f"{labels.count()} (RMS about the truth {rms(label_error, 0):.2f} deg)",
+        "- Automatic evaluation at the threshold: "
+        + (
+            f"evaluation {automatic.pk} on {automatic.n_labels} labels, RMS {automatic.rms:.2f} deg, "
+            f"verdict: {automatic.verdict}"
+            if automatic
+            else "none"
+        ),
+        f"- Adaptation run {run.pk}: started {'automatically by the labels' if auto_adaptation else 'by the bench'}, "
+        f"{adapt_seconds / 60:.1f} min (render + {ARGS.minutes_per_member:g} min per member + gate); "
+        f"{promotion['reason']}",
+        "",
+        "| measurement | value |",
+        "|---|---|",
+        f"| evaluation of {cold.n_labels} accepted / {cold.total} labels, cold (every galaxy predicted now) | "
+        f"{cold_seconds:.1f} s |",
+        f"| same, warm (stored predictions reused) | {warm_seconds:.1f} s |",
+        f"| RMS on the labels (evaluation, vs consensus) | {cold.rms:.2f} deg, bias {cold.bias:+.2f}, "
+        f"{100 * cold.outlier_rate:.1f}% > 10 deg |",
+        "",
+        "Held-out galaxies (true inclinations), the ensemble median with 8-fold TTA as on the site:",
+        "",
+        "| set | n | shipped ensemble (before) | adapted (after) | change | trained on the survey from the start |",
+        "|---|---|---|---|---|---|",
+        f"| {survey.name} | {len(held_y)} | {results['survey_before']:.2f} | {results['survey_after']:.2f} | "
+        f"{100 * (results['survey_after'] / results['survey_before'] - 1):+.1f}% | "
+        + (f"{results['survey_scratch']:.2f} ({scratch_seconds / 60:.1f} min)" if "survey_scratch" in results else "-")
+        + " |",
+        f"| reference: GalSim SDSS look (shipped test set, seed 203) | {len(reference)} | "
+        f"{results['reference_before']:.2f} | {results['reference_after']:.2f} | "
+        f"{results['reference_after'] - results['reference_before']:+.2f} deg | - |",
+        "",
+        "Promotion gate numbers (RMS deg, before -> after): "
+        + "; ".join(f"{k} {v['before']:.2f} -> {v['after']:.2f}" for k, v in promotion["numbers"].items()),
+    ]
+    text = "\n".join(lines)
+    print(text)
+    Path(ARGS.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(ARGS.out).write_text(text + "\n")
+    print(json.dumps({"results": results, "cold_s": cold_seconds, "warm_s": warm_seconds}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

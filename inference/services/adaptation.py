@@ -1,0 +1,314 @@
+"""An adaptation run's work: fine-tune the active colour members, from their weights, to one survey.
+
+The members go on training on that survey's consensus labels mixed with synthetic galaxies rendered in its look
+(inference.services.surveys.survey_look) and a few SDSS-like ones (so they do not forget the reference survey).
+Promotion is judged set by set (inference.survey_metrics.promotion_decision): better on the survey's held-out
+labels, and no worse than GIZ_SURVEY_ADAPT_TOLERANCE_DEG on every other survey with enough labels and on
+synthetic SDSS-like galaxies. The decision and its numbers go into the run's metrics ("promotion").
+
+Called by inference.services.training.execute for runs with the adaptation trigger; like it, it stores files
+under the run's folder and returns a TrainingResult that training_runs records in one transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+from inference import ensemble as ensemble_holder
+from inference import keras_training, metrics, plots, survey_metrics
+from inference import training_sets as synthetic_data
+from inference.models import ModelVersion, TrainingRun
+from inference.services.surveys import survey_look
+from inference.services.training import (
+    SEED_TEST,
+    SEED_TRAIN,
+    SEED_VAL,
+    TrainedModel,
+    TrainingResult,
+    _labelled,
+    _Progress,
+    discard_partial,
+    run_folder,
+)
+from labeling.models import Survey
+from labeling.selectors import survey_labels
+
+PROFILES = {
+    # A few minutes per member on two cores: the members are trained already, they only move.
+    "standard": {
+        "n_synthetic": 1500,
+        "n_replay": 500,
+        "n_val_synthetic": 150,
+        "n_reference": 400,
+        "n_other": 500,
+        "epochs": 8,
+        "minutes_per_member": 5.0,
+        "batch_size": 32,
+        "learning_rate": 3e-4,
+        "render_size": 256,
+        "look_strength": 0.5,
+    },
+    "quick": {
+        "n_synthetic": 600,
+        "n_replay": 200,
+        "n_val_synthetic": 100,
+        "n_reference": 200,
+        "n_other": 300,
+        "epochs": 5,
+        "minutes_per_member": 2.0,
+        "batch_size": 32,
+        "learning_rate": 3e-4,
+        "render_size": 256,
+        "look_strength": 0.5,
+    },
+    "tiny": {
+        "n_synthetic": 8,
+        "n_replay": 4,
+        "n_val_synthetic": 4,
+        "n_reference": 6,
+        "n_other": 20,
+        "epochs": 1,
+        "minutes_per_member": None,
+        "batch_size": 8,
+        "learning_rate": 3e-4,
+        "render_size": 64,
+        "look_strength": 0.0,
+        "processes": 1,
+    },
+}
+SEED_LOOK = 505  # synthetic galaxies in the survey's look (train; validation uses SEED_VAL + this)
+REFERENCE_SET = "synthetic SDSS-like"
+
+
+def config_for(run: TrainingRun) -> dict:
+    profile = run.config.get("profile") or settings.GIZ_TRAINING_PROFILE
+    return {**PROFILES[profile], **run.config, "profile": profile}
+
+
+def _members() -> tuple[list[ModelVersion], list[int]]:
+    """(the active members adaptation fine-tunes, the ids of the active ones it keeps as they are)."""
+    active = list(ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).order_by("name"))
+    tuned = [
+        v
+        for v in active
+        if v.kind == ModelVersion.Kind.REGRESSION and v.input_mode == "color" and v.output != ModelVersion.Output.SCALED
+    ]
+    return tuned, [v.pk for v in active if v not in tuned]
+
+
+def predictor(models: list, size: int):
+    """The members as one compiled function (each sees the 8 rotations/flips, as on the site)."""
+    return ensemble_holder.compile_group(models, size)
+
+
+def median_answers(function, images: np.ndarray) -> np.ndarray:
+    """The members' median answer per image (prepared uint8 images) through a `predictor`."""
+    if len(images) == 0:
+        return np.zeros(0)
+    import tensorflow as tf
+
+    out = []
+    for start in range(0, len(images), 64):
+        chunk = images[start : start + 64].astype(np.float32) / 255.0
+        out.append(function(tf.constant(chunk)).numpy()[..., 0])
+    return np.median(np.clip(np.concatenate(out).astype(np.float64), 45.0, 90.0), axis=1)
+
+
+def _other_surveys(run: TrainingRun, survey: Survey, size: int, limit: int) -> dict[str, tuple]:
+    """Accepted labels of every other survey with GIZ_SURVEY_EVAL_MIN_LABELS of them: name -> (images, degrees)."""
+    out = {}
+    for other in Survey.objects.exclude(pk=survey.pk).order_by("slug"):
+        needed = settings.GIZ_SURVEY_EVAL_MIN_LABELS
+        if survey_labels(survey=other).order_by()[:needed].count() < needed:
+            continue
+        x, inc, _, _ = _labelled(run, size, "color", survey=other, limit=limit)
+        keep = ~np.isnan(inc)
+        if keep.sum() >= min(needed, limit):
+            out[other.slug] = (x[keep], inc[keep])
+    return out
+
+
+def execute_adaptation(run: TrainingRun, *, progress_callback=None) -> TrainingResult:
+    """Fine-tune, judge survey by survey, store the files; promote (in the result) only if the decision says so."""
+    config = config_for(run)
+    survey = run.survey
+    look = survey_look(survey)
+    originals, kept = _members()
+    if not originals:
+        raise RuntimeError("No active colour regression member to fine-tune.")
+    size = originals[0].input_size
+    kept += [v.pk for v in originals if v.input_size != size]  # one input size per run; others stay as they are
+    originals = [v for v in originals if v.input_size == size]
+    stages = [("data", 2.0), ("before", 1.0)] + [(f"member{i}", 3.0) for i in range(len(originals))] + [("after", 1.0)]
+    progress = _Progress(progress_callback, stages)
+    discard_partial(run)
+    cache = Path(settings.DATA_DIR) / "cache" / "synthetic"
+    render = {
+        "size": size,
+        "render_size": int(config["render_size"]),
+        "processes": int(config.get("processes") or os.cpu_count() or 1),
+    }
+
+    lab_x, lab_inc, _, split = _labelled(run, size, "color", survey=survey)
+    accepted = ~np.isnan(lab_inc)
+    progress("data", 0.1, f"{int(accepted.sum())} accepted labels of {survey.name}")
+    sets = {}
+    for i, (key, source, n, seed, kwargs) in enumerate(
+        [
+            ("look", "ours", config["n_synthetic"], SEED_LOOK, {"survey": look}),
+            ("look_val", "ours", config["n_val_synthetic"], SEED_LOOK + SEED_VAL, {"survey": look}),
+            ("replay", "ours", config["n_replay"], SEED_TRAIN, {}),
+            ("reference", "ours", config["n_reference"], SEED_TEST, {}),
+        ]
+    ):
+        sets[key] = synthetic_data.cached_source_set(
+            cache,
+            source,
+            int(n),
+            seed=seed,
+            look_strength=float(config["look_strength"]),
+            progress=lambda d, t, k=key, i=i: progress("data", 0.1 + 0.7 * (i + d / max(t, 1)) / 4, f"Rendering {k}"),
+            **render,
+            **kwargs,
+        )
+    others = _other_surveys(run, survey, size, int(config["n_other"]))
+    progress("data", 1.0, f"{len(sets['look'])} synthetic galaxies in {survey.name}'s look")
+
+    train_mask, val_mask, test_mask = ((split == part) & accepted for part in ("train", "val", "test"))
+    train = keras_training.Split(
+        np.concatenate([lab_x[train_mask], sets["look"].images, sets["replay"].images]),
+        np.concatenate([lab_inc[train_mask], sets["look"].inclination, sets["replay"].inclination]).astype(np.float32),
+    )
+    val = keras_training.Split(
+        np.concatenate([lab_x[val_mask], sets["look_val"].images]),
+        np.concatenate([lab_inc[val_mask], sets["look_val"].inclination]).astype(np.float32),
+    )
+    judged = {
+        survey.slug: (lab_x[test_mask], lab_inc[test_mask]),
+        **others,
+        REFERENCE_SET: (sets["reference"].images, sets["reference"].inclination),
+    }
+
+    models = [ensemble_holder._load_from_storage(v.file.name) for v in originals]
+    before_pred, before = {}, predictor(models, size)
+    for j, (name, (x, _)) in enumerate(judged.items()):
+        before_pred[name] = median_answers(before, x)
+        progress("before", (j + 1) / len(judged), f"Active ensemble on {name}")
+
+    tuned, histories, fits = [], {}, {}
+    for i, version in enumerate(originals):
+        name = f"{version.name}-{survey.slug}-run{run.pk}"[-100:]
+        model = models[i]  # fine-tuned in place: the "before" answers are computed already
+        fit = keras_training.fine_tune_member(
+            model,
+            train=train,
+            val=val,
+            epochs=int(config["epochs"]),
+            batch_size=int(config["batch_size"]),
+            learning_rate=float(config["learning_rate"]),
+            seed=run.pk * 100 + i,
+            max_seconds=config["minutes_per_member"] * 60 if config["minutes_per_member"] else None,
+            on_epoch=lambda e, n, logs, i=i, name=name: progress(
+                f"member{i}", e / n, f"{name}: epoch {e}/{n}, val loss {logs.get('val_loss', float('nan')):.2f}"
+            ),
+        )
+        tuned.append((name, version, model))
+        histories[name] = fit.history
+        fits[name] = {"epochs": fit.epochs, "images_per_second": fit.images_per_second, "seconds": fit.seconds}
+
+    after_pred, after = {}, predictor([m for _, _, m in tuned], size)
+    for j, (name, (x, _)) in enumerate(judged.items()):
+        after_pred[name] = median_answers(after, x)
+        progress("after", (j + 1) / len(judged), f"Adapted members on {name}")
+    figures = {
+        name: {
+            "before": metrics.regression_metrics(before_pred[name], y) if len(y) else {"n": 0},
+            "after": metrics.regression_metrics(after_pred[name], y) if len(y) else {"n": 0},
+        }
+        for name, (_, y) in judged.items()
+    }
+    decision = survey_metrics.promotion_decision(
+        adapted=survey.slug,
+        before={name: f["before"].get("rms") for name, f in figures.items()},
+        after={name: f["after"].get("rms") for name, f in figures.items()},
+        tolerance=settings.GIZ_SURVEY_ADAPT_TOLERANCE_DEG,
+    )
+
+    folder = run_folder(run)
+    test_y = judged[survey.slug][1]
+    stored_plots = {
+        "before_after": default_storage.save(
+            f"{folder}/before_after.png",
+            ContentFile(
+                plots.before_after(
+                    test_y,
+                    before_pred[survey.slug],
+                    after_pred[survey.slug],
+                    title=f"Run {run.pk}: held-out labels of {survey.name}",
+                )
+            ),
+        ),
+        "learning_curves": default_storage.save(
+            f"{folder}/learning_curves.png",
+            ContentFile(plots.learning_curves(histories, title=f"Run {run.pk}: fine-tuning")),
+        ),
+    }
+    stored_models = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, _, model in tuned:
+            path = os.path.join(tmp, f"{name}.keras")
+            model.save(path)
+            with open(path, "rb") as f:
+                stored_models[name] = default_storage.save(f"{folder}/{name}.keras", ContentFile(f.read()))
+    n_labels = int(train_mask.sum() + val_mask.sum())
+    n_synthetic = len(sets["look"]) + len(sets["replay"])
+    trained = [
+        TrainedModel(
+            name=name,
+            kind=ModelVersion.Kind.REGRESSION,
+            architecture=version.architecture,
+            file=stored_models[name],
+            metrics={
+                # The learned sigma keeps the calibration of the member it grew from.
+                **({"sigma_scale": version.metrics["sigma_scale"]} if "sigma_scale" in (version.metrics or {}) else {}),
+                "adapted_from": {"id": version.pk, "name": version.name},
+                "survey": survey.slug,
+                "fit": fits[name],
+                "per_set": {k: f["after"].get("rms") for k, f in figures.items()},
+                "parameters": int(model.count_params()),
+            },
+            plots=stored_plots,
+        )
+        for name, version, model in tuned
+    ]
+    summary = {
+        "survey": survey.slug,
+        "look": {k: getattr(look, k) for k in look.__dataclass_fields__},
+        "sets": {name: int(len(y)) for name, (_, y) in judged.items()},
+        "train": {"labels": int(train_mask.sum()), "synthetic_look": len(sets["look"]), "replay": len(sets["replay"])},
+        "per_set": figures,
+        "promotion": {"promote": decision.value, "reason": decision.reason, "numbers": decision.numbers},
+        "promoted": decision.value,
+        "adapted_from": [{"id": v.pk, "name": v.name} for v in originals],
+        "kept": kept,
+    }
+    return TrainingResult(
+        models=trained,
+        input_size=size,
+        input_mode="color",
+        promote=decision.value,
+        message=decision.reason[:255],
+        history=histories,
+        metrics=summary,
+        plots=stored_plots,
+        n_labels=n_labels,
+        n_synthetic=n_synthetic,
+        kept_version_ids=tuple(kept),
+    )
