@@ -139,8 +139,16 @@ class _Schedule(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def has_sigma_head(model: keras.Model) -> bool:
+    """True for a member answering (inclination, sigma) per image (the shipped members)."""
+    return model.output_shape[-1] == 2
+
+
 def compile_member(model: keras.Model, *, kind: str, learning_rate: float = 2e-3) -> None:
-    if kind == "regression":
+    if kind == "regression" and has_sigma_head(model):
+        # A member with a learned sigma (fine-tuned from a shipped one) keeps training both heads.
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=gaussian_nll_loss, metrics=[inclination_mae])
+    elif kind == "regression":
         # Huber in degrees: MSE-like near the answer, but a few mislabeled images cannot dominate.
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate),
@@ -170,7 +178,11 @@ def fit_member(
     max_seconds: float | None = None,
     verbose: int = 0,
 ) -> FitResult:
-    """Train with early stopping on the validation loss (best weights restored)."""
+    """Train with early stopping on the validation loss (best weights restored).
+
+    `model` may be freshly built or loaded from an earlier version (fine-tuning: pass a lower
+    learning rate and fewer epochs); its weights are where training starts.
+    """
     keras.utils.set_random_seed(seed)
     if kind == "regression" and train.weights is None:
         train = Split(train.images, train.target, metrics.bin_weights(train.target))
@@ -204,7 +216,8 @@ def predict_array(model: keras.Model, images: np.ndarray, *, batch_size: int = 2
         chunk = images[start : start + batch_size]
         if chunk.dtype == np.uint8:
             chunk = chunk.astype(np.float32) / 255.0
-        out.append(np.asarray(fn(tf.constant(chunk, tf.float32))).reshape(-1))
+        # The first column: the inclination (or probability), also of members that add a sigma.
+        out.append(np.asarray(fn(tf.constant(chunk, tf.float32))).reshape(len(chunk), -1)[:, 0])
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
