@@ -315,3 +315,46 @@ def fit_resumable(
         verbose=verbose,
     )
     return {k: [float(v) for v in vs] for k, vs in history.history.items()}
+
+
+def fit_rejection_resumable(
+    model: keras.Model,
+    *,
+    train: Split,
+    val: Split,
+    checkpoint_dir: str,
+    started: float,
+    until: float,
+    max_epochs: int = 200,
+    batch_size: int = 32,
+    seed: int = 0,
+    learning_rate: float = 2e-3,
+    verbose: int = 2,
+) -> dict:
+    """Train a rejection classifier (0 keep, 1 reject) until the wall-clock deadline; resumes from checkpoint_dir.
+
+    The two classes weigh the same in total whatever their counts, and every image gets the survey
+    look anew each epoch (junk and galaxies alike, so the look itself says nothing about the class).
+    """
+    keras.utils.set_random_seed(seed)
+    if train.weights is None:
+        positive = float(np.mean(train.target >= 0.5))
+        weights = np.where(train.target >= 0.5, 0.5 / max(positive, 1e-6), 0.5 / max(1 - positive, 1e-6))
+        train = Split(train.images, train.target, weights.astype(np.float32))
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+    )
+    val_ds = make_dataset(val, batch_size=128, augment=False, shuffle=False)
+    history = model.fit(
+        _survey_dataset(train, batch_size=batch_size, seed=seed),
+        validation_data=val_ds,
+        epochs=max_epochs,
+        callbacks=[
+            keras.callbacks.BackupAndRestore(checkpoint_dir, save_freq="epoch", delete_checkpoint=False),
+            _DeadlineSchedule(learning_rate, started, until),
+        ],
+        verbose=verbose,
+    )
+    return {k: [float(v) for v in vs] for k, vs in history.history.items()}
