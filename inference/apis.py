@@ -91,7 +91,11 @@ class EnsembleResultOutputSerializer(serializers.Serializer):
     mean = serializers.FloatField()
     spread = serializers.FloatField(help_text="Standard deviation of the members (deg).")
     sigma = serializers.FloatField(
-        allow_null=True, help_text="1-sigma uncertainty (deg): learned per-image sigma and the spread combined."
+        allow_null=True,
+        help_text=(
+            "1-sigma uncertainty (deg): learned per-image sigma and the spread combined, widened toward 13 deg "
+            "(any inclination 45-90) as the rejection likelihood rises."
+        ),
     )
     rejection_likelihood = serializers.FloatField(
         allow_null=True, help_text="Probability (0-1) that a volunteer would reject this image."

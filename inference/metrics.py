@@ -78,3 +78,20 @@ def ensemble_summary(values) -> tuple[float, float, float]:
     """(median, mean, spread = standard deviation) of the members' inclinations."""
     v = np.asarray(values, dtype=np.float64)
     return float(np.median(v)), float(np.mean(v)), float(np.std(v))
+
+
+# The standard deviation of an inclination known only to lie in 45-90 deg (uniform): what an image that
+# is not a usable galaxy tells about it.
+UNINFORMATIVE_SIGMA = 45.0 / 12**0.5
+
+
+def sigma_with_rejection(answer: float, sigma: float, rejection: float) -> float:
+    """The models' sigma widened by the rejection likelihood p (deg).
+
+    With probability 1 - p the image is a galaxy and the answer ~ N(answer, sigma); with p it is not,
+    and the answer says nothing (uniform over 45-90). The standard deviation of that mixture: about
+    sigma for p near 0, about 13 deg for p near 1, so junk never carries a confident inclination.
+    """
+    p = min(max(float(rejection), 0.0), 1.0)
+    variance = (1 - p) * sigma**2 + p * UNINFORMATIVE_SIGMA**2 + p * (1 - p) * (answer - 67.5) ** 2
+    return float(variance**0.5)
