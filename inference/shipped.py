@@ -552,12 +552,81 @@ def finish_rejection(*, directory: Path = SHIPPED_DIR, work_dir: Path | None = N
     return entry
 
 
+# ------------------------------------------------------------------------------------------------ reproduce
+
+REPRODUCE_COMMAND = ".venv/bin/python manage.py pretrain_ensemble --profile shipped --minutes-per-member M"
+REPRODUCE_STATE = "reproduce.json"
+
+
 def _with_commands(manifest: dict) -> dict:
-    """The manifest with the rejection classifier's command in its command list."""
+    """The manifest with the rejection classifier's and the one-command reproduction's lines in its command list."""
     commands = list(manifest.get("command", []))
-    if "rejection" in manifest and REJECTION_COMMAND not in commands:
-        commands.append(REJECTION_COMMAND)
+    for line in ([REJECTION_COMMAND] if "rejection" in manifest else []) + [REPRODUCE_COMMAND]:
+        if line not in commands:
+            commands.append(line)
     return {**manifest, "command": commands}
+
+
+def reproduce_steps(*, with_rejection: bool = True) -> list[str]:
+    steps = [f"member:{name}" for name in SHIPPED_MEMBERS] + ["finish"]
+    return steps + (["rejection", "finish-rejection"] if with_rejection else [])
+
+
+def reproduce(
+    *,
+    minutes_per_member: float,
+    rejection_minutes: float,
+    with_rejection: bool = True,
+    restart: bool = False,
+    directory: Path | None = None,
+    progress=None,
+) -> dict:
+    """Run the shipped ensemble's whole recipe: each member, `finish`, the rejection classifier, its scores.
+
+    Resumable: every step's deadline and completion are kept in WORK_DIR/reproduce.json, and the
+    trainings back up every epoch, so rerunning after an interruption continues where it stopped
+    (a member resumes its epochs toward its first deadline). `restart` forgets all that and starts
+    from scratch. `progress(done, total, message)` follows the steps. Returns the new manifest.
+    """
+    import shutil
+
+    directory = Path(directory or SHIPPED_DIR)
+    state_path = WORK_DIR / REPRODUCE_STATE
+    if restart:
+        for name in [*SHIPPED_MEMBERS, "rejection"]:
+            shutil.rmtree(WORK_DIR / name, ignore_errors=True)
+        state_path.unlink(missing_ok=True)
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    steps = reproduce_steps(with_rejection=with_rejection)
+    report = progress or (lambda done, total, message: None)
+
+    def deadline(step: str, minutes: float) -> float:
+        entry = state.setdefault(step, {})
+        entry.setdefault("until", time.time() + minutes * 60)
+        state_path.write_text(json.dumps(state))
+        return entry["until"]
+
+    for k, step in enumerate(steps):
+        if state.get(step, {}).get("done"):
+            report(k + 1, len(steps), f"{step}: done earlier")
+            continue
+        report(k, len(steps), f"{step}: running")
+        if step.startswith("member:"):
+            name = step.split(":", 1)[1]
+            architecture, sources, seed = MEMBERS[name]
+            until = deadline(step, minutes_per_member)
+            train_member(name=name, architecture=architecture, sources=sources, seed=seed, until=until)
+        elif step == "finish":
+            finish(directory=directory)
+        elif step == "rejection":
+            train_rejection(until=deadline(step, rejection_minutes))
+        else:
+            finish_rejection(directory=directory)
+        state.setdefault(step, {})["done"] = True
+        state_path.write_text(json.dumps(state))
+        report(k + 1, len(steps), f"{step}: done")
+    return load_manifest(directory)
 
 
 def main(argv: list[str] | None = None) -> None:
