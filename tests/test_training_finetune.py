@@ -7,9 +7,11 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
+from inference.architectures import build_sigma_regression_model
 from inference.ensemble import load_from_storage
 from inference.models import ModelVersion, TrainingRun
 from tests import inference_fixtures
+from tests.factories import ModelVersionFactory
 
 tiny_inference_settings = inference_fixtures.tiny_inference_settings
 
@@ -27,7 +29,14 @@ def train(*args) -> TrainingRun:
 def test_a_retrain_starts_from_the_active_weights_and_falls_back_to_scratch_only_without_a_match(
     bob_client, api_client
 ):
-    sources = inference_fixtures.make_ensemble(inclinations=(55.0, 65.0, 80.0), rejection=0.1)
+    sources = inference_fixtures.make_ensemble(inclinations=(55.0, 65.0), rejection=0.1)
+    # A member with a learned sigma, as the shipped ones: fine-tuned with its own loss and calibration.
+    with_sigma = ModelVersionFactory(
+        name="reg-sigma",
+        keras_model=build_sigma_regression_model("tiny", input_size=inference_fixtures.SIZE),
+        metrics={"sigma_scale": 0.8},
+    )
+    sources.append(with_sigma)
     by_pk = {v.pk: v for v in sources}
 
     run = train()
@@ -48,8 +57,11 @@ def test_a_retrain_starts_from_the_active_weights_and_falls_back_to_scratch_only
         assert np.abs(tuned - source).max() < 0.02
         if version.kind == "regression":
             assert not np.array_equal(tuned, source)  # trained, not copied
-    regression = next(v for v in new if v.kind == "regression")
+    regression = next(v for v in new if v.kind == "regression" and v.initialized_from_id != with_sigma.pk)
     assert regression.metrics["fit"]["learning_rate"] == pytest.approx(3e-4)
+    tuned_sigma = next(v for v in new if v.initialized_from_id == with_sigma.pk)
+    assert load_from_storage(tuned_sigma.file.name).output_shape == (None, 2)
+    assert tuned_sigma.metrics["sigma_scale"] == 0.8 and "sigma_scale" not in regression.metrics
 
     body = api_client.get(f"/api/models/{regression.pk}/").json()
     assert body["initialized_from"]["id"] == regression.initialized_from_id
