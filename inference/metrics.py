@@ -85,13 +85,20 @@ def ensemble_summary(values) -> tuple[float, float, float]:
 UNINFORMATIVE_SIGMA = 45.0 / 12**0.5
 
 
-def sigma_with_rejection(answer: float, sigma: float, rejection: float) -> float:
-    """The models' sigma widened by the rejection likelihood p (deg).
+# The classifier's probabilities are not calibrated at the low end (clean spirals get 0-0.3), so the
+# mixture weight rises linearly from 0 at p = 0.25 to 1 at p = 0.75: a galaxy the classifier keeps
+# keeps its sigma, one at the default threshold (0.5) gets about 9 deg, certain junk 13 deg.
+JUNK_WEIGHT_FROM, JUNK_WEIGHT_TO = 0.25, 0.75
 
-    With probability 1 - p the image is a galaxy and the answer ~ N(answer, sigma); with p it is not,
-    and the answer says nothing (uniform over 45-90). The standard deviation of that mixture: about
-    sigma for p near 0, about 13 deg for p near 1, so junk never carries a confident inclination.
+
+def sigma_with_rejection(answer: float, sigma: float, rejection: float) -> float:
+    """The models' sigma widened by the rejection likelihood (deg).
+
+    A mixture: with weight 1 - w the image is a galaxy and the answer ~ N(answer, sigma); with w it is
+    not, and the answer says nothing (uniform over 45-90). w follows the rejection likelihood (see
+    JUNK_WEIGHT_FROM/TO). The result is the mixture's standard deviation, so junk never carries a
+    confident inclination.
     """
-    p = min(max(float(rejection), 0.0), 1.0)
-    variance = (1 - p) * sigma**2 + p * UNINFORMATIVE_SIGMA**2 + p * (1 - p) * (answer - 67.5) ** 2
+    w = min(max((float(rejection) - JUNK_WEIGHT_FROM) / (JUNK_WEIGHT_TO - JUNK_WEIGHT_FROM), 0.0), 1.0)
+    variance = (1 - w) * sigma**2 + w * UNINFORMATIVE_SIGMA**2 + w * (1 - w) * (answer - 67.5) ** 2
     return float(variance**0.5)
