@@ -11,6 +11,10 @@
 4. Robustness: freshly rendered stamps of each source, each transformed once (JPEG q=50, inversion,
    stretch change, 90-deg rotation, flip, 3-px shift at the model's scale, white corners), prepared the
    way an upload is (position angle estimated); the median absolute change of the ensemble's answer.
+5. The shipped rejection classifier at its default threshold: the share of held-out clean spirals of each
+   source it keeps (target >= 95%) and of held-out rendered junk of each kind it rejects (target >= 90%).
+
+    .venv/bin/python -m bench.bench_robust --only rejection   # just table 5 (its sets are small)
 """
 
 from __future__ import annotations
@@ -93,11 +97,59 @@ def _prepare(stamp: np.ndarray) -> np.ndarray:
     return imaging.prepare_for_model(decoded, size=128, position_angle=angle)
 
 
+def _rejection_table() -> tuple[list[str], dict]:
+    """Table 5: keep-rate per clean source and reject-rate per junk kind, on the held-out rejection sets."""
+    from inference import shipped
+
+    entry, model = shipped.load_rejection()
+    if entry is None:
+        return ["(no rejection classifier shipped)"], {}
+    clean, junk = shipped.rejection_data("test")
+    probabilities = shipped.rejection_probabilities(model, {**clean, **{f"junk:{k}": v for k, v in junk.items()}})
+    figures = shipped.rejection_scores(
+        {s: probabilities[s] for s in clean},
+        {k: probabilities[f"junk:{k}"] for k in junk},
+        threshold=entry["threshold"],
+    )
+    rows = [
+        f"Rejection classifier `{entry['file']}` ({entry['architecture']}, {entry['parameters']:,} params, "
+        f"{entry['epochs']} epochs), threshold {entry['threshold']}, 8-fold TTA:\n",
+        "| held-out set | n | share kept | share rejected | target | |",
+        "|---|---|---|---|---|---|",
+    ]
+    for source, rate in figures["keep_rate"].items():
+        verdict = "met" if rate >= 0.95 else "missed"
+        rows.append(
+            f"| clean spirals, {source} | {figures['n_clean'][source]} | {100 * rate:.1f}% | "
+            f"{100 * (1 - rate):.1f}% | kept >= 95% | {verdict} |"
+        )
+    for kind, rate in figures["reject_rate"].items():
+        verdict = "met" if rate >= 0.90 else "missed"
+        rows.append(
+            f"| junk: {kind.replace('_', '-')} | {figures['n_junk'][kind]} | {100 * (1 - rate):.1f}% | "
+            f"{100 * rate:.1f}% | rejected >= 90% | {verdict} |"
+        )
+    return rows, figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--robust", type=int, default=100, help="stamps per source for the robustness table")
     parser.add_argument("--out", default=str(REPO / "var" / "bench" / "robust"))
+    parser.add_argument("--only", choices=["rejection"], help="run one table only")
     args = parser.parse_args()
+    if args.only == "rejection":
+        started, cpu_started = time.perf_counter(), time.process_time()
+        rows, _ = _rejection_table()
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        load = " / ".join(f"{x:.1f}" for x in __import__("os").getloadavg())
+        print("- Command: `.venv/bin/python -m bench.bench_robust --only rejection`")
+        print(
+            f"- Machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
+            f"{load}; wall {wall:.0f} s, CPU {cpu:.0f} s\n"
+        )
+        print("\n".join(rows))
+        return
 
     from inference import shipped
     from inference.ensemble import load_keras_file
@@ -169,6 +221,7 @@ def main() -> None:
         o, g = results["robustness"]["ours"][name], results["robustness"]["galsim"][name]
         robust_rows.append(f"| {name} | {o:.2f} | {g:.2f} | {'met' if max(o, g) <= 0.5 else 'missed'} |")
 
+    rejection_rows, results["rejection"] = _rejection_table()
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     load = " / ".join(f"{x:.1f}" for x in __import__("os").getloadavg())
     bins = list(next(iter(results["sources"].values()))["ensemble"]["bins"])
@@ -201,6 +254,8 @@ def main() -> None:
             "| transform | ours | galsim | <= 0.5 deg |",
             "|---|---|---|---|",
             *robust_rows,
+            "",
+            *rejection_rows,
         ]
     )
     print("\n" + text)

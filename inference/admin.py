@@ -69,7 +69,14 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_filter = ["kind", "status", "format"]
     search_fields = ["name", "architecture"]
     raw_id_fields = ["training_run", "uploaded_by"]
-    readonly_fields = ["metrics_table", "plots_view", "status", "activated_at", "created_at"]
+    readonly_fields = [
+        "metrics_table",
+        "plots_view",
+        "status",
+        "initialized_from",
+        "activated_at",
+        "created_at",
+    ]
     actions = ["activate", "retire", "compare"]
 
     @admin.display(description="test RMS (deg)")

@@ -65,7 +65,8 @@ class ModelVersionRefOutputSerializer(serializers.Serializer):
         ref_name = "ModelVersionRef"
 
     def get_url(self, ref) -> str:
-        return reverse("api:model-detail", args=[ref["id"]])
+        # A dict (the provenance of a prediction) or a ModelVersion (a version's origin).
+        return reverse("api:model-detail", args=[ref["id"] if isinstance(ref, dict) else ref.pk])
 
 
 class PredictionProvenanceOutputSerializer(serializers.Serializer):
@@ -90,7 +91,11 @@ class EnsembleResultOutputSerializer(serializers.Serializer):
     mean = serializers.FloatField()
     spread = serializers.FloatField(help_text="Standard deviation of the members (deg).")
     sigma = serializers.FloatField(
-        allow_null=True, help_text="1-sigma uncertainty (deg): learned per-image sigma and the spread combined."
+        allow_null=True,
+        help_text=(
+            "1-sigma uncertainty (deg): learned per-image sigma and the spread combined, widened toward 13 deg "
+            "(any inclination 45-90) as the rejection likelihood rises."
+        ),
     )
     rejection_likelihood = serializers.FloatField(
         allow_null=True, help_text="Probability (0-1) that a volunteer would reject this image."
@@ -525,13 +530,20 @@ class ModelVersionDetailApi(APIView):
         training_run = TrainingRunBriefOutputSerializer(
             allow_null=True, help_text="The run that trained it; null for an uploaded model."
         )
+        initialized_from = ModelVersionRefOutputSerializer(
+            allow_null=True,
+            help_text="The active version whose weights its training started from (fine-tuning); null: from scratch.",
+        )
 
         class Meta(ModelVersionOutputSerializer.Meta):
+            fields = [*ModelVersionOutputSerializer.Meta.fields, "initialized_from"]
             ref_name = "ModelVersionDetail"
 
     @extend_schema(operation_id="models_retrieve", responses=OutputSerializer, tags=["models"])
     def get(self, request, model_id: int):
-        version = get_object_or_404(ModelVersion.objects.select_related("training_run"), pk=model_id)
+        version = get_object_or_404(
+            ModelVersion.objects.select_related("training_run", "initialized_from"), pk=model_id
+        )
         return Response(self.OutputSerializer(version).data)
 
 

@@ -37,6 +37,8 @@ ARCHITECTURES: dict[str, Architecture] = {
     "vgg_a": Architecture("vgg_a", ((16, 1), (32, 1), (64, 2), (96, 1)), dense=64),
     "vgg_b": Architecture("vgg_b", ((16, 1), (32, 2), (64, 1), (128, 1)), dense=48),
     "vgg_c": Architecture("vgg_c", ((24, 1), (48, 1), (72, 1), (96, 1)), dense=96, dropout=0.3),
+    # The shipped rejection classifier: junk vs galaxies needs far less capacity than the inclination.
+    "vgg_s": Architecture("vgg_s", ((8, 1), (16, 1), (32, 1), (48, 1)), dense=32),
     # For tests: a few thousand parameters, trains in a second.
     "tiny": Architecture("tiny", ((4, 1), (8, 1)), dense=8, stem_pool=1, dropout=0.0),
 }

@@ -46,7 +46,13 @@ def compat_response_body(*, result, galaxy: Galaxy | None = None, filename: str 
         groups.setdefault(architectures.get(name, ""), {})[name] = inclination
     inclinations: dict = {f"Group_{i}": members for i, (_, members) in enumerate(sorted(groups.items()))}
     # The ensemble's own summary (the spread is the members' standard deviation).
-    inclinations["summary"] = {"mean": result.mean, "median": result.median, "stdev": result.spread}
+    # Plus sigma (not in the original): the 1-sigma uncertainty, wide for an image that is not a galaxy.
+    inclinations["summary"] = {
+        "mean": result.mean,
+        "median": result.median,
+        "stdev": result.spread,
+        "sigma": result.sigma,
+    }
     rejection: dict = {name: 100.0 * p for name, p in sorted(result.rejection_members.items())}
     rejection["summary"] = _summary(list(rejection.values()))
     body: dict = {"status": "success"}

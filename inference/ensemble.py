@@ -119,7 +119,7 @@ def load_keras_file(path: str):
     return keras.saving.load_model(path, compile=False)
 
 
-def _load_from_storage(name: str):
+def load_from_storage(name: str):
     """Load a model file from default storage (local path when there is one, else a temporary copy)."""
     from django.core.files.storage import default_storage
 
@@ -186,7 +186,7 @@ def build(rows: list[dict]) -> Ensemble | None:
             r["output"],
             float((r.get("metrics") or {}).get("sigma_scale", 1.0)),
         )
-        by_input.setdefault((member.input_size, member.input_mode), []).append((member, _load_from_storage(r["file"])))
+        by_input.setdefault((member.input_size, member.input_mode), []).append((member, load_from_storage(r["file"])))
         _stats["models_loaded"] += 1
     groups = []
     for (size, mode), pairs in sorted(by_input.items()):

@@ -147,8 +147,16 @@ class _Schedule(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def has_sigma_head(model: keras.Model) -> bool:
+    """True for a member answering (inclination, sigma) per image (the shipped members)."""
+    return model.output_shape[-1] == 2
+
+
 def compile_member(model: keras.Model, *, kind: str, learning_rate: float = 2e-3) -> None:
-    if kind == "regression":
+    if kind == "regression" and has_sigma_head(model):
+        # A member with a learned sigma (fine-tuned from a shipped one) keeps training both heads.
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=gaussian_nll_loss, metrics=[inclination_mae])
+    elif kind == "regression":
         # Huber in degrees: MSE-like near the answer, but a few mislabeled images cannot dominate.
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate),
@@ -179,7 +187,11 @@ def fit_member(
     verbose: int = 0,
     input_mode: str = "color",
 ) -> FitResult:
-    """Train with early stopping on the validation loss (best weights restored)."""
+    """Train with early stopping on the validation loss (best weights restored).
+
+    `model` may be freshly built or loaded from an earlier version (fine-tuning: pass a lower
+    learning rate and fewer epochs); its weights are where training starts.
+    """
     flux = input_mode == "flux"
     keras.utils.set_random_seed(seed)
     if kind == "regression" and train.weights is None:
@@ -214,7 +226,8 @@ def predict_array(model: keras.Model, images: np.ndarray, *, batch_size: int = 2
         chunk = images[start : start + batch_size]
         if chunk.dtype == np.uint8:
             chunk = chunk.astype(np.float32) / 255.0
-        out.append(np.asarray(fn(tf.constant(chunk, tf.float32))).reshape(-1))
+        # The first column: the inclination (or probability), also of members that add a sigma.
+        out.append(np.asarray(fn(tf.constant(chunk, tf.float32))).reshape(len(chunk), -1)[:, 0])
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
@@ -300,6 +313,49 @@ def fit_resumable(
     if train.weights is None:
         train = Split(train.images, train.target, metrics.bin_weights(train.target, width=5.0))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=gaussian_nll_loss, metrics=[inclination_mae])
+    val_ds = make_dataset(val, batch_size=128, augment=False, shuffle=False)
+    history = model.fit(
+        _survey_dataset(train, batch_size=batch_size, seed=seed),
+        validation_data=val_ds,
+        epochs=max_epochs,
+        callbacks=[
+            keras.callbacks.BackupAndRestore(checkpoint_dir, save_freq="epoch", delete_checkpoint=False),
+            _DeadlineSchedule(learning_rate, started, until),
+        ],
+        verbose=verbose,
+    )
+    return {k: [float(v) for v in vs] for k, vs in history.history.items()}
+
+
+def fit_rejection_resumable(
+    model: keras.Model,
+    *,
+    train: Split,
+    val: Split,
+    checkpoint_dir: str,
+    started: float,
+    until: float,
+    max_epochs: int = 200,
+    batch_size: int = 32,
+    seed: int = 0,
+    learning_rate: float = 2e-3,
+    verbose: int = 2,
+) -> dict:
+    """Train a rejection classifier (0 keep, 1 reject) until the wall-clock deadline; resumes from checkpoint_dir.
+
+    The two classes weigh the same in total whatever their counts, and every image gets the survey
+    look anew each epoch (junk and galaxies alike, so the look itself says nothing about the class).
+    """
+    keras.utils.set_random_seed(seed)
+    if train.weights is None:
+        positive = float(np.mean(train.target >= 0.5))
+        weights = np.where(train.target >= 0.5, 0.5 / max(positive, 1e-6), 0.5 / max(1 - positive, 1e-6))
+        train = Split(train.images, train.target, weights.astype(np.float32))
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+    )
     val_ds = make_dataset(val, batch_size=128, augment=False, shuffle=False)
     history = model.fit(
         _survey_dataset(train, batch_size=batch_size, seed=seed),

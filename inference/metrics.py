@@ -78,3 +78,27 @@ def ensemble_summary(values) -> tuple[float, float, float]:
     """(median, mean, spread = standard deviation) of the members' inclinations."""
     v = np.asarray(values, dtype=np.float64)
     return float(np.median(v)), float(np.mean(v)), float(np.std(v))
+
+
+# The standard deviation of an inclination known only to lie in 45-90 deg (uniform): what an image that
+# is not a usable galaxy tells about it.
+UNINFORMATIVE_SIGMA = 45.0 / 12**0.5
+
+
+# The classifier's probabilities are not calibrated at the low end (clean spirals get 0-0.3), so the
+# mixture weight rises linearly from 0 at p = 0.25 to 1 at p = 0.75: a galaxy the classifier keeps
+# keeps its sigma, one at the default threshold (0.5) gets about 9 deg, certain junk 13 deg.
+JUNK_WEIGHT_FROM, JUNK_WEIGHT_TO = 0.25, 0.75
+
+
+def sigma_with_rejection(answer: float, sigma: float, rejection: float) -> float:
+    """The models' sigma widened by the rejection likelihood (deg).
+
+    A mixture: with weight 1 - w the image is a galaxy and the answer ~ N(answer, sigma); with w it is
+    not, and the answer says nothing (uniform over 45-90). w follows the rejection likelihood (see
+    JUNK_WEIGHT_FROM/TO). The result is the mixture's standard deviation, so junk never carries a
+    confident inclination.
+    """
+    w = min(max((float(rejection) - JUNK_WEIGHT_FROM) / (JUNK_WEIGHT_TO - JUNK_WEIGHT_FROM), 0.0), 1.0)
+    variance = (1 - w) * sigma**2 + w * UNINFORMATIVE_SIGMA**2 + w * (1 - w) * (answer - 67.5) ** 2
+    return float(variance**0.5)

@@ -90,6 +90,14 @@ class ModelVersion(models.Model):
         TrainingRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="model_versions"
     )
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    initialized_from = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="fine_tuned_versions",
+        help_text="The active model version whose weights training started from (fine-tuning); empty: from scratch.",
+    )
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)

@@ -9,6 +9,11 @@ Training (resumable: rerun the same command after an interruption):
     nice .venv/bin/python -m inference.shipped train --member vgg_a --sources ours,galsim --seed 11 --until 18:35
     .venv/bin/python -m inference.shipped finish          # sigma calibration, metrics, manifest
 
+The rejection classifier (`rejection.keras`, the manifest's "rejection" section) is trained on its own
+against rendered junk (training_sets.JUNK_KINDS), resumably, and scored per source and junk kind:
+
+    nice -n 10 .venv/bin/python -m inference.shipped train-rejection --until 21:05
+
 Prediction is `predict(models, images)`: every member sees the 8 rotations/flips of each image
 (inference.ensemble.compile_group); the ensemble's answer is the mean of the members, and its sigma
 combines the members' learned sigmas (scaled by the factor calibrated on validation galaxies) with
@@ -83,7 +88,8 @@ def verify(directory: Path | None = None) -> dict:
     members = manifest.get("members") or []
     if not members:
         raise ManifestError("The manifest lists no members.")
-    for member in members:
+    # The rejection classifier, when shipped, is checked like a member.
+    for member in [*members, *([manifest["rejection"]] if "rejection" in manifest else [])]:
         path = Path(directory) / member["file"]
         if not path.exists():
             raise ManifestError(f"{member['file']} is listed in the manifest but missing.")
@@ -102,6 +108,15 @@ def load_members(directory: Path | None = None) -> tuple[dict, list]:
     directory = Path(directory or SHIPPED_DIR)
     manifest = verify(directory)
     return manifest, [load_keras_file(str(Path(directory) / m["file"])) for m in manifest["members"]]
+
+
+def load_rejection(directory: Path | None = None) -> tuple[dict | None, object | None]:
+    """(manifest entry, Keras model) of the verified shipped rejection classifier, (None, None) without one."""
+    directory = Path(directory or SHIPPED_DIR)
+    entry = verify(directory).get("rejection")
+    if entry is None:
+        return None, None
+    return entry, load_keras_file(str(directory / entry["file"]))
 
 
 def combine(members: np.ndarray, member_sigma: np.ndarray, *, sigma_scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -421,8 +436,260 @@ def finish(*, members: tuple[str, ...] = SHIPPED_MEMBERS, directory: Path = SHIP
         "metrics": metrics,
         "check": {"sets": {s: {"n": n, "seed": seed} for s, (n, seed) in CHECK_SETS.items()}, **check},
     }
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    # The rejection classifier is trained and scored on its own (`train-rejection`): keep its section.
+    previous = load_manifest(directory) if (directory / MANIFEST).exists() else {}
+    if "rejection" in previous:
+        manifest["rejection"] = previous["rejection"]
+    (directory / MANIFEST).write_text(json.dumps(_with_commands(manifest), indent=2) + "\n")
     return manifest
+
+
+# ------------------------------------------------------------------------------------------------ rejection
+
+REJECTION_FILE = "rejection.keras"
+REJECTION_ARCHITECTURE = "vgg_s"
+REJECTION_SEED = 31
+# The default threshold: at or above it an image is "reject" (the API reports the probability itself).
+REJECTION_THRESHOLD = 0.5
+# (n, seed) per set. Clean spirals of both sources (45-90 deg, survey look) against junk of every kind.
+# Training face-on galaxies stop at 42 deg, held-out ones at 45: a margin, so 45-50 deg spirals are kept.
+REJECTION_SETS = {
+    "train": {
+        "clean": {"ours": (500, 301), "galsim": (300, 401)},
+        "junk": {
+            "stars": (100, 501),
+            "blank": (80, 502),
+            "noise": (80, 503),
+            "overlap": (100, 504),
+            "face_on": (160, 505),
+            "cartoon": (80, 506),
+        },
+        "face_on_max": 42.0,
+    },
+    "validation": {
+        "clean": {"ours": (40, 302), "galsim": (40, 402)},
+        "junk": {kind: (15, 511 + k) for k, kind in enumerate(training_sets.JUNK_KINDS)},
+        "face_on_max": 45.0,
+    },
+    "test": {
+        "clean": {"ours": (150, 303), "galsim": (150, 403)},
+        "junk": {kind: (50, 521 + k) for k, kind in enumerate(training_sets.JUNK_KINDS)},
+        "face_on_max": 45.0,
+    },
+}
+REJECTION_COMMAND = "nice -n 10 .venv/bin/python -m inference.shipped train-rejection --until HH:MM"
+
+
+def rejection_data(part: str, *, progress: bool = False) -> tuple[dict, dict]:
+    """({source: clean images}, {junk kind: images}) of one part of REJECTION_SETS, rendered once and cached."""
+
+    table = REJECTION_SETS[part]
+
+    def report(label):
+        if not progress:
+            return None
+        return lambda done, total: done == total and print(f"rendered {part} {label}: {total}", flush=True)
+
+    clean = {
+        source: training_sets.cached_source_set(
+            CACHE_DIR, source, n, seed=seed, processes=1, progress=report(source)
+        ).images
+        for source, (n, seed) in table["clean"].items()
+    }
+    junk = {
+        kind: training_sets.cached_junk_set(
+            CACHE_DIR, kind, n, seed=seed, face_on_max=table["face_on_max"], processes=1, progress=report(kind)
+        )
+        for kind, (n, seed) in table["junk"].items()
+    }
+    return clean, junk
+
+
+def _rejection_split(clean: dict, junk: dict) -> Split:
+    images = np.concatenate([*clean.values(), *junk.values()])
+    target = np.concatenate(
+        [np.zeros(sum(len(v) for v in clean.values())), np.ones(sum(len(v) for v in junk.values()))]
+    )
+    return Split(images, target.astype(np.float32))
+
+
+def rejection_probabilities(model, sets: dict, *, batch_size: int = 64) -> dict:
+    """{name: P(reject) per prepared image} for several image sets through one compiled function; each
+    probability is the mean over the 8 rotations/flips, as the site computes it."""
+    import tensorflow as tf
+
+    function = compile_group([model], 128)
+    out = {}
+    for name, images in sets.items():
+        chunks = [
+            function(tf.constant(images[i : i + batch_size].astype(np.float32) / 255.0)).numpy()[:, 0, 0]
+            for i in range(0, len(images), batch_size)
+        ]
+        out[name] = np.concatenate(chunks) if chunks else np.zeros(0)
+    return out
+
+
+def rejection_scores(probability_clean: dict, probability_junk: dict, *, threshold: float = REJECTION_THRESHOLD):
+    """Keep-rate per clean source and reject-rate per junk kind at `threshold`."""
+    return {
+        "threshold": threshold,
+        "keep_rate": {s: round(float(np.mean(p < threshold)), 4) for s, p in probability_clean.items()},
+        "reject_rate": {k: round(float(np.mean(p >= threshold)), 4) for k, p in probability_junk.items()},
+        "n_clean": {s: int(len(p)) for s, p in probability_clean.items()},
+        "n_junk": {k: int(len(p)) for k, p in probability_junk.items()},
+    }
+
+
+def train_rejection(*, until: float, work_dir: Path | None = None) -> Path:
+    """Train (or resume) the shipped rejection classifier until `until`; returns its .keras file in the work dir."""
+    import keras
+
+    from inference.architectures import build_rejection_model
+
+    work = Path(work_dir or WORK_DIR) / "rejection"
+    work.mkdir(parents=True, exist_ok=True)
+    train = _rejection_split(*rejection_data("train", progress=True))
+    val = _rejection_split(*rejection_data("validation", progress=True))
+    # The schedule's clock starts when the data is ready, not while it renders.
+    state = work / "started.json"
+    if state.exists():
+        started = json.loads(state.read_text())["started"]
+    else:
+        started = time.time()
+        state.write_text(json.dumps({"started": started, "until": until}))
+    keras.utils.set_random_seed(REJECTION_SEED)
+    model = build_rejection_model(REJECTION_ARCHITECTURE, name="shipped_rejection")
+    history = keras_training.fit_rejection_resumable(
+        model,
+        train=train,
+        val=val,
+        checkpoint_dir=str(work / "backup"),
+        started=started,
+        until=until,
+        seed=REJECTION_SEED,
+    )
+    out = work / REJECTION_FILE
+    model.save(out)
+    previous = json.loads((work / "history.json").read_text()) if (work / "history.json").exists() else {}
+    (work / "history.json").write_text(json.dumps({k: previous.get(k, []) + v for k, v in history.items()}))
+    return out
+
+
+def finish_rejection(*, directory: Path = SHIPPED_DIR, work_dir: Path | None = None) -> dict:
+    """Copy the trained classifier into `directory`, score it on the held-out sets, write the manifest's
+    "rejection" section (the members' sections stay as they are)."""
+    work = Path(work_dir or WORK_DIR) / "rejection"
+    target = directory / REJECTION_FILE
+    model = load_keras_file(str(work / REJECTION_FILE))
+    model.save(target)
+    clean, junk = rejection_data("test")
+    figures = rejection_scores(rejection_probabilities(model, clean), rejection_probabilities(model, junk))
+    history = json.loads((work / "history.json").read_text()) if (work / "history.json").exists() else {}
+    entry = {
+        "name": "shipped_rejection",
+        "file": target.name,
+        "sha256": sha256_of(target),
+        "architecture": REJECTION_ARCHITECTURE,
+        "seed": REJECTION_SEED,
+        "parameters": int(model.count_params()),
+        "epochs": len(history.get("loss", [])),
+        "output": "probability",
+        "input_size": 128,
+        "input_mode": "color",
+        "threshold": REJECTION_THRESHOLD,
+        "command": [REJECTION_COMMAND],
+        "data": {
+            part: {
+                "clean": {s: {"n": n, "seed": seed} for s, (n, seed) in table["clean"].items()},
+                "junk": {k: {"n": n, "seed": seed} for k, (n, seed) in table["junk"].items()},
+                "face_on_max_deg": table["face_on_max"],
+            }
+            for part, table in REJECTION_SETS.items()
+        },
+        "prediction": "mean over the 8 rotations/flips of P(reject)",
+        "metrics": figures,
+    }
+    manifest = load_manifest(directory)
+    manifest["rejection"] = entry
+    (directory / MANIFEST).write_text(json.dumps(_with_commands(manifest), indent=2) + "\n")
+    return entry
+
+
+# ------------------------------------------------------------------------------------------------ reproduce
+
+REPRODUCE_COMMAND = ".venv/bin/python manage.py pretrain_ensemble --profile shipped --minutes-per-member M"
+REPRODUCE_STATE = "reproduce.json"
+
+
+def _with_commands(manifest: dict) -> dict:
+    """The manifest with the rejection classifier's and the one-command reproduction's lines in its command list."""
+    commands = list(manifest.get("command", []))
+    for line in ([REJECTION_COMMAND] if "rejection" in manifest else []) + [REPRODUCE_COMMAND]:
+        if line not in commands:
+            commands.append(line)
+    return {**manifest, "command": commands}
+
+
+def reproduce_steps(*, with_rejection: bool = True) -> list[str]:
+    steps = [f"member:{name}" for name in SHIPPED_MEMBERS] + ["finish"]
+    return steps + (["rejection", "finish-rejection"] if with_rejection else [])
+
+
+def reproduce(
+    *,
+    minutes_per_member: float,
+    rejection_minutes: float,
+    with_rejection: bool = True,
+    restart: bool = False,
+    directory: Path | None = None,
+    progress=None,
+) -> dict:
+    """Run the shipped ensemble's whole recipe: each member, `finish`, the rejection classifier, its scores.
+
+    Resumable: every step's deadline and completion are kept in WORK_DIR/reproduce.json, and the
+    trainings back up every epoch, so rerunning after an interruption continues where it stopped
+    (a member resumes its epochs toward its first deadline). `restart` forgets all that and starts
+    from scratch. `progress(done, total, message)` follows the steps. Returns the new manifest.
+    """
+    import shutil
+
+    directory = Path(directory or SHIPPED_DIR)
+    state_path = WORK_DIR / REPRODUCE_STATE
+    if restart:
+        for name in [*SHIPPED_MEMBERS, "rejection"]:
+            shutil.rmtree(WORK_DIR / name, ignore_errors=True)
+        state_path.unlink(missing_ok=True)
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    steps = reproduce_steps(with_rejection=with_rejection)
+    report = progress or (lambda done, total, message: None)
+
+    def deadline(step: str, minutes: float) -> float:
+        entry = state.setdefault(step, {})
+        entry.setdefault("until", time.time() + minutes * 60)
+        state_path.write_text(json.dumps(state))
+        return entry["until"]
+
+    for k, step in enumerate(steps):
+        if state.get(step, {}).get("done"):
+            report(k + 1, len(steps), f"{step}: done earlier")
+            continue
+        report(k, len(steps), f"{step}: running")
+        if step.startswith("member:"):
+            name = step.split(":", 1)[1]
+            architecture, sources, seed = MEMBERS[name]
+            until = deadline(step, minutes_per_member)
+            train_member(name=name, architecture=architecture, sources=sources, seed=seed, until=until)
+        elif step == "finish":
+            finish(directory=directory)
+        elif step == "rejection":
+            train_rejection(until=deadline(step, rejection_minutes))
+        else:
+            finish_rejection(directory=directory)
+        state.setdefault(step, {})["done"] = True
+        state_path.write_text(json.dumps(state))
+        report(k + 1, len(steps), f"{step}: done")
+    return load_manifest(directory)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -438,6 +705,10 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("finish", help="calibrate, score and write the manifest of the shipped members")
     rescore_parser = sub.add_parser("rescore", help="score the shipped members again (files untouched)")
     rescore_parser.add_argument("--check-only", action="store_true", help="only the small check sets")
+    rejection = sub.add_parser("train-rejection", help="train or resume the rejection classifier, then score it")
+    rejection.add_argument("--until", required=True, help="HH:MM (UTC, today) or unix time: the training deadline")
+    rejection.add_argument("--threads", type=int, default=1)
+    sub.add_parser("finish-rejection", help="score the trained rejection classifier and write its manifest section")
     sub.add_parser("verify", help="check the shipped files against their manifest")
     args = parser.parse_args(argv)
     if args.command == "train":
@@ -460,6 +731,15 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "rescore":
         manifest = rescore(check_only=args.check_only)
         print(json.dumps({"metrics": manifest["metrics"], "check": manifest["check"]}, indent=2))
+    elif args.command == "train-rejection":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+        print(f"saved {train_rejection(until=_parse_until(args.until))}", flush=True)
+        print(json.dumps(finish_rejection()["metrics"], indent=2))
+    elif args.command == "finish-rejection":
+        print(json.dumps(finish_rejection()["metrics"], indent=2))
     else:
         try:
             manifest = verify()

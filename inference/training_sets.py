@@ -387,3 +387,160 @@ def cached_source_set(cache_dir: Path | str, source: str, n: int, *, seed: int, 
     np.savez(tmp, **{k: v for k, v in result.__dict__.items() if v is not None})
     tmp.replace(path)
     return result
+
+
+# ------------------------------------------------------------------------------------------------
+# Junk for the shipped rejection classifier: what a volunteer rejects, through the same look and
+# preparation as the clean galaxies (so the classifier cannot tell them apart by the pipeline)
+
+JUNK_KINDS = ("stars", "blank", "noise", "overlap", "face_on", "cartoon")
+JUNK_CACHE_VERSION = 1
+
+
+def _galaxy_free(draw, rng: np.random.Generator, *, stars: bool):
+    """The draw's sky, seeing and stars with no galaxy in it (a disk 40 mag/arcsec^2 faint is no light)."""
+    import dataclasses
+
+    if stars:
+        density, bright = float(10 ** rng.uniform(0.5, 1.6)), int(rng.choice([0, 1, 1, 2, 3]))
+    else:
+        density, bright = float(rng.uniform(0.0, 0.3)), 0
+    return dataclasses.replace(
+        draw,
+        mu0_r=40.0,
+        bulge_fraction=0.0,
+        bar_strength=0.0,
+        neighbour=False,
+        star_density=density,
+        bright_stars=bright,
+    )
+
+
+def _noise_stamp(rng: np.random.Generator, size: int) -> np.ndarray:
+    from scipy import ndimage
+
+    channels = 1 if rng.uniform() < 0.4 else 3
+    level, spread = rng.uniform(0.0, 0.7), rng.uniform(0.03, 0.4)
+    noise = rng.normal(level, spread, (size, size, channels))
+    if rng.uniform() < 0.5:  # correlated noise (resampled or compressed data)
+        noise = ndimage.gaussian_filter(noise, sigma=(rng.uniform(0.7, 4.0),) * 2 + (0,))
+    noise = np.repeat(noise, 3 // channels, axis=-1)
+    return np.round(np.clip(noise, 0, 1) * 255).astype(np.uint8)
+
+
+def _cartoon_stamp(rng: np.random.Generator, size: int) -> np.ndarray:
+    from PIL import Image, ImageDraw
+
+    background = [(255, 255, 255), (0, 0, 0), tuple(int(c) for c in rng.integers(0, 256, 3))][rng.choice(3)]
+    image = Image.new("RGB", (size, size), background)
+    pen = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(2, 9))):
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        x0, y0 = rng.uniform(-0.1, 0.9, 2) * size
+        w, h = rng.uniform(0.08, 0.6, 2) * size
+        box = [float(x0), float(y0), float(x0 + w), float(y0 + h)]
+        shape = rng.integers(4)
+        outline = int(rng.integers(1, 6))
+        filled = colour if rng.uniform() < 0.6 else None
+        if shape == 0:
+            pen.ellipse(box, fill=filled, outline=colour, width=outline)
+        elif shape == 1:
+            pen.rectangle(box, fill=filled, outline=colour, width=outline)
+        elif shape == 2:
+            points = [tuple(float(v) for v in rng.uniform(0, size, 2)) for _ in range(int(rng.integers(3, 7)))]
+            pen.polygon(points, fill=filled, outline=colour)
+        else:
+            pen.line(box, fill=colour, width=outline * 2)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def _overlap_stamp(rng: np.random.Generator, source: str, seed: int, render_size: int) -> np.ndarray:
+    """Two galaxies of similar size whose disks overlap, drawn at one stamp scale."""
+    import dataclasses
+
+    first = population.draw_population(rng)
+    second = population.draw_population(rng)
+    # R25 as a fraction of the stamp; the centres 0.4-1.2 R25 apart put one disk on the other.
+    r25 = 1.0 / (2.0 * first.fov_factor)
+    separation, angle = rng.uniform(0.4, 1.2) * r25, rng.uniform(0, 2 * math.pi)
+    dx, dy = 0.5 * separation * math.cos(angle), 0.5 * separation * math.sin(angle)
+    # Never exactly 0: the renderer pads its canvas only for a non-zero x offset.
+    first = dataclasses.replace(first, offset_x=dx or 1e-3, offset_y=dy)
+    second = dataclasses.replace(
+        second,
+        d25_arcmin=first.d25_arcmin * float(rng.uniform(0.5, 1.2)),
+        fov_factor=first.fov_factor,
+        stamp_scale=first.stamp_scale,
+        cutout_scale=first.cutout_scale,
+        offset_x=-dx or -1e-3,
+        offset_y=-dy,
+    )
+    a = render_stamp(source, first, seed=seed, render_size=render_size, look=False)
+    b = render_stamp(source, second, seed=seed + 1, render_size=render_size, look=False)
+    return np.maximum(a, b)  # light adds; at an asinh stretch the brighter of the two is close
+
+
+def junk_stamp(kind: str, rng: np.random.Generator, *, seed: int, render_size: int = 256, face_on_max: float = 42.0):
+    """One uint8 colour stamp of a junk `kind` (JUNK_KINDS); galaxy-based kinds alternate the two sources."""
+    source = SOURCES[seed % 2]
+    if kind in ("stars", "blank"):
+        if kind == "blank" and rng.uniform() < 0.25:
+            # Outside the survey footprint: SkyServer answers an all-dark (or flat) stamp.
+            return np.full((render_size, render_size, 3), int(rng.choice([0, 0, 0, 255, rng.integers(256)])), np.uint8)
+        draw = _galaxy_free(population.draw_population(rng), rng, stars=kind == "stars")
+        return render_stamp(source, draw, seed=seed, render_size=render_size)
+    if kind == "noise":
+        return _noise_stamp(rng, render_size)
+    if kind == "cartoon":
+        return _cartoon_stamp(rng, render_size)
+    if kind == "overlap":
+        return _overlap_stamp(rng, source, seed, render_size)
+    if kind == "face_on":
+        draw = population.draw_population(rng, inclination=float(rng.uniform(0.0, face_on_max)))
+        return render_stamp(source, draw, seed=seed, render_size=render_size)
+    raise ValueError(f"kind must be one of {JUNK_KINDS}, not {kind!r}")
+
+
+def _junk_one(job: tuple) -> np.ndarray:
+    kind, seed, index, size, render_size, face_on_max = job
+    rng = np.random.default_rng([seed, index, 11])
+    stamp_seed = int(seed * 1_000_003 + index)
+    stamp = junk_stamp(kind, rng, seed=stamp_seed, render_size=render_size, face_on_max=face_on_max)
+    stamp, _ = survey_look.randomise_stamp(stamp, rng)
+    # Prepared exactly as an upload: rotated by whatever position angle the image yields.
+    angle = estimate_position_angle(stamp, size=size)
+    decoded = imaging.DecodedImage(pixels=stamp.astype(np.float32) / 255.0, kind="rgb", format="synthetic")
+    return np.round(imaging.prepare_for_model(decoded, size=size, position_angle=angle) * 255).astype(np.uint8)
+
+
+def render_junk_set(
+    kind: str,
+    n: int,
+    *,
+    seed: int,
+    size: int = 128,
+    render_size: int = 256,
+    face_on_max: float = 42.0,
+    processes: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """n prepared junk images (uint8 N x size x size x 3) of one kind, deterministic per seed."""
+    jobs = [(kind, seed, i, size, render_size, face_on_max) for i in range(n)]
+    results = _map_jobs(_junk_one, jobs, processes=processes, chunksize=4, progress=progress)
+    return np.stack(results) if results else np.zeros((0, size, size, 3), np.uint8)
+
+
+def cached_junk_set(cache_dir: Path | str, kind: str, n: int, *, seed: int, **kwargs) -> np.ndarray:
+    """`render_junk_set` through a uint8 .npz cache in cache_dir."""
+    options = sorted((k, v) for k, v in kwargs.items() if k not in ("progress", "processes"))
+    key = repr((JUNK_CACHE_VERSION, kind, n, seed, options))
+    path = Path(cache_dir) / f"junk-{kind}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    if path.exists():
+        with np.load(path) as data:
+            return data["images"]
+    images = render_junk_set(kind, n, seed=seed, **kwargs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, images=images)
+    tmp.replace(path)
+    return images

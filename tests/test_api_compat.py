@@ -22,7 +22,8 @@ def assert_original_shape(body: dict, *, members: int = 3) -> None:
     assert groups and all(k.startswith("Group_") for k in groups)
     values = [deg for group in groups.values() for deg in group.values()]
     assert len(values) == members
-    assert set(inclinations["summary"]) == {"mean", "median", "stdev"}
+    # The original's keys, plus sigma (clients that do not know it ignore it).
+    assert set(inclinations["summary"]) == {"mean", "median", "stdev", "sigma"}
     assert min(values) <= inclinations["summary"]["median"] <= max(values)
     rejection = body["rejection_likelihood"]
     assert set(rejection["summary"]) == {"mean", "median", "stdev"}

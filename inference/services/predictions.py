@@ -125,14 +125,19 @@ def _results(
         learned = [scales[name] * float(member_sigmas[name][i]) for name in seen if member_sigmas[name][i] > 0]
         # Members without a sigma head (older uploads) leave only the spread to go on.
         learned_rms = float(np.sqrt(np.mean(np.square(learned)))) if learned else 0.0
+        sigma = float(np.hypot(learned_rms, spread))
+        rejection_likelihood = float(np.mean(list(reject.values()))) if reject else None
+        if rejection_likelihood is not None:
+            # An image that is probably not a galaxy gets a sigma as wide as its likelihood says.
+            sigma = metrics.sigma_with_rejection(median, sigma, rejection_likelihood)
         results.append(
             EnsembleResult(
                 members=members,
                 median=median,
                 mean=mean,
                 spread=spread,
-                sigma=float(np.hypot(learned_rms, spread)),
-                rejection_likelihood=float(np.mean(list(reject.values()))) if reject else None,
+                sigma=sigma,
+                rejection_likelihood=rejection_likelihood,
                 rejection_members=reject,
                 alarm_raised=spread > settings.GIZ_ALARM_SPREAD_DEG,
                 model_versions=ensemble.model_versions,

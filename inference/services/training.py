@@ -36,13 +36,17 @@ PROFILES = {
     # Retraining on labels plus synthetic galaxies (about half an hour on 2 cores).
     "standard": {
         "members": ["vgg_a", "vgg_b", "vgg_c"],
-        "rejection": "vgg_a",
+        # The shipped classifier's architecture, so a retraining fine-tunes it.
+        "rejection": "vgg_s",
         "n_synthetic": 2500,
         "n_val": 300,
         "n_test": 400,
         "n_face_on": 600,
         "epochs": 30,
         "minutes_per_member": 7.0,
+        # Starting from the active members' weights: a smaller step and fewer epochs keep what they know.
+        "finetune_epochs": 10,
+        "finetune_learning_rate": 3e-4,
         "batch_size": 32,
         "render_size": 256,
         "subset": 0.9,
@@ -52,13 +56,15 @@ PROFILES = {
     # A fresh site's first ensemble in a few minutes (manage.py pretrain_ensemble).
     "quick": {
         "members": ["vgg_a", "vgg_b", "vgg_c"],
-        "rejection": "vgg_a",
+        "rejection": "vgg_s",
         "n_synthetic": 1000,
         "n_val": 150,
         "n_test": 150,
         "n_face_on": 200,
         "epochs": 12,
         "minutes_per_member": 2.0,
+        "finetune_epochs": 4,
+        "finetune_learning_rate": 3e-4,
         # Small batches: more updates in the few minutes there are (the members are far from converged).
         "batch_size": 16,
         "render_size": 256,
@@ -74,6 +80,8 @@ PROFILES = {
         "n_face_on": 6,
         "epochs": 1,
         "minutes_per_member": None,
+        "finetune_epochs": 1,
+        "finetune_learning_rate": 3e-4,
         "batch_size": 8,
         "render_size": 64,
         "subset": 0.9,
@@ -119,6 +127,70 @@ class TrainedModel:
     metrics: dict
     plots: dict
     input_mode: str = ""  # "" = the run's (TrainingResult.input_mode); "flux" for the FITS-stamp members
+    initialized_from: int | None = None  # the model version whose weights training started from
+
+
+@dataclass(frozen=True)
+class StartingPoint:
+    """Where one new member's training starts: an active version's weights, or scratch (and why)."""
+
+    version: ModelVersion | None
+    reason: str
+
+    def describe(self) -> dict:
+        if self.version is None:
+            return {"from": None, "from_id": None, "reason": self.reason}
+        return {"from": self.version.name, "from_id": self.version.pk, "reason": self.reason}
+
+
+def starting_points(*, kind: str, architectures: list[str], size: int, mode: str, scratch: bool) -> list[StartingPoint]:
+    """For each new member (by architecture), the active version of the same kind, architecture, output and
+    input it fine-tunes, else scratch with the reason. Repeated architectures take their active versions in
+    turn (by name), so three "tiny" members start from three different active ones when there are three."""
+    if scratch:
+        return [StartingPoint(None, "from scratch: the run asked for it")] * len(architectures)
+    active = ModelVersion.objects.filter(
+        status=ModelVersion.Status.ACTIVE,
+        kind=kind,
+        format=ModelVersion.Format.KERAS,
+        output=ModelVersion.Output.DEGREES,
+        input_size=size,
+        input_mode=mode,
+    ).order_by("name")
+    by_arch: dict[str, list[ModelVersion]] = {}
+    for version in active:
+        by_arch.setdefault(version.architecture, []).append(version)
+    seen: dict[str, int] = {}
+    out = []
+    for arch in architectures:
+        candidates = by_arch.get(arch, [])
+        k = seen.get(arch, 0)
+        seen[arch] = k + 1
+        if candidates:
+            out.append(StartingPoint(candidates[k % len(candidates)], "fine-tuned from the active member"))
+        else:
+            out.append(
+                StartingPoint(
+                    None, f"from scratch: no active {kind} member of architecture {arch} with {size} px {mode} input"
+                )
+            )
+    return out
+
+
+def _initial_model(start: StartingPoint, build, *, size: int):
+    """The start's weights loaded (a copy of the active file), else a fresh model from `build()`.
+
+    A file that cannot be loaded or takes another input shape falls back to scratch, said in the reason.
+    """
+    if start.version is None:
+        return build(), start
+    try:
+        model = ensemble_holder.load_from_storage(start.version.file.name)
+    except (OSError, ValueError) as exc:
+        return build(), StartingPoint(None, f"from scratch: {start.version.name} could not be loaded ({exc})")
+    if tuple(model.input_shape[1:]) != (size, size, 3):
+        return build(), StartingPoint(None, f"from scratch: {start.version.name} takes another input shape")
+    return model, start
 
 
 @dataclass(frozen=True)
@@ -255,30 +327,51 @@ def execute(run: TrainingRun, *, progress_callback=None) -> TrainingResult:
     test_y = np.concatenate([synth["test"].inclination, lab_inc[reg_test_mask]])
     test_is_label = np.concatenate([np.zeros(len(synth["test"]), bool), np.ones(int(reg_test_mask.sum()), bool)])
 
+    # Retraining continues from the active members' weights (fine-tuning), scratch only where none fits.
+    scratch = bool(config.get("from_scratch"))
+    starts = starting_points(
+        kind=ModelVersion.Kind.REGRESSION, architectures=members, size=size, mode=mode, scratch=scratch
+    )
+    rej_start = starting_points(
+        kind=ModelVersion.Kind.REJECTION, architectures=[config["rejection"]], size=size, mode=mode, scratch=scratch
+    )[0]
+
+    def schedule(start: StartingPoint) -> dict:
+        if start.version is None:
+            return {"epochs": int(config["epochs"]), "learning_rate": 2e-3}
+        return {"epochs": int(config["finetune_epochs"]), "learning_rate": float(config["finetune_learning_rate"])}
+
     rng = np.random.default_rng(run.pk)
-    trained, histories, fits = [], {}, {}
+    trained, histories, fits, initialization = [], {}, {}, {}
     for i, arch in enumerate(members):
         # Each member sees its own random subset of the training galaxies (and its own seed).
         keep = rng.random(len(train_y)) < float(config["subset"]) if len(members) > 1 else np.ones(len(train_y), bool)
         name = f"regression-{arch}-{i}-run{run.pk}"
-        model = architectures.build_regression_model(arch, input_size=size, name=name.replace("-", "_"))
+        model, start = _initial_model(
+            starts[i],
+            lambda arch=arch, name=name: architectures.build_regression_model(
+                arch, input_size=size, name=name.replace("-", "_")
+            ),
+            size=size,
+        )
         result = training.fit_member(
             model,
             kind="regression",
             train=training.Split(train_x[keep], train_y[keep]),
             val=training.Split(val_x, val_y),
-            epochs=int(config["epochs"]),
             batch_size=int(config["batch_size"]),
             seed=run.pk * 100 + i,
             max_seconds=config["minutes_per_member"] * 60 if config["minutes_per_member"] else None,
             on_epoch=lambda e, n, logs, i=i, name=name: progress(
-                f"member{i}", e / n, f"{name}: epoch {e}/{n}, val RMS {logs.get('val_rms', float('nan')):.2f} deg"
+                f"member{i}", e / n, f"{name}: epoch {e}/{n}, val loss {logs.get('val_loss', float('nan')):.2f}"
             ),
+            **schedule(start),
         )
         progress(f"member{i}", 1.0, f"{name}: done ({result.epochs} epochs)")
-        trained.append((name, arch, model))
+        trained.append((name, arch, model, start))
         histories[name] = result.history
-        fits[name] = {"epochs": result.epochs, "images_per_second": result.images_per_second}
+        fits[name] = {"epochs": result.epochs, "images_per_second": result.images_per_second, **schedule(start)}
+        initialization[name] = start.describe()
 
     # The rejection classifier: accepted galaxies against face-on ones and junk (+ labelled rejections).
     rej_x, rej_y = synthetic_data.rejection_set(synth["train"], synth["face_on"], seed=run.pk)
@@ -286,15 +379,23 @@ def execute(run: TrainingRun, *, progress_callback=None) -> TrainingResult:
     rej_y = np.concatenate([rej_y, lab_rej[lab_split != "test"]])
     cut = max(1, len(rej_y) // 10)
     rej_name = f"rejection-{config['rejection']}-run{run.pk}"
-    rej_model = architectures.build_rejection_model(
-        config["rejection"], input_size=size, name=rej_name.replace("-", "_")
+    rej_model, rej_start = _initial_model(
+        rej_start,
+        lambda: architectures.build_rejection_model(
+            config["rejection"], input_size=size, name=rej_name.replace("-", "_")
+        ),
+        size=size,
     )
+    rej_schedule = schedule(rej_start)
+    if rej_start.version is None:
+        rej_schedule["epochs"] = max(1, rej_schedule["epochs"] // 2)
+    initialization[rej_name] = rej_start.describe()
     rej_fit = training.fit_member(
         rej_model,
         kind="rejection",
         train=training.Split(rej_x[cut:], rej_y[cut:]),
         val=training.Split(rej_x[:cut], rej_y[:cut]),
-        epochs=max(1, int(config["epochs"]) // 2),
+        **rej_schedule,
         batch_size=int(config["batch_size"]),
         seed=run.pk * 100 + 99,
         max_seconds=config["minutes_per_member"] * 60 / 2 if config["minutes_per_member"] else None,
@@ -313,7 +414,7 @@ def execute(run: TrainingRun, *, progress_callback=None) -> TrainingResult:
 
     # Evaluation on the fixed test set (synthetic seed 303 + the labelled test split).
     progress("evaluate", 0.1, "Evaluating on the fixed test set")
-    member_preds = {name: np.clip(training.predict_array(m, test_x), 45, 90) for name, _, m in trained}
+    member_preds = {name: np.clip(training.predict_array(m, test_x), 45, 90) for name, _, m, _ in trained}
     median = np.median(np.stack(list(member_preds.values())), axis=0)
     ensemble_metrics = metrics.regression_metrics(median, test_y)
     baseline = np.concatenate([synth["test"].baseline_prepared, [_baseline(x) for x in lab_x[reg_test_mask]]]).astype(
@@ -340,6 +441,8 @@ def execute(run: TrainingRun, *, progress_callback=None) -> TrainingResult:
         "active_ensemble_rms": active_rms,
         "comparable_with_active": comparable,
         "promoted": promote,
+        # Per new member: the active version it was fine-tuned from, or why it started from scratch.
+        "initialization": initialization,
         "labelled_only": metrics.regression_metrics(median[test_is_label], test_y[test_is_label])
         if test_is_label.any()
         else None,
@@ -358,7 +461,7 @@ def execute(run: TrainingRun, *, progress_callback=None) -> TrainingResult:
     stored_plots = {k: default_storage.save(f"{folder}/{k}.png", ContentFile(v)) for k, v in plot_files.items()}
     stored_models = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, _, model in [*trained, (rej_name, config["rejection"], rej_model)]:
+        for name, _, model, _ in [*trained, (rej_name, config["rejection"], rej_model, rej_start)]:
             path = os.path.join(tmp, f"{name}.keras")
             model.save(path)
             with open(path, "rb") as f:
@@ -377,10 +480,13 @@ def execute(run: TrainingRun, *, progress_callback=None) -> TrainingResult:
                 "baseline": baseline_metrics,
                 "fit": fits[name],
                 "parameters": int(model.count_params()),
+                # A fine-tuned member with a learned sigma keeps the calibration of the one it started from.
+                **_inherited_sigma_scale(start),
             },
             plots=stored_plots,
+            initialized_from=start.version.pk if start.version else None,
         )
-        for name, arch, model in trained
+        for name, arch, model, start in trained
     ]
     models.append(
         TrainedModel(
@@ -390,22 +496,38 @@ def execute(run: TrainingRun, *, progress_callback=None) -> TrainingResult:
             file=stored_models[rej_name],
             metrics={**rejection_metrics, "parameters": int(rej_model.count_params())},
             plots={"learning_curves": stored_plots["learning_curves"]},
+            initialized_from=rej_start.version.pk if rej_start.version else None,
         )
     )
     models.extend(replace(m, plots={"learning_curves": stored_plots["learning_curves"]}) for m in flux_trained)
     verdict = "activated" if promote else f"kept as candidates (active ensemble RMS {active_rms:.2f} deg is better)"
+    tuned = sum(1 for m in models if m.initialized_from is not None)
+    if tuned == len(models):
+        origin = "fine-tuned from the active members"
+    elif tuned:
+        origin = f"{tuned} of {len(models)} fine-tuned from active members, the rest from scratch"
+    else:
+        origin = "from scratch (no compatible active member)"
     return TrainingResult(
         models=models,
         input_size=size,
         input_mode=mode,
         promote=promote,
-        message=f"Test RMS {ensemble_metrics['rms']:.2f} deg (baseline {baseline_metrics['rms']:.2f}); {verdict}",
+        message=(
+            f"Test RMS {ensemble_metrics['rms']:.2f} deg (baseline {baseline_metrics['rms']:.2f}); {origin}; {verdict}"
+        ),
         history=histories,
         metrics=summary,
         plots=stored_plots,
         n_labels=n_labels,
         n_synthetic=int(config["n_synthetic"]),
     )
+
+
+def _inherited_sigma_scale(start: StartingPoint) -> dict:
+    if start.version is None or "sigma_scale" not in (start.version.metrics or {}):
+        return {}
+    return {"sigma_scale": start.version.metrics["sigma_scale"]}
 
 
 def _baseline(image: np.ndarray) -> float:

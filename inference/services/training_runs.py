@@ -181,6 +181,7 @@ def training_run_record(*, run: TrainingRun, result: TrainingResult) -> list[Mod
                 n_labels=result.n_labels,
                 n_synthetic=result.n_synthetic,
                 training_run=run,
+                initialized_from_id=model.initialized_from,
             )
             for model in result.models
         ]

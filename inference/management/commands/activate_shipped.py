@@ -13,8 +13,9 @@ from inference.models import ModelVersion
 
 class Command(BaseCommand):
     help = (
-        "Check the shipped members against their manifest (sha256), register them as model versions and make "
-        "them the active regression ensemble. A file that does not match is refused and nothing changes."
+        "Check the shipped members and rejection classifier against their manifest (sha256), register them as "
+        "model versions and make them the active ensemble. A file that does not match is refused and nothing "
+        "changes."
     )
 
     def add_arguments(self, parser):
@@ -32,29 +33,55 @@ class Command(BaseCommand):
         versions = []
         with transaction.atomic():
             for member in manifest["members"]:
-                # The checksum in the name: a new shipped ensemble never collides with an older one.
-                name = f"shipped-{member['name']}-{member['sha256'][:8]}"
-                version = ModelVersion.objects.filter(name=name).first()
-                if version is None:
-                    data = (shipped.SHIPPED_DIR / member["file"]).read_bytes()  # verified above
-                    stored = default_storage.save(f"models/shipped/{member['file']}", ContentFile(data))
-                    version = ModelVersion.objects.create(
-                        name=name,
+                versions.append(
+                    _version(
+                        member,
                         kind=ModelVersion.Kind.REGRESSION,
-                        architecture=member["architecture"],
-                        file=stored,
-                        format=ModelVersion.Format.KERAS,
-                        input_size=member["input_size"],
-                        input_mode=member["input_mode"],
-                        output=ModelVersion.Output.DEGREES,
                         notes=f"Shipped ensemble ({manifest['created']}), trained on {', '.join(member['sources'])}.",
                         metrics={"shipped": manifest["metrics"], "sigma_scale": manifest["sigma_scale"]},
                     )
-                versions.append(version)
-            # Only regression members are replaced: an active rejection classifier stays.
-            active.exclude(pk__in=[v.pk for v in versions]).update(status=ModelVersion.Status.RETIRED)
+                )
+            rejection = manifest.get("rejection")
+            replaced = [ModelVersion.Kind.REGRESSION]
+            if rejection is not None:
+                versions.append(
+                    _version(
+                        rejection,
+                        kind=ModelVersion.Kind.REJECTION,
+                        notes="Shipped rejection classifier: clean spirals of both sources against rendered junk.",
+                        metrics={"shipped": rejection["metrics"], "threshold": rejection["threshold"]},
+                    )
+                )
+                replaced.append(ModelVersion.Kind.REJECTION)
+            # Without a shipped classifier an active one stays; with one, it takes the place of the old.
+            ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE, kind__in=replaced).exclude(
+                pk__in=[v.pk for v in versions]
+            ).update(status=ModelVersion.Status.RETIRED)
             ModelVersion.objects.filter(pk__in=[v.pk for v in versions]).exclude(
                 status=ModelVersion.Status.ACTIVE
             ).update(status=ModelVersion.Status.ACTIVE, activated_at=timezone.now())
             transaction.on_commit(ensemble_holder.invalidate)
         self.stdout.write(self.style.SUCCESS(f"Active: {', '.join(v.name for v in versions)}"))
+
+
+def _version(entry: dict, *, kind: str, notes: str, metrics: dict) -> ModelVersion:
+    """The model version of a verified shipped file, registered (and its file stored) once."""
+    # The checksum in the name: a new shipped ensemble never collides with an older one.
+    name = f"shipped-{entry['name']}-{entry['sha256'][:8]}"
+    version = ModelVersion.objects.filter(name=name).first()
+    if version is not None:
+        return version
+    data = (shipped.SHIPPED_DIR / entry["file"]).read_bytes()  # verified by the caller
+    stored = default_storage.save(f"models/shipped/{entry['file']}", ContentFile(data))
+    return ModelVersion.objects.create(
+        name=name,
+        kind=kind,
+        architecture=entry["architecture"],
+        file=stored,
+        format=ModelVersion.Format.KERAS,
+        input_size=entry["input_size"],
+        input_mode=entry["input_mode"],
+        output=ModelVersion.Output.DEGREES,
+        notes=notes,
+        metrics=metrics,
+    )

@@ -1,0 +1,70 @@
+"""`pretrain_ensemble --profile shipped` reproduces the shipped ensemble (here with tiny models and tiny sets)."""
+
+import shutil
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from inference import shipped
+from inference.models import ModelVersion
+from tests.api_fixtures import fresh_ensemble  # noqa: F401
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path, monkeypatch):
+    """The shipped recipe with tiny architectures and a few images per set, writing only under tmp_path."""
+    directory = tmp_path / "shipped"
+    shutil.copytree(shipped.SHIPPED_DIR, directory)
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", directory)
+    monkeypatch.setattr(shipped, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(shipped, "WORK_DIR", tmp_path / "work")
+    for table, seed in (("TRAIN_SETS", 1), ("VAL_SETS", 2), ("TEST_SETS", 3)):
+        monkeypatch.setattr(shipped, table, {"ours": (6, 100 + seed), "galsim": (6, 200 + seed)})
+    monkeypatch.setattr(shipped, "CHECK_SETS", {"ours": (2, 104), "galsim": (2, 204)})
+    monkeypatch.setattr(
+        shipped, "MEMBERS", {name: ("tiny", ["ours", "galsim"], 11) for name in shipped.SHIPPED_MEMBERS}
+    )
+    monkeypatch.setattr(shipped, "REJECTION_ARCHITECTURE", "tiny")
+    small = {
+        part: {
+            "clean": {source: (3, seed) for source, (_, seed) in table["clean"].items()},
+            "junk": {kind: (1, seed) for kind, (_, seed) in table["junk"].items()},
+            "face_on_max": table["face_on_max"],
+        }
+        for part, table in shipped.REJECTION_SETS.items()
+    }
+    monkeypatch.setattr(shipped, "REJECTION_SETS", small)
+    return directory
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("fresh_ensemble")
+def test_pretrain_profile_shipped_runs_every_step_resumably_and_activates_the_result(tiny_recipe):
+    before = shipped.load_manifest(tiny_recipe)
+    args = ["--profile", "shipped", "--minutes-per-member", "0.01", "--rejection-minutes", "0.01"]
+    out, err = StringIO(), StringIO()
+    call_command("pretrain_ensemble", *args, stdout=out, stderr=err)
+
+    manifest = shipped.verify(tiny_recipe)  # every file matches its new checksum
+    assert [m["architecture"] for m in manifest["members"]] == ["tiny"] * 3
+    assert [m["sha256"] for m in manifest["members"]] != [m["sha256"] for m in before["members"]]
+    assert manifest["rejection"]["architecture"] == "tiny"
+    assert manifest["rejection"]["sha256"] != before.get("rejection", {}).get("sha256")
+    assert shipped.REPRODUCE_COMMAND in manifest["command"] and shipped.REJECTION_COMMAND in manifest["command"]
+    assert "6/6" in err.getvalue() and "Shipped ensemble reproduced" in out.getvalue()
+    active = ModelVersion.objects.filter(status="active")
+    assert sorted(active.values_list("kind", flat=True)) == ["regression"] * 3 + ["rejection"]
+    assert all(v.name.endswith(m["sha256"][:8]) for v, m in zip(active.filter(kind="regression").order_by("name"),
+                                                                   manifest["members"], strict=True))  # fmt: skip
+
+    # Run again: every step is done, nothing trains and the files stay.
+    err = StringIO()
+    call_command("pretrain_ensemble", *args, stdout=StringIO(), stderr=err)
+    assert "done earlier" in err.getvalue()
+    assert shipped.load_manifest(tiny_recipe)["created"] == manifest["created"]
+
+    # The members' `finish` rewrites the manifest but keeps the rejection classifier's section.
+    again = shipped.finish(directory=tiny_recipe)
+    assert again["rejection"] == manifest["rejection"]
+    shipped.verify(tiny_recipe)
