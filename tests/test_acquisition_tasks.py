@@ -10,6 +10,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from django.core.cache import cache
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -24,6 +25,8 @@ from acquisition.services import (
 )
 from acquisition.tasks import acquire_galaxy, acquire_job, acquire_missing
 from giz_site.exceptions import ApplicationError
+from inference.models import PendingPrediction
+from inference.tasks import PENDING_FLAG
 from labeling.models import Galaxy
 from tests.acquisition_fixtures import media_files, standin, standin_server  # noqa: F401
 from tests.factories import AcquisitionJobFactory, GalaxyFactory
@@ -182,10 +185,16 @@ class TestIdempotency:
         galaxy = new_galaxy()
         client = services.sdss_client()
         kwargs = {"galaxy": galaxy, "band": "color", "format": "jpeg", "source": "sdss", "pixel_scale": 0.25}
-        with mock.patch("inference.tasks.predict_galaxy_task.delay"), django_capture_on_commit_callbacks(execute=True):
+        with (
+            mock.patch("inference.tasks.predict_pending_task.apply_async"),
+            django_capture_on_commit_callbacks(execute=True),
+        ):
             old = image_store(data=client.fetch_cutout(ra=150.0, dec=2.0, d25_arcmin=1.0).data, **kwargs)
             old_path = Path(old.file.path)
-        with mock.patch("inference.tasks.predict_galaxy_task.delay"), django_capture_on_commit_callbacks(execute=True):
+        with (
+            mock.patch("inference.tasks.predict_pending_task.apply_async"),
+            django_capture_on_commit_callbacks(execute=True),
+        ):
             new = image_store(data=client.fetch_cutout(ra=150.0, dec=2.0, d25_arcmin=3.0).data, **kwargs)
         assert new.pk == old.pk and new.file.name != old.file.name
         assert not old_path.exists()
@@ -422,17 +431,23 @@ class TestCommand:
 
 
 class TestInferenceHandOff:
-    def test_a_new_colour_image_is_handed_to_inference_after_commit(self, standin, django_capture_on_commit_callbacks):
+    def test_a_new_colour_image_is_handed_to_inference_after_commit(
+        self, standin, settings, django_capture_on_commit_callbacks
+    ):
+        cache.delete(PENDING_FLAG)
         galaxy = new_galaxy()
         with (
-            mock.patch("inference.tasks.predict_galaxy_task.delay") as predict,
+            mock.patch("inference.tasks.predict_pending_task.apply_async") as predict,
             django_capture_on_commit_callbacks(execute=True),
         ):
             acquire_galaxy.delay(galaxy.pk)
             assert not predict.called  # not before the commit
-        predict.assert_called_once_with(galaxy.pk)
+        predict.assert_called_once_with(countdown=settings.GIZ_PREDICT_BATCH_WAIT_S)
+        image = GalaxyImage.objects.get(galaxy=galaxy, band="color")
+        assert list(PendingPrediction.objects.values_list("image_id", flat=True)) == [image.pk]
+        cache.delete(PENDING_FLAG)
         with (
-            mock.patch("inference.tasks.predict_galaxy_task.delay") as predict,
+            mock.patch("inference.tasks.predict_pending_task.apply_async") as predict,
             django_capture_on_commit_callbacks(execute=True),
         ):
             acquire_galaxy.delay(galaxy.pk)  # nothing new stored
@@ -441,14 +456,18 @@ class TestInferenceHandOff:
     def test_a_broker_failure_in_the_hand_off_does_not_fail_the_acquisition(
         self, standin, django_capture_on_commit_callbacks
     ):
+        cache.delete(PENDING_FLAG)
         galaxy = new_galaxy()
         with (
-            mock.patch("inference.tasks.predict_galaxy_task.delay", side_effect=OSError("broker down")),
+            mock.patch("inference.tasks.predict_pending_task.apply_async", side_effect=OSError("broker down")),
             django_capture_on_commit_callbacks(execute=True),
         ):
             acquire_galaxy.delay(galaxy.pk)
         galaxy.refresh_from_db()
         assert galaxy.state == Galaxy.State.READY
+        assert PendingPrediction.objects.filter(image__galaxy=galaxy).exists()  # the backstop will predict it
+        assert cache.add(PENDING_FLAG, True)  # not left set: the next image stored asks again
+        cache.delete(PENDING_FLAG)
 
 
 class TestSynchronousServices:

@@ -198,6 +198,7 @@ CELERY_TASK_ROUTES = {
     "acquisition.tasks.acquire_galaxy": {"queue": "acquisition"},
     "acquisition.tasks.acquire_job": {"queue": "acquisition"},
     "inference.tasks.predict_galaxy_task": {"queue": "inference"},
+    "inference.tasks.predict_pending_task": {"queue": "inference"},
     # Beat's prediction backstop predicts a whole batch itself: bulk work, not a quick check.
     "inference.tasks.predict_missing": {"queue": "inference"},
     "inference.tasks.inference_job_task": {"queue": "inference"},
@@ -318,6 +319,9 @@ GIZ_TRAINING_PROFILE = env_str("GIZ_TRAINING_PROFILE", "standard")
 GIZ_TRAINING_HEARTBEAT_S = env_float("GIZ_TRAINING_HEARTBEAT_S", 15.0, minimum=0.05)
 GIZ_TRAINING_STALE_S = env_int("GIZ_TRAINING_STALE_S", 60, minimum=60)
 GIZ_INFERENCE_BATCH_SIZE = env_int("GIZ_INFERENCE_BATCH_SIZE", 64, minimum=1)
+# Newly stored images are predicted in batches: the first image of a burst queues a task that waits this long
+# (seconds) for the others, then predicts up to GIZ_INFERENCE_BATCH_SIZE of them in one pass.
+GIZ_PREDICT_BATCH_WAIT_S = env_float("GIZ_PREDICT_BATCH_WAIT_S", 5.0, minimum=0.0)
 
 # ------------------------------------------------------------------------------ Domain: SDSS acquisition
 GIZ_SDSS_CUTOUT_BASE_URL = env_str("GIZ_SDSS_CUTOUT_BASE_URL", "https://skyserver.sdss.org")
