@@ -4,6 +4,7 @@
 import hashlib
 import logging
 import random
+import time
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -357,8 +358,9 @@ class TestJobs:
                 acquire_missing.apply()
             return queued
 
-        assert backstop_at(55) == []  # its task could still be running: the hard time limit is 50 s
-        # Beat runs the backstop every minute: the first run after the claim went stale queues it once.
+        # Its lease was renewed while the task lived, so until GIZ_ACQUIRE_FETCH_STALE_S after its death the
+        # galaxy is left alone; beat runs the backstop every minute: the first run after that queues it once.
+        assert backstop_at(settings.GIZ_ACQUIRE_FETCH_STALE_S - 1) == []
         schedule = settings.CELERY_BEAT_SCHEDULE["acquire-missing-images"]["schedule"]
         assert backstop_at(settings.GIZ_ACQUIRE_FETCH_STALE_S + schedule) == [killed.pk] and schedule <= 60
         assert settings.GIZ_ACQUIRE_FETCH_STALE_S + schedule <= 120
@@ -367,6 +369,21 @@ class TestJobs:
         acquire_galaxy.apply(args=[killed.pk])
         killed.refresh_from_db()
         assert killed.state == Galaxy.State.READY and standin.stats() == {"cutout:ok": 1}
+
+    @pytest.mark.django_db(transaction=True)
+    def test_a_live_fetch_keeps_its_galaxy_however_long_it_takes_and_loses_it_soon_after_dying(self, settings):
+        settings.GIZ_ACQUIRE_FETCH_STALE_S = 0.6  # renewed every 0.2 s
+        galaxy = new_galaxy(state=Galaxy.State.ACQUIRING)
+        queued = []
+        with mock.patch.object(acquire_galaxy, "delay", queued.append):
+            with services.galaxy_acquisition_leased(galaxy_id=galaxy.pk):
+                for _ in range(3):  # a fetch five times as long as the lease
+                    time.sleep(0.5)
+                    acquire_missing.apply()
+                assert queued == []
+            time.sleep(0.8)  # the renewals stopped: the lease lapses as it would after a SIGKILL
+            acquire_missing.apply()
+        assert queued == [galaxy.pk]
 
     def test_a_galaxy_waiting_to_retry_is_not_queued_again(self, standin, settings):
         settings.GIZ_SDSS_BACKOFF_BASE_S = 400.0

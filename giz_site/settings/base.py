@@ -338,9 +338,9 @@ GIZ_SDSS_BACKOFF_BASE_S = env_float("GIZ_SDSS_BACKOFF_BASE_S", 2.0, minimum=0.0)
 GIZ_SDSS_BACKOFF_MAX_S = env_float("GIZ_SDSS_BACKOFF_MAX_S", 600.0, minimum=0.0)
 GIZ_ACQUIRE_BACKSTOP_BATCH = env_int("GIZ_ACQUIRE_BACKSTOP_BATCH", 500, minimum=1)  # galaxies per beat run
 GIZ_ACQUIRE_STALE_S = env_int("GIZ_ACQUIRE_STALE_S", 1800, minimum=60)  # claimed, never started: queued again
-# A started fetch silent this long (its task died) is queued again by the next backstop: recovered within
-# this plus the backstop's period (60 s). At least 60: acquire_galaxy's hard time limit (50 s) must stay under it.
-GIZ_ACQUIRE_FETCH_STALE_S = env_int("GIZ_ACQUIRE_FETCH_STALE_S", 60, minimum=60)
+# A started fetch whose lease lapsed (its task renews it every third of this while it lives, so: its process died)
+# is queued again by the next backstop: a killed fetch is recovered within this plus the backstop's period (60 s).
+GIZ_ACQUIRE_FETCH_STALE_S = env_int("GIZ_ACQUIRE_FETCH_STALE_S", 20, minimum=3)
 
 # ------------------------------------------------------------------------------ Logging
 LOGGING = {
