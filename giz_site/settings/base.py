@@ -299,6 +299,9 @@ GIZ_VOTES_TO_RETIRE = env_int("GIZ_VOTES_TO_RETIRE", 3, minimum=1)
 GIZ_VOTES_MAX = env_int("GIZ_VOTES_MAX", 9, minimum=1)
 # How long a served galaxy stays reserved for its volunteer (s).
 GIZ_ASSIGNMENT_TTL_S = env_int("GIZ_ASSIGNMENT_TTL_S", 1800, minimum=60)
+# Each web process keeps what every assignment or vote reads and what changes rarely (the active standards, the
+# volunteer model's parameters from the last refit) this long: a staff edit or a refit shows everywhere within it.
+GIZ_PROCESS_CACHE_S = env_float("GIZ_PROCESS_CACHE_S", 30.0, minimum=0.0)
 # A missing or stale CSRF token gets a page that tells the volunteer what to do, not Django's bare 403.
 CSRF_FAILURE_VIEW = "labeling.views.csrf_failure"
 
