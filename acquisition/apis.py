@@ -1,5 +1,8 @@
 """REST API of what shows images: standards, the volunteer's next assignment, fetching a galaxy's images (staff)."""
 
+from urllib.parse import urljoin
+
+from django.db.models import prefetch_related_objects
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -13,7 +16,8 @@ from acquisition.services import galaxy_acquire_now
 from giz_site.api_pagination import paginated_response, paginated_serializer, pagination_parameters
 from giz_site.api_permissions import IsStaff, IsVolunteer
 from giz_site.api_schema import pgc_path_parameter
-from labeling.models import Assignment, Galaxy, StandardGalaxy
+from giz_site.process_cache import ProcessCache
+from labeling.models import Galaxy, StandardGalaxy
 from labeling.selectors import assignment_page_data
 from labeling.services import assignment_next
 
@@ -63,6 +67,20 @@ class StandardListApi(APIView):
         )
 
 
+def _standards_serialized(base_url: str) -> dict[int, dict]:
+    """Every active standard as StandardListApi shows it, by id, its image URLs absolute on `base_url`."""
+    data = StandardListApi.OutputSerializer(standards_with_images(), many=True, context={}).data
+    for standard in data:
+        for image in standard["images"]:
+            image["url"] = urljoin(base_url, image["url"])
+    return {standard["id"]: standard for standard in data}
+
+
+# An assignment shows dozens of the few hundred standards, each with its images: serialized once per process and
+# host for GIZ_PROCESS_CACHE_S rather than on every request.
+_standards_shown = ProcessCache(_standards_serialized, seconds_setting="GIZ_PROCESS_CACHE_S")
+
+
 class AssignmentGalaxyOutputSerializer(serializers.ModelSerializer):
     """The galaxy to label: no consensus, known value, b/a or position angle (they bias or give the answer away)."""
 
@@ -97,8 +115,15 @@ class AssignmentNextApi(APIView):
 
         @extend_schema_field(StandardListApi.OutputSerializer(many=True))
         def get_standards(self, assignment) -> list[dict]:
-            standards = standards_with_images(ids=assignment.standard_ids).order_by("inclination", "id")
-            return StandardListApi.OutputSerializer(standards, many=True, context=self.context).data
+            request = self.context["request"]
+            active = _standards_shown.get(request.build_absolute_uri("/"))
+            missing = [sid for sid in assignment.standard_ids if sid not in active]  # deactivated since drawn
+            shown = [active[sid] for sid in assignment.standard_ids if sid in active]
+            if missing:
+                shown += StandardListApi.OutputSerializer(
+                    standards_with_images(ids=missing), many=True, context=self.context
+                ).data
+            return sorted(shown, key=lambda s: (s["inclination"], s["id"]))
 
         def get_grid(self, assignment) -> dict[str, int]:
             shown = assignment_page_data(assignment=assignment)["standards"]
@@ -109,9 +134,7 @@ class AssignmentNextApi(APIView):
         assignment = assignment_next(volunteer=request.user)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        assignment = (
-            Assignment.objects.select_related("galaxy").prefetch_related("galaxy__images").get(pk=assignment.pk)
-        )
+        prefetch_related_objects([assignment.galaxy], "images")  # the galaxy came with the assignment
         return Response(self.OutputSerializer(assignment, context={"request": request}).data)
 
 

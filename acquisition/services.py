@@ -7,8 +7,10 @@ import io
 import logging
 import os
 import random
+import threading
 import uuid
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
@@ -17,7 +19,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import BooleanField, Case, F, Max, Q, QuerySet, Value, When
 from django.utils import timezone
 
@@ -374,6 +376,37 @@ def galaxy_acquisition_lease(*, galaxy_id: int, seconds: float) -> None:
     Galaxy.objects.filter(pk=galaxy_id, state=Galaxy.State.ACQUIRING).update(
         updated_at=lost_at - timedelta(seconds=settings.GIZ_ACQUIRE_STALE_S)
     )
+
+
+@contextmanager
+def galaxy_acquisition_leased(*, galaxy_id: int):
+    """Hold an 'acquiring' galaxy for the task fetching it while the body runs: the lease of
+    GIZ_ACQUIRE_FETCH_STALE_S is renewed from a thread every third of it, so it lapses that long after the process
+    dies (SIGKILL, the hard time limit, a lost machine) and never while it lives, however slow SDSS answers.
+    """
+    seconds = settings.GIZ_ACQUIRE_FETCH_STALE_S
+    galaxy_acquisition_lease(galaxy_id=galaxy_id, seconds=seconds)
+    stop = threading.Event()
+
+    def renew() -> None:
+        try:
+            while not stop.wait(seconds / 3):
+                try:
+                    galaxy_acquisition_lease(galaxy_id=galaxy_id, seconds=seconds)
+                except DatabaseError:
+                    logger.warning("Galaxy %s: acquisition lease not renewed", galaxy_id, exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=renew, name=f"acquire-{galaxy_id}-lease", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        # Bounded: a renewal waiting on the galaxy's row lock ends when its holder commits; the body's own
+        # transactions are committed by now, so the wait is short (a test's enclosing transaction is the exception).
+        thread.join(timeout=10)
 
 
 def _galaxies_claim(candidates: QuerySet[Galaxy]) -> list[int]:

@@ -23,8 +23,8 @@ logger = logging.getLogger(__name__)
     name="acquisition.tasks.acquire_galaxy",
     max_retries=None,  # the limit is GIZ_SDSS_MAX_RETRIES, checked below so the reason gets recorded
     ignore_result=True,
-    # One galaxy is a few requests: seconds. The hard limit stays under GIZ_ACQUIRE_FETCH_STALE_S (at least 60),
-    # so a galaxy is never queued again while its task still runs; a slow fetch is retried, keeping what it stored.
+    # One galaxy is a few requests: seconds. A slow fetch is retried, keeping what it stored. While the task runs
+    # it renews the galaxy's lease (GIZ_ACQUIRE_FETCH_STALE_S), so the galaxy is never queued again meanwhile.
     soft_time_limit=40,
     time_limit=50,
 )
@@ -38,9 +38,10 @@ def acquire_galaxy(self, galaxy_id: int, job_id: int | None = None) -> str:
         logger.warning("acquire_galaxy: galaxy %s no longer exists", galaxy_id)
         return "missing"
     attempt = self.request.retries + 1
-    services.galaxy_acquisition_lease(galaxy_id=galaxy_id, seconds=settings.GIZ_ACQUIRE_FETCH_STALE_S)
     try:
-        services.galaxy_acquire(galaxy=galaxy, client=services.sdss_client())
+        # The lease ends with the block, before a retry's longer one is set below.
+        with services.galaxy_acquisition_leased(galaxy_id=galaxy_id):
+            services.galaxy_acquire(galaxy=galaxy, client=services.sdss_client())
     except SdssError as exc:
         retries = settings.GIZ_SDSS_BLANK_RETRIES if exc.blank else settings.GIZ_SDSS_MAX_RETRIES
         if not exc.permanent and self.request.retries < retries:

@@ -46,7 +46,16 @@ def parse_args():
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--gunicorn-workers", type=int, default=4)
+    parser.add_argument(
+        "--client",
+        choices=["api", "page"],
+        default="api",
+        help="api: GET /api/assignments/next/ + POST /api/votes/ with a token; page: /label/ and its form",
+    )
+    parser.add_argument("--warmup", type=float, default=10.0, help="seconds of load before the measured window")
     parser.add_argument("--refill", action="store_true")
+    parser.add_argument("--fill-only", action="store_true", help="fill the database and stop")
+    parser.add_argument("--skip-services", action="store_true", help="no in-process service timings")
     parser.add_argument("--skip-consensus", action="store_true")
     parser.add_argument("--skip-load-test", action="store_true", help="no gunicorn run (service calls only)")
     parser.add_argument("--out", default=str(REPO / "docs" / "bench" / "labeling.md"))
@@ -322,8 +331,96 @@ def session_for(user) -> str:
     return session.session_key
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux /proc; no psutil needed)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and its child processes (gunicorn's master and workers)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == root:
+                children.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue  # a process that ended while we looked
+    return [root, *children]
+
+
+def own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def api_round(http, base: str, outcomes: Counter, lock) -> tuple[int, str] | None:
+    """One volunteer round through the API: the next assignment, then a vote between two neighbours shown."""
+    page = http.get(f"{base}/api/assignments/next/", timeout=30)
+    if page.status_code != 200:
+        with lock:
+            outcomes[f"next {page.status_code}"] += 1
+        time.sleep(0.2)
+        return None
+    data = page.json()
+    shown = sorted(data["standards"], key=lambda s: s["inclination"])
+    k = random.randrange(1, len(shown))
+    form = {
+        "token": data["token"],
+        "inclination": round((shown[k - 1]["inclination"] + shown[k]["inclination"]) / 2, 1),
+        "left_standard_id": shown[k - 1]["id"],
+        "right_standard_id": shown[k]["id"],
+        "flag": "",
+        "seconds_taken": 30,
+    }
+    response = http.post(f"{base}/api/votes/", json=form, timeout=30)
+    with lock:
+        outcomes[f"vote {response.status_code}"] += 1
+    if random.random() < 0.05:  # a double submission: must be refused, never saved twice
+        again = http.post(f"{base}/api/votes/", json=form, timeout=30)
+        with lock:
+            outcomes[f"resubmitted {again.status_code}"] += 1
+    return (response.status_code == 201, data["token"])
+
+
+def page_round(http, base: str, outcomes: Counter, lock) -> tuple[int, str] | None:
+    """One volunteer round through the website: /label/, then its form posted to /label/vote/."""
+    page = http.get(f"{base}/label/", timeout=30)
+    match = PAGE_DATA.search(page.text)
+    if page.status_code != 200 or not match:
+        with lock:
+            outcomes[f"page {page.status_code}{'' if match else ' no galaxy'}"] += 1
+        time.sleep(0.2)
+        return None
+    data = json.loads(match.group(1))
+    shown = sorted(data["standards"].values(), key=lambda s: s["inclination"])
+    k = random.randrange(1, len(shown))
+    form = {
+        "csrfmiddlewaretoken": TOKEN.search(page.text).group(1),
+        "token": data["token"],
+        "galaxy": str(data["galaxy"]["id"]),
+        "inclination": f"{(shown[k - 1]['inclination'] + shown[k]['inclination']) / 2:.1f}",
+        "left_standard": str(shown[k - 1]["id"]),
+        "right_standard": str(shown[k]["id"]),
+        "flag": "",
+        "seconds_taken": "30",
+    }
+    headers = {"Referer": f"{base}/label/"}
+    response = http.post(f"{base}/label/vote/", data=form, headers=headers, allow_redirects=False)
+    with lock:
+        outcomes[f"vote {response.status_code}"] += 1
+    if random.random() < 0.05:  # a double submission: must be refused, never saved twice
+        again = http.post(f"{base}/label/vote/", data=form, headers=headers, allow_redirects=False)
+        with lock:
+            outcomes[f"resubmitted {again.status_code}"] += 1
+    return (response.status_code == 302, data["token"])
+
+
 def load_test() -> dict:
+    """--clients volunteers against gunicorn: --warmup seconds, then a --duration window in which the CPU time of
+    the web processes (gunicorn's master and workers, from /proc) and of this load generator are measured."""
     import requests
+    from rest_framework.authtoken.models import Token
 
     port = free_port()
     env = {**os.environ, "DATABASE_URL": DATABASE_URL, "DJANGO_SETTINGS_MODULE": os.environ["DJANGO_SETTINGS_MODULE"]}
@@ -351,6 +448,7 @@ def load_test() -> dict:
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
+    one_round = api_round if ARGS.client == "api" else page_round
     try:
         for _ in range(120):
             try:
@@ -361,62 +459,56 @@ def load_test() -> dict:
         else:
             raise SystemExit(f"gunicorn did not answer; see {log.name}")
         users = random.sample(volunteers(), ARGS.clients)
-        sessions = [session_for(u) for u in users]
         started_at = datetime.now(UTC)
-        deadline = time.monotonic() + ARGS.duration
+        stop = threading.Event()
         accepted: list[tuple[int, str]] = []
         outcomes = Counter()
+        rounds = [0]
         latencies = []
         lock = threading.Lock()
 
-        def volunteer(user, session_key):
+        def volunteer(user):
             http = requests.Session()
-            http.cookies.set("sessionid", session_key)
-            while time.monotonic() < deadline:
+            if ARGS.client == "api":
+                http.headers["Authorization"] = f"Token {Token.objects.get_or_create(user=user)[0].key}"
+            else:
+                http.cookies.set("sessionid", session_for(user))
+            while not stop.is_set():
                 try:
                     t0 = time.perf_counter()
-                    page = http.get(f"{base}/label/", timeout=30)
-                    match = PAGE_DATA.search(page.text)
-                    if page.status_code != 200 or not match:
-                        with lock:
-                            outcomes[f"page {page.status_code}{'' if match else ' no galaxy'}"] += 1
-                        time.sleep(0.2)
+                    result = one_round(http, base, outcomes, lock)
+                    if result is None:
                         continue
-                    data = json.loads(match.group(1))
-                    shown = sorted(data["standards"].values(), key=lambda s: s["inclination"])
-                    k = random.randrange(1, len(shown))
-                    form = {
-                        "csrfmiddlewaretoken": TOKEN.search(page.text).group(1),
-                        "token": data["token"],
-                        "galaxy": str(data["galaxy"]["id"]),
-                        "inclination": f"{(shown[k - 1]['inclination'] + shown[k]['inclination']) / 2:.1f}",
-                        "left_standard": str(shown[k - 1]["id"]),
-                        "right_standard": str(shown[k]["id"]),
-                        "flag": "",
-                        "seconds_taken": "30",
-                    }
-                    headers = {"Referer": f"{base}/label/"}
-                    response = http.post(f"{base}/label/vote/", data=form, headers=headers, allow_redirects=False)
-                    latencies.append((time.perf_counter() - t0) * 1000)
+                    ok, token = result
                     with lock:
-                        outcomes[f"vote {response.status_code}"] += 1
-                        if response.status_code == 302:
-                            accepted.append((user.pk, data["token"]))
-                    if random.random() < 0.05:  # a double submission: must be refused, never saved twice
-                        again = http.post(f"{base}/label/vote/", data=form, headers=headers, allow_redirects=False)
-                        with lock:
-                            outcomes[f"resubmitted {again.status_code}"] += 1
+                        latencies.append((time.perf_counter() - t0) * 1000)
+                        rounds[0] += 1
+                        if ok:
+                            accepted.append((user.pk, token))
                 except requests.RequestException as error:
                     with lock:
                         outcomes[f"error {type(error).__name__}"] += 1
 
-        threads = [threading.Thread(target=volunteer, args=(u, s)) for u, s in zip(users, sessions, strict=True)]
-        t0 = time.perf_counter()
+        threads = [threading.Thread(target=volunteer, args=(u,)) for u in users]
         for thread in threads:
             thread.start()
-        for thread in tqdm(threads, desc=f"{ARGS.clients} volunteers for {ARGS.duration:.0f} s", unit="client"):
+        time.sleep(ARGS.warmup)  # every worker has imported and connected; caches are warm
+        pids = process_tree(server.pid)
+        with lock:
+            rounds0, votes0, lat0 = rounds[0], len(accepted), len(latencies)
+        web0, own0, t0 = sum(cpu_seconds(p) for p in pids), own_cpu_seconds(), time.perf_counter()
+        load0 = os.getloadavg()
+        with tqdm(total=ARGS.duration, desc=f"{ARGS.clients} volunteers ({ARGS.client})", unit="s") as bar:
+            while (waited := time.perf_counter() - t0) < ARGS.duration:
+                time.sleep(min(1.0, ARGS.duration - waited))
+                bar.update(min(1.0, ARGS.duration - bar.n))
+        with lock:
+            rounds1, votes1, window_latencies = rounds[0], len(accepted), latencies[lat0:]
+        web1, own1, elapsed = sum(cpu_seconds(p) for p in pids), own_cpu_seconds(), time.perf_counter() - t0
+        load1 = os.getloadavg()
+        stop.set()
+        for thread in threads:
             thread.join()
-        elapsed = time.perf_counter() - t0
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -432,13 +524,19 @@ def load_test() -> dict:
     )
     return {
         "elapsed": elapsed,
+        "rounds": rounds1 - rounds0,
+        "votes": votes1 - votes0,
+        "web_cpu": web1 - web0,
+        "own_cpu": own1 - own0,
+        "web_processes": len(pids),
+        "loadavg": (load0, load1),
         "accepted": len(accepted),
         "unique_tokens": len(set(tokens)),
         "tokens_used": used,
         "saved": saved,
         "distinct_pairs": per_pair,
         "outcomes": dict(outcomes),
-        "latency": latencies,
+        "latency": window_latencies,
     }
 
 
@@ -447,6 +545,9 @@ def load_test() -> dict:
 
 def main():
     fill_seconds = fill()
+    if ARGS.fill_only:
+        print(f"filled in {fill_seconds:.0f} s")
+        return
     counts = {
         "galaxies": Galaxy.objects.count(),
         "votes": Vote.objects.count(),
@@ -469,7 +570,7 @@ def main():
             finished_at=now,
             message="bench: stands for the last retraining",
         )
-    service = measure_services()
+    service = None if ARGS.skip_services else measure_services()
     consensus = None if ARGS.skip_consensus else measure_consensus()
     load = None if ARGS.skip_load_test else load_test()
 
@@ -477,25 +578,28 @@ def main():
         "## Labeling (issue 4)",
         "",
         f"Command: `.venv/bin/python -m bench.bench_labeling --galaxies {ARGS.galaxies} "
-        f"--votes-per-galaxy {ARGS.votes_per_galaxy} --duration {ARGS.duration:.0f}`  ",
+        f"--votes-per-galaxy {ARGS.votes_per_galaxy} --duration {ARGS.duration:.0f} --client {ARGS.client}`  ",
         f"Machine: {machine()}; PostgreSQL (same machine); {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.  ",
         "Other engineers' tests and benchmarks were using the same 2 cores during the run.",
         "",
         f"Data: {counts['galaxies']:,} galaxies ({counts['open']:,} still open), {counts['votes']:,} votes, "
         f"{N_VOLUNTEERS:,} volunteers" + (f"; filled in {fill_seconds:.0f} s" if fill_seconds else "") + ".",
         "",
-        "| Server-side call | p50 (ms) | p95 (ms) | target p95 |",
-        "|---|---|---|---|",
-        f"| assignment_next (choose next galaxy) | {pct(service['next'], 50):.1f} | {pct(service['next'], 95):.1f} "
-        f"| {TARGET_MS:.0f} |",
-        f"| vote_submit (record vote + consensus) | {pct(service['vote'], 50):.1f} | {pct(service['vote'], 95):.1f} "
-        f"| {TARGET_MS:.0f} |",
-        f"| naive ORDER BY RANDOM() selection | {pct(service['naive'], 50):.1f} | {pct(service['naive'], 95):.1f} "
-        "| – |",
-        "",
-        f"Naive / ours at p50: {pct(service['naive'], 50) / pct(service['next'], 50):.0f}x.",
-        "",
     ]
+    if service:
+        lines += [
+            "| Server-side call | p50 (ms) | p95 (ms) | target p95 |",
+            "|---|---|---|---|",
+            f"| assignment_next (choose next galaxy) | {pct(service['next'], 50):.1f} "
+            f"| {pct(service['next'], 95):.1f} | {TARGET_MS:.0f} |",
+            f"| vote_submit (record vote + consensus) | {pct(service['vote'], 50):.1f} "
+            f"| {pct(service['vote'], 95):.1f} | {TARGET_MS:.0f} |",
+            f"| naive ORDER BY RANDOM() selection | {pct(service['naive'], 50):.1f} "
+            f"| {pct(service['naive'], 95):.1f} | – |",
+            "",
+            f"Naive / ours at p50: {pct(service['naive'], 50) / pct(service['next'], 50):.0f}x.",
+            "",
+        ]
     if consensus:
         lines += [
             f"Nightly refit of the volunteer model over {counts['votes']:,} votes (read, fit, write, catch-up; "
@@ -518,15 +622,28 @@ def main():
 
 def _load_lines(load: dict) -> list[str]:
     ok = load["saved"] == load["accepted"] == load["unique_tokens"] == load["tokens_used"] == load["distinct_pairs"]
+    rounds = max(load["rounds"], 1)
+    how = "GET /api/assignments/next/ + POST /api/votes/" if ARGS.client == "api" else "/label/ + its form"
     return [
         f"gunicorn ({ARGS.gunicorn_workers} gthread workers x 8 threads), {ARGS.clients} concurrent volunteers "
-        f"for {load['elapsed']:.0f} s, each loading /label/ and posting the form:",
-        f"**{load['accepted'] / load['elapsed']:.1f} votes/s**, page+vote round trip p50 "
-        f"{pct(load['latency'], 50):.0f} ms / p95 {pct(load['latency'], 95):.0f} ms.  ",
-        f"Accepted {load['accepted']}, in the database {load['saved']}, distinct (volunteer, galaxy) "
+        f"({how}), {ARGS.warmup:.0f} s warm-up then a {load['elapsed']:.0f} s window; load average "
+        f"{load['loadavg'][0][0]:.1f} at its start, {load['loadavg'][1][0]:.1f} at its end:",
+        "",
+        "| measured in the window | value |",
+        "|---|---|",
+        f"| rounds (next galaxy + vote) | {load['rounds']} |",
+        f"| votes/s | **{load['votes'] / load['elapsed']:.1f}** |",
+        f"| web CPU (gunicorn master + workers, {load['web_processes']} processes) | {load['web_cpu']:.1f} s "
+        f"= {load['web_cpu'] / load['elapsed']:.2f} cores |",
+        f"| **web CPU per round** | **{1000 * load['web_cpu'] / rounds:.1f} ms** (target <= 15) |",
+        f"| load generator's own CPU (this process, all client threads) | {load['own_cpu']:.1f} s "
+        f"= {1000 * load['own_cpu'] / rounds:.1f} ms per round |",
+        f"| round trip p50 / p95 | {pct(load['latency'], 50):.0f} / {pct(load['latency'], 95):.0f} ms |",
+        "",
+        f"Whole run: accepted {load['accepted']}, in the database {load['saved']}, distinct (volunteer, galaxy) "
         f"{load['distinct_pairs']}, tokens used {load['tokens_used']}: "
         f"{'every accepted vote saved exactly once' if ok else 'MISMATCH'}.  ",
-        f"Outcomes: {load['outcomes']} (resubmitted forms must be 409).",
+        f"Outcomes: {load['outcomes']} (resubmitted votes must be 409).",
     ]
 
 

@@ -170,6 +170,24 @@ class EnsemblePrediction(models.Model):
         return f"{self.galaxy}: {self.median:.1f} +- {self.spread:.1f} deg"
 
 
+class PendingPrediction(models.Model):
+    """A stored colour image waiting for the active ensemble's prediction.
+
+    Written in the same transaction as the image (inference.receivers), so an announcement is never lost with a
+    broker message; a batch task claims up to GIZ_INFERENCE_BATCH_SIZE of them at a time and deletes each in the
+    transaction that stores its prediction. `claim` and `claimed_until` keep a batch's rows from every other batch
+    until its task must have ended (a killed task's rows come back after that).
+    """
+
+    image = models.OneToOneField(GalaxyImage, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    claim = models.UUIDField(null=True, blank=True, db_index=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"prediction of image {self.image_id} pending"
+
+
 class DiscrepancyAlarm(models.Model):
     """Asks staff for a manual look when models disagree with each other or with the volunteers."""
 

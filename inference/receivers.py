@@ -1,5 +1,6 @@
 """Inference's answers to what the apps below it announce; connected by InferenceConfig.ready()."""
 
+from django.conf import settings
 from django.db import transaction
 from django.dispatch import receiver
 
@@ -9,10 +10,12 @@ from labeling.signals import consensus_labels_added
 
 
 @receiver(color_image_stored, dispatch_uid="inference.predict_stored_image")
-def predict_stored_image(sender, *, galaxy_id: int, **kwargs) -> None:
-    # robust: a broker hiccup here is logged, never turns a stored image into a failed task; the beat task
-    # predict_missing picks the galaxy up later.
-    transaction.on_commit(lambda: tasks.predict_galaxy_task.delay(galaxy_id), robust=True)
+def predict_stored_image(sender, *, image_id: int, **kwargs) -> None:
+    # The mark is part of the image's transaction, so it survives a lost message; the task only says "look".
+    # Images stored in a burst share one batch task (tasks.predict_pending_queue). robust: a broker hiccup is
+    # logged, never turns a stored image into a failed task; the beat task predict_missing runs the marks later.
+    services.predictions_pending_mark(image_ids=[image_id])
+    transaction.on_commit(lambda: tasks.predict_pending_queue(countdown=settings.GIZ_PREDICT_BATCH_WAIT_S), robust=True)
 
 
 @receiver(consensus_labels_added, dispatch_uid="inference.count_new_labels")

@@ -1,9 +1,11 @@
 """Celery tasks of the inference area: thin, taking ids; the work is in inference.services."""
 
 import logging
+import time
 
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
 
 from giz_site.exceptions import ApplicationError
 from inference import catalog_services, imaging, selectors, services, table_jobs
@@ -17,7 +19,11 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="inference.tasks.predict_galaxy_task", ignore_result=True, soft_time_limit=120, time_limit=180)
 def predict_galaxy_task(galaxy_id: int) -> str:
-    """Predict a newly acquired galaxy with the active ensemble (raises alarms, refreshes its priority)."""
+    """Predict one galaxy with the active ensemble (raises alarms, refreshes its priority).
+
+    New images go through predict_pending_task in batches; this stays for messages already queued and callers
+    that name one galaxy.
+    """
     galaxy = Galaxy.objects.filter(pk=galaxy_id).first()
     if galaxy is None:
         return "missing"
@@ -30,21 +36,60 @@ def predict_galaxy_task(galaxy_id: int) -> str:
     return "ok"
 
 
+PENDING_FLAG = "inference.predict_pending_task:queued"
+PENDING_SOFT_S, PENDING_HARD_S = 150, 180
+
+
+def predict_pending_queue(*, countdown: float) -> bool:
+    """Queue a batch of the images waiting for a prediction, unless one is already on its way.
+
+    The images of a burst (a job's fetches, a render) share one task: the first asks, the task waits `countdown`
+    seconds for the rest, and the others find the flag set. cache.add is atomic in the shared cache; the flag also
+    expires, so a lost message holds nudges back for a minute at most (predict_missing runs the marks anyway).
+    """
+    if not cache.add(PENDING_FLAG, True, timeout=countdown + 60):
+        return False
+    try:
+        predict_pending_task.apply_async(countdown=countdown)
+    except Exception:
+        cache.delete(PENDING_FLAG)  # not sent: the next image stored asks again
+        raise
+    return True
+
+
+@shared_task(
+    name="inference.tasks.predict_pending_task",
+    ignore_result=True,
+    soft_time_limit=PENDING_SOFT_S,
+    time_limit=PENDING_HARD_S,
+)
+def predict_pending_task() -> int:
+    """Predict up to GIZ_INFERENCE_BATCH_SIZE newly stored images in one pass; queue the next batch if more wait."""
+    cache.delete(PENDING_FLAG)  # an image stored from now on may come after this batch's claim: it asks again
+    size = settings.GIZ_INFERENCE_BATCH_SIZE
+    # The claim outlives this task's hard limit, so a batch is never taken twice while its task may still run.
+    batch = services.predictions_pending_run(limit=size, lease_s=PENDING_HARD_S + 30)
+    if batch.waiting:
+        logger.warning("predict_pending_task: no active model; %s images wait", batch.claimed)
+    elif batch.claimed == size:
+        predict_pending_queue(countdown=0)
+    return batch.predicted
+
+
 @shared_task(name="inference.tasks.predict_missing", ignore_result=True, soft_time_limit=240, time_limit=290)
 def predict_missing() -> int:
-    """Beat backstop: predict galaxies with a colour image but no prediction (an announcement lost on the way)."""
-    galaxy_ids = selectors.galaxies_without_prediction(limit=settings.GIZ_INFERENCE_BATCH_SIZE)
-    if not galaxy_ids:
-        return 0
-    try:
-        outcomes = services.predict_galaxies(galaxies=list(Galaxy.objects.filter(pk__in=galaxy_ids)))
-    except ApplicationError as exc:  # no active model yet: nothing to do until there is one
-        logger.warning("predict_missing: %s", exc.message)
-        return 0
-    failed = [outcome for outcome in outcomes if not isinstance(outcome, services.EnsembleResult)]
-    if failed:
-        logger.warning("predict_missing: %s of %s galaxies could not be predicted", len(failed), len(outcomes))
-    return len(outcomes) - len(failed)
+    """Beat backstop: predict images still waiting (a lost message, a killed batch) and galaxies never predicted."""
+    size = settings.GIZ_INFERENCE_BATCH_SIZE
+    services.predictions_missing_mark(galaxy_ids=selectors.galaxies_without_prediction(limit=size))
+    predicted, started = 0, time.monotonic()
+    while time.monotonic() - started < 120:  # room under the soft limit for one more batch
+        batch = services.predictions_pending_run(limit=size, lease_s=290 + 30)
+        predicted += batch.predicted
+        if batch.waiting:
+            logger.warning("predict_missing: no active model; %s images wait", batch.claimed)
+        if batch.waiting or batch.claimed < size:
+            break
+    return predicted
 
 
 # A job cut short by its limit keeps its results; queueing this task again for it continues where it stopped.

@@ -7,6 +7,7 @@ from django.core.files.storage import default_storage
 from django.db.models import Avg, Count, F, Q, QuerySet, Value
 from django.db.models.functions import Abs, Replace
 
+from giz_site.process_cache import ProcessCache
 from labeling import consensus as maths
 from labeling import volunteer_model as vm
 from labeling.models import (
@@ -42,6 +43,19 @@ def model_state() -> ModelState:
         start = vm.ModelSettings()
         return ModelState(start.growth, (1 / 3, 1 / 3, 1 / 3), start.sigma_typical)
     return ModelState(run["growth"], tuple(run["class_prior"]), run["sigma_typical"])
+
+
+# Every vote's posterior needs them; a refit publishes new ones once a night.
+_model_state_kept = ProcessCache(lambda _: model_state(), seconds_setting="GIZ_PROCESS_CACHE_S")
+
+
+def model_state_kept() -> ModelState:
+    """model_state() as this process last read it, at most GIZ_PROCESS_CACHE_S ago (for the per-vote posterior).
+
+    A refit's own catch-up reads model_state() afresh; a web process may go on with the previous parameters for
+    that long after a refit published new ones (the next vote on a galaxy, or the next refit, uses them).
+    """
+    return _model_state_kept.get()
 
 
 CONSENSUS_METHOD = "volunteer_model"  # labeling.volunteer_model: per-volunteer bias and sigma, fitted to every vote
@@ -81,13 +95,42 @@ def color_image_urls(*, galaxy_ids) -> dict[int, str]:
     return {pk: default_storage.url(name) for pk, name in names}
 
 
-def standards_shown(*, standard_ids) -> dict[int, dict]:
-    """standard id -> {id, inclination, url} for the page, in two queries."""
-    standards = list(StandardGalaxy.objects.filter(id__in=list(standard_ids)).values("id", "inclination", "galaxy_id"))
-    urls = color_image_urls(galaxy_ids=[s["galaxy_id"] for s in standards])
+def _standards_read(ids=None) -> dict[int, dict]:
+    standards = StandardGalaxy.objects.filter(active=True) if ids is None else StandardGalaxy.objects.filter(id__in=ids)
+    rows = standards.values_list("id", "inclination", "galaxy_id", "galaxy__color_image")
     return {
-        s["id"]: {"id": s["id"], "inclination": round(s["inclination"], 1), "url": urls.get(s["galaxy_id"], "")}
-        for s in standards
+        sid: {
+            "id": sid,
+            "inclination": round(inclination, 1),
+            "exact_inclination": inclination,
+            "galaxy_id": galaxy_id,
+            "url": default_storage.url(name) if name else "",
+        }
+        for sid, inclination, galaxy_id, name in rows
+    }
+
+
+# Every assignment draws and shows dozens of the few hundred standards; they change when staff edit them.
+_standards_active = ProcessCache(lambda _: _standards_read(), seconds_setting="GIZ_PROCESS_CACHE_S")
+
+
+def standards_active() -> dict[int, dict]:
+    """Active standards by id: {id, inclination (rounded), exact_inclination, galaxy_id, url of the colour image}.
+
+    Kept per process for GIZ_PROCESS_CACHE_S; do not change the dicts.
+    """
+    return _standards_active.get()
+
+
+def standards_shown(*, standard_ids) -> dict[int, dict]:
+    """standard id -> {id, inclination, url} for the page: the active ones from the process's copy, others read."""
+    active = standards_active()
+    missing = [sid for sid in standard_ids if sid not in active]  # deactivated since the assignment was drawn
+    found = {**active, **_standards_read(missing)} if missing else active
+    return {
+        sid: {"id": sid, "inclination": found[sid]["inclination"], "url": found[sid]["url"]}
+        for sid in standard_ids
+        if sid in found
     }
 
 
@@ -110,7 +153,7 @@ def assignment_page_data(*, assignment: Assignment, draw: dict[int, int] | None 
             "id": galaxy.id,
             "pgc": galaxy.pgc,
             "name": galaxy.name,
-            "url": color_image_urls(galaxy_ids=[galaxy.id]).get(galaxy.id, ""),
+            "url": default_storage.url(galaxy.color_image) if galaxy.color_image else "",
         },
         "standards": {str(degree): shown[sid] for degree, sid in sorted(draw.items()) if sid in shown},
     }

@@ -113,6 +113,42 @@ def celery_worker(*, broker: str, queues: str | None = None, extra_env: dict | N
             process.kill()
 
 
+@contextlib.contextmanager
+def celery_beat(*, broker: str, extra_env: dict | None = None, timeout: float = 90):
+    """Run `celery beat` (the settings' database scheduler and schedule) against the test database; stop it after."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "giz_site.settings.worker_under_test",
+        "DATABASE_URL": database_url(),
+        "GIZ_TEST_BROKER_URL": broker,
+        **(extra_env or {}),
+    }
+    log = Path(os.environ["GIZ_DATA_DIR"]) / f"beat-{time.monotonic_ns()}.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "giz_site", "beat", "--loglevel=INFO"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while "beat: Starting..." not in log.read_text():
+            if process.poll() is not None:
+                pytest.fail(f"celery beat exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"celery beat not started after {timeout}s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def wait_for(predicate, *, timeout: float = 60, interval: float = 0.2, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -4,12 +4,14 @@
 import hashlib
 import logging
 import random
+import time
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 from unittest import mock
 
 import pytest
+from django.core.cache import cache
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -24,6 +26,8 @@ from acquisition.services import (
 )
 from acquisition.tasks import acquire_galaxy, acquire_job, acquire_missing
 from giz_site.exceptions import ApplicationError
+from inference.models import PendingPrediction
+from inference.tasks import PENDING_FLAG
 from labeling.models import Galaxy
 from tests.acquisition_fixtures import media_files, standin, standin_server  # noqa: F401
 from tests.factories import AcquisitionJobFactory, GalaxyFactory
@@ -182,10 +186,16 @@ class TestIdempotency:
         galaxy = new_galaxy()
         client = services.sdss_client()
         kwargs = {"galaxy": galaxy, "band": "color", "format": "jpeg", "source": "sdss", "pixel_scale": 0.25}
-        with mock.patch("inference.tasks.predict_galaxy_task.delay"), django_capture_on_commit_callbacks(execute=True):
+        with (
+            mock.patch("inference.tasks.predict_pending_task.apply_async"),
+            django_capture_on_commit_callbacks(execute=True),
+        ):
             old = image_store(data=client.fetch_cutout(ra=150.0, dec=2.0, d25_arcmin=1.0).data, **kwargs)
             old_path = Path(old.file.path)
-        with mock.patch("inference.tasks.predict_galaxy_task.delay"), django_capture_on_commit_callbacks(execute=True):
+        with (
+            mock.patch("inference.tasks.predict_pending_task.apply_async"),
+            django_capture_on_commit_callbacks(execute=True),
+        ):
             new = image_store(data=client.fetch_cutout(ra=150.0, dec=2.0, d25_arcmin=3.0).data, **kwargs)
         assert new.pk == old.pk and new.file.name != old.file.name
         assert not old_path.exists()
@@ -348,8 +358,9 @@ class TestJobs:
                 acquire_missing.apply()
             return queued
 
-        assert backstop_at(55) == []  # its task could still be running: the hard time limit is 50 s
-        # Beat runs the backstop every minute: the first run after the claim went stale queues it once.
+        # Its lease was renewed while the task lived, so until GIZ_ACQUIRE_FETCH_STALE_S after its death the
+        # galaxy is left alone; beat runs the backstop every minute: the first run after that queues it once.
+        assert backstop_at(settings.GIZ_ACQUIRE_FETCH_STALE_S - 1) == []
         schedule = settings.CELERY_BEAT_SCHEDULE["acquire-missing-images"]["schedule"]
         assert backstop_at(settings.GIZ_ACQUIRE_FETCH_STALE_S + schedule) == [killed.pk] and schedule <= 60
         assert settings.GIZ_ACQUIRE_FETCH_STALE_S + schedule <= 120
@@ -358,6 +369,21 @@ class TestJobs:
         acquire_galaxy.apply(args=[killed.pk])
         killed.refresh_from_db()
         assert killed.state == Galaxy.State.READY and standin.stats() == {"cutout:ok": 1}
+
+    @pytest.mark.django_db(transaction=True)
+    def test_a_live_fetch_keeps_its_galaxy_however_long_it_takes_and_loses_it_soon_after_dying(self, settings):
+        settings.GIZ_ACQUIRE_FETCH_STALE_S = 0.6  # renewed every 0.2 s
+        galaxy = new_galaxy(state=Galaxy.State.ACQUIRING)
+        queued = []
+        with mock.patch.object(acquire_galaxy, "delay", queued.append):
+            with services.galaxy_acquisition_leased(galaxy_id=galaxy.pk):
+                for _ in range(3):  # a fetch five times as long as the lease
+                    time.sleep(0.5)
+                    acquire_missing.apply()
+                assert queued == []
+            time.sleep(0.8)  # the renewals stopped: the lease lapses as it would after a SIGKILL
+            acquire_missing.apply()
+        assert queued == [galaxy.pk]
 
     def test_a_galaxy_waiting_to_retry_is_not_queued_again(self, standin, settings):
         settings.GIZ_SDSS_BACKOFF_BASE_S = 400.0
@@ -422,17 +448,23 @@ class TestCommand:
 
 
 class TestInferenceHandOff:
-    def test_a_new_colour_image_is_handed_to_inference_after_commit(self, standin, django_capture_on_commit_callbacks):
+    def test_a_new_colour_image_is_handed_to_inference_after_commit(
+        self, standin, settings, django_capture_on_commit_callbacks
+    ):
+        cache.delete(PENDING_FLAG)
         galaxy = new_galaxy()
         with (
-            mock.patch("inference.tasks.predict_galaxy_task.delay") as predict,
+            mock.patch("inference.tasks.predict_pending_task.apply_async") as predict,
             django_capture_on_commit_callbacks(execute=True),
         ):
             acquire_galaxy.delay(galaxy.pk)
             assert not predict.called  # not before the commit
-        predict.assert_called_once_with(galaxy.pk)
+        predict.assert_called_once_with(countdown=settings.GIZ_PREDICT_BATCH_WAIT_S)
+        image = GalaxyImage.objects.get(galaxy=galaxy, band="color")
+        assert list(PendingPrediction.objects.values_list("image_id", flat=True)) == [image.pk]
+        cache.delete(PENDING_FLAG)
         with (
-            mock.patch("inference.tasks.predict_galaxy_task.delay") as predict,
+            mock.patch("inference.tasks.predict_pending_task.apply_async") as predict,
             django_capture_on_commit_callbacks(execute=True),
         ):
             acquire_galaxy.delay(galaxy.pk)  # nothing new stored
@@ -441,14 +473,18 @@ class TestInferenceHandOff:
     def test_a_broker_failure_in_the_hand_off_does_not_fail_the_acquisition(
         self, standin, django_capture_on_commit_callbacks
     ):
+        cache.delete(PENDING_FLAG)
         galaxy = new_galaxy()
         with (
-            mock.patch("inference.tasks.predict_galaxy_task.delay", side_effect=OSError("broker down")),
+            mock.patch("inference.tasks.predict_pending_task.apply_async", side_effect=OSError("broker down")),
             django_capture_on_commit_callbacks(execute=True),
         ):
             acquire_galaxy.delay(galaxy.pk)
         galaxy.refresh_from_db()
         assert galaxy.state == Galaxy.State.READY
+        assert PendingPrediction.objects.filter(image__galaxy=galaxy).exists()  # the backstop will predict it
+        assert cache.add(PENDING_FLAG, True)  # not left set: the next image stored asks again
+        cache.delete(PENDING_FLAG)
 
 
 class TestSynchronousServices:

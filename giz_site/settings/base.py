@@ -199,6 +199,7 @@ CELERY_TASK_ROUTES = {
     "acquisition.tasks.acquire_galaxy": {"queue": "acquisition"},
     "acquisition.tasks.acquire_job": {"queue": "acquisition"},
     "inference.tasks.predict_galaxy_task": {"queue": "inference"},
+    "inference.tasks.predict_pending_task": {"queue": "inference"},
     # Beat's prediction backstop predicts a whole batch itself: bulk work, not a quick check.
     "inference.tasks.predict_missing": {"queue": "inference"},
     "inference.tasks.inference_job_task": {"queue": "inference"},
@@ -303,6 +304,9 @@ GIZ_VOTES_TO_RETIRE = env_int("GIZ_VOTES_TO_RETIRE", 3, minimum=1)
 GIZ_VOTES_MAX = env_int("GIZ_VOTES_MAX", 9, minimum=1)
 # How long a served galaxy stays reserved for its volunteer (s).
 GIZ_ASSIGNMENT_TTL_S = env_int("GIZ_ASSIGNMENT_TTL_S", 1800, minimum=60)
+# Each web process keeps what every assignment or vote reads and what changes rarely (the active standards, the
+# volunteer model's parameters from the last refit) this long: a staff edit or a refit shows everywhere within it.
+GIZ_PROCESS_CACHE_S = env_float("GIZ_PROCESS_CACHE_S", 30.0, minimum=0.0)
 # A missing or stale CSRF token gets a page that tells the volunteer what to do, not Django's bare 403.
 CSRF_FAILURE_VIEW = "labeling.views.csrf_failure"
 
@@ -323,6 +327,9 @@ GIZ_TRAINING_PROFILE = env_str("GIZ_TRAINING_PROFILE", "standard")
 GIZ_TRAINING_HEARTBEAT_S = env_float("GIZ_TRAINING_HEARTBEAT_S", 15.0, minimum=0.05)
 GIZ_TRAINING_STALE_S = env_int("GIZ_TRAINING_STALE_S", 60, minimum=60)
 GIZ_INFERENCE_BATCH_SIZE = env_int("GIZ_INFERENCE_BATCH_SIZE", 64, minimum=1)
+# Newly stored images are predicted in batches: the first image of a burst queues a task that waits this long
+# (seconds) for the others, then predicts up to GIZ_INFERENCE_BATCH_SIZE of them in one pass.
+GIZ_PREDICT_BATCH_WAIT_S = env_float("GIZ_PREDICT_BATCH_WAIT_S", 5.0, minimum=0.0)
 # Surveys (issue 13): the active ensemble is evaluated on a survey once it has this many accepted consensus labels
 # (and again after every training run that changes the ensemble); a survey whose RMS is worse than the reference
 # survey's by more than the margin is marked "needs adaptation".
@@ -356,9 +363,9 @@ GIZ_HIPS2FITS_URL = env_str("GIZ_HIPS2FITS_URL", "https://alasky.cds.unistra.fr/
 GIZ_SURVEY_RATE_LIMIT = env_str("GIZ_SURVEY_RATE_LIMIT", "5/s")  # hips2fits/template requests per worker process
 GIZ_ACQUIRE_BACKSTOP_BATCH = env_int("GIZ_ACQUIRE_BACKSTOP_BATCH", 500, minimum=1)  # galaxies per beat run
 GIZ_ACQUIRE_STALE_S = env_int("GIZ_ACQUIRE_STALE_S", 1800, minimum=60)  # claimed, never started: queued again
-# A started fetch silent this long (its task died) is queued again by the next backstop: recovered within
-# this plus the backstop's period (60 s). At least 60: acquire_galaxy's hard time limit (50 s) must stay under it.
-GIZ_ACQUIRE_FETCH_STALE_S = env_int("GIZ_ACQUIRE_FETCH_STALE_S", 60, minimum=60)
+# A started fetch whose lease lapsed (its task renews it every third of this while it lives, so: its process died)
+# is queued again by the next backstop: a killed fetch is recovered within this plus the backstop's period (60 s).
+GIZ_ACQUIRE_FETCH_STALE_S = env_int("GIZ_ACQUIRE_FETCH_STALE_S", 20, minimum=3)
 
 # ------------------------------------------------------------------------------ Logging
 LOGGING = {

@@ -12,6 +12,8 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-product
 from giz_site.settings.base import *  # noqa: F403
 from giz_site.settings.base import REST_FRAMEWORK
 
+# Tests change standards and refits between requests: read them afresh (tests/test_process_cache.py sets it).
+GIZ_PROCESS_CACHE_S = 0.0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 REST_FRAMEWORK = {

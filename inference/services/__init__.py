@@ -7,12 +7,17 @@ from inference.services.alarms import alarm_email_send, alarm_resolve, alarms_ch
 from inference.services.jobs import galaxy_color_image_ensure, inference_job_create, inference_job_run
 from inference.services.predictions import (
     EnsembleResult,
+    PendingBatch,
     image_limits,
     image_position_angle,
     model_input,
     predict_galaxies,
     predict_galaxy,
     predict_image_bytes,
+    predict_images,
+    predictions_missing_mark,
+    predictions_pending_mark,
+    predictions_pending_run,
     predictions_save,
 )
 from inference.services.registry import (
@@ -53,7 +58,12 @@ __all__ = [
     "predict_image_bytes",
     "predict_galaxy",
     "predict_galaxies",
+    "predict_images",
     "predictions_save",
+    "PendingBatch",
+    "predictions_pending_mark",
+    "predictions_missing_mark",
+    "predictions_pending_run",
     "alarms_check",
     "alarm_email_send",
     "alarm_resolve",

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from acquisition.models import GalaxyImage
 from giz_site.exceptions import ApplicationError
 from inference import baseline, imaging, metrics
 from inference import ensemble as ensemble_holder
-from inference.models import (
-    EnsemblePrediction,
-    Prediction,
-)
+from inference.models import EnsemblePrediction, PendingPrediction, Prediction
 from inference.services.alarms import alarms_check, galaxy_priority_refresh
 from labeling.models import ConsensusLabel, Galaxy
 
@@ -237,19 +236,29 @@ def predict_galaxies(
 ) -> list[EnsembleResult | ApplicationError | imaging.ImageError]:
     """Predict a batch of galaxies in one pass through the ensemble; per-galaxy errors are returned, not raised.
 
-    Each galaxy is read from its colour image (`images`, by default the stored one); when the ensemble has
-    flux members and the galaxy has g, r, i FITS stamps, they read those, and the answer combines every member
-    that could read something. A galaxy whose FITS stamps are unreadable is still answered from its colour.
+    Each galaxy is read from its colour image (`images`, by default the stored one).
+    """
+    if images is None:
+        images = _color_images([g.pk for g in galaxies])
+    return predict_images(pairs=[(galaxy, images.get(galaxy.pk)) for galaxy in galaxies], save=save)
+
+
+def predict_images(
+    *, pairs: list[tuple[Galaxy, GalaxyImage | None]], save: bool = True
+) -> list[EnsembleResult | ApplicationError | imaging.ImageError]:
+    """Predict (galaxy, image) pairs in one pass through the ensemble; per-image errors are returned, not raised.
+
+    A galaxy may come more than once (a JPEG and a PNG colour image): each image gets its own prediction. When
+    the ensemble has flux members and the galaxy has g, r, i FITS stamps, they read those, and the answer
+    combines every member that could read something. A galaxy whose FITS stamps are unreadable is still
+    answered from its colour.
     """
     ensemble = active_ensemble()
     largest = _largest_input(ensemble)
-    if images is None:
-        images = _color_images([g.pk for g in galaxies])
-    stamps = band_stamps_of([g.pk for g in galaxies]) if "flux" in ensemble.input_modes else {}
-    outcomes: list = [None] * len(galaxies)
+    stamps = band_stamps_of(sorted({g.pk for g, _ in pairs})) if "flux" in ensemble.input_modes else {}
+    outcomes: list = [None] * len(pairs)
     decoded, angles, bands, index = [], [], [], []
-    for i, galaxy in enumerate(galaxies):
-        image = images.get(galaxy.pk)
+    for i, (galaxy, image) in enumerate(pairs):
         if image is None:
             outcomes[i] = ApplicationError(
                 f"{galaxy} has no stored colour image yet.", code="no_image", status_code=409
@@ -278,14 +287,11 @@ def predict_galaxies(
         results = _results(ensemble, ensemble.run_detailed(prepared, n=len(decoded)), len(decoded))
         answered = []
         for i, result in zip(index, results, strict=True):
-            outcomes[i] = result if result is not None else _no_member_reads(what=f"the images of {galaxies[i]}")
+            outcomes[i] = result if result is not None else _no_member_reads(what=f"the images of {pairs[i][0]}")
             if result is not None:
                 answered.append(i)
         if save and answered:
-            predictions_save(
-                ensemble=ensemble,
-                items=[(galaxies[i], images[galaxies[i].pk], outcomes[i]) for i in answered],
-            )
+            predictions_save(ensemble=ensemble, items=[(*pairs[i], outcomes[i]) for i in answered])
     return outcomes
 
 
@@ -351,3 +357,89 @@ def predictions_save(*, ensemble, items: list[tuple[Galaxy, GalaxyImage, Ensembl
             result.alarm_raised = result.alarm_raised or raised
     for galaxy, _, _ in items:
         galaxy_priority_refresh(galaxy=galaxy)
+
+
+# ------------------------------------------------------------------------------------ newly stored images, batched
+
+
+def predictions_pending_mark(*, image_ids: list[int]) -> None:
+    """Mark colour images as waiting for a prediction; in the caller's transaction (the image's own).
+
+    An image marked again (new bytes under the same row) loses any batch's claim, so the batch that is
+    predicting its old bytes leaves the mark for the next one.
+    """
+    PendingPrediction.objects.bulk_create(
+        [PendingPrediction(image_id=pk) for pk in image_ids],
+        update_conflicts=True,
+        unique_fields=["image"],
+        update_fields=["claim", "claimed_until", "created_at"],
+    )
+
+
+def predictions_missing_mark(*, galaxy_ids: list[int]) -> int:
+    """Mark the colour images of these galaxies as waiting (the backstop's finds); existing marks are kept."""
+    image_ids = [image.pk for image in _color_images(galaxy_ids).values()]
+    PendingPrediction.objects.bulk_create([PendingPrediction(image_id=pk) for pk in image_ids], ignore_conflicts=True)
+    return len(image_ids)
+
+
+@dataclass
+class PendingBatch:
+    """What one batch of waiting images came to."""
+
+    claimed: int = 0
+    predicted: int = 0
+    failed: int = 0  # images that cannot be predicted (unreadable, undecodable): their marks are dropped
+    waiting: bool = False  # no active ensemble: the marks stay until there is one
+
+
+def _pending_claim(*, limit: int, lease_s: float) -> tuple[uuid.UUID, list[PendingPrediction]]:
+    """Take up to `limit` unclaimed (or expired) marks for one batch, oldest first; rows others lock are skipped."""
+    token, now = uuid.uuid4(), timezone.now()
+    with transaction.atomic():
+        ids = list(
+            PendingPrediction.objects.filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+            .select_for_update(skip_locked=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:limit]
+        )
+        PendingPrediction.objects.filter(pk__in=ids).update(claim=token, claimed_until=now + timedelta(seconds=lease_s))
+    return token, list(PendingPrediction.objects.filter(claim=token).select_related("image__galaxy"))
+
+
+def _pending_release(token: uuid.UUID) -> None:
+    PendingPrediction.objects.filter(claim=token).update(claim=None, claimed_until=None)
+
+
+def predictions_pending_run(*, limit: int, lease_s: float) -> PendingBatch:
+    """Predict up to `limit` waiting images in one pass through the ensemble, each exactly once.
+
+    The marks are claimed for `lease_s` (longer than the calling task may live), so no other batch takes them;
+    each is deleted in the transaction that stores its prediction. Any error before that commit rolls the batch
+    back and releases the claim: every mark is still there for the next batch, no prediction or alarm is half
+    stored, and predicting again is an upsert.
+    """
+    token, pending = _pending_claim(limit=limit, lease_s=lease_s)
+    batch = PendingBatch(claimed=len(pending))
+    if not pending:
+        return batch
+    if ensemble_holder.current() is None:
+        _pending_release(token)
+        batch.waiting = True
+        return batch
+    pairs = [(mark.image.galaxy, mark.image) for mark in pending]
+    try:
+        with transaction.atomic():
+            outcomes = predict_images(pairs=pairs)
+            # Only this batch's marks: one marked again meanwhile (new bytes) has lost the claim and stays.
+            PendingPrediction.objects.filter(claim=token).delete()
+    except BaseException:
+        _pending_release(token)
+        raise
+    for (galaxy, _), outcome in zip(pairs, outcomes, strict=True):
+        if isinstance(outcome, EnsembleResult):
+            batch.predicted += 1
+        else:
+            batch.failed += 1
+            logger.warning("No prediction for %s: %s", galaxy, getattr(outcome, "message", outcome))
+    return batch

@@ -122,28 +122,40 @@ def galaxy_priority_refresh(*, galaxy: Galaxy, posterior: vm.Posterior | None = 
     return priority
 
 
-def consensus_update(*, galaxy: Galaxy, announce: bool = True) -> ConsensusLabel | None:
+def consensus_update(
+    *, galaxy: Galaxy, announce: bool = True, state: ModelState | None = None, changed: tuple[str, ...] = ()
+) -> ConsensusLabel | None:
     """Recompute one galaxy's posterior from its votes; retire it with a label when the answer is known.
 
     Otherwise the galaxy keeps collecting votes (one more at a time beyond the first GIZ_VOTES_TO_RETIRE) and
-    its priority follows its posterior. The caller holds the galaxy's row lock. A new label counts toward the
-    retraining trigger once the transaction commits (unless `announce` is False: the refit announces its
-    labels once). Gold galaxies get no label.
+    its priority follows its posterior. The caller holds the galaxy's row lock; fields it set on `galaxy` and
+    names in `changed` are saved with these in one UPDATE. A new label counts toward the retraining trigger once
+    the transaction commits (unless `announce` is False: the refit announces its labels once). Gold galaxies get
+    no label.
     """
-    post = galaxy_posterior_get(galaxy=galaxy)
+    fields = set(changed)
+    post = galaxy_posterior_get(galaxy=galaxy, state=state)
     if post is None:
+        if fields:
+            galaxy.save(update_fields=sorted(fields))
         return None
-    due = _retirement_due(post)
-    galaxy_priority_refresh(galaxy=galaxy, posterior=post)
-    if not due and galaxy.retired_at is None:
+    priority = _priority(galaxy, post)
+    if priority != galaxy.label_priority:
+        galaxy.label_priority = priority
+        fields.add("label_priority")
+    if not _retirement_due(post) and galaxy.retired_at is None:
         extra = max(0, post.n_votes + 1 - settings.GIZ_VOTES_TO_RETIRE)
         if extra != galaxy.extra_votes:
             galaxy.extra_votes = extra
-            galaxy.save(update_fields=["extra_votes"])
+            fields.add("extra_votes")
+        if fields:
+            galaxy.save(update_fields=sorted(fields))
         return None
     if galaxy.retired_at is None:
         galaxy.retired_at = timezone.now()
-        galaxy.save(update_fields=["retired_at"])
+        fields.add("retired_at")
+    if fields:
+        galaxy.save(update_fields=sorted(fields))
     label, created = ConsensusLabel.objects.update_or_create(galaxy=galaxy, defaults=_label_values(post))
     if created and announce:
         transaction.on_commit(_consensus_labels_added)
@@ -338,12 +350,13 @@ def _refit(*, run: ConsensusRun, batch_galaxies: int, progress) -> dict:
     after = Vote.objects.filter(id__gt=high_water).order_by().values_list("galaxy_id", flat=True).distinct()
     late = set(missed) | set(after)
     stats["caught_up"] = len(late)
+    state = model_state()  # the figures just published
     for galaxy_id in sorted(late):
         with transaction.atomic():
             galaxy = Galaxy.objects.select_for_update(no_key=True).get(pk=galaxy_id)
             had_label = ConsensusLabel.objects.filter(galaxy_id=galaxy_id).exists()
             retired = galaxy.retired_at is not None
-            label = consensus_update(galaxy=galaxy, announce=False)
+            label = consensus_update(galaxy=galaxy, announce=False, state=state)
             stats["new_labels"] += int(label is not None and not had_label)
             stats["retired"] += int(not retired and galaxy.retired_at is not None)
     if stats["new_labels"]:

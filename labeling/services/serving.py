@@ -13,6 +13,7 @@ from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
 
 from giz_site.exceptions import ApplicationError
+from labeling import selectors
 from labeling.models import (
     Assignment,
     Galaxy,
@@ -33,15 +34,17 @@ CANDIDATES_PER_PAGE = 20
 CANDIDATE_PAGES = 10
 
 _rng = random.SystemRandom()
+PICK_FIELDS = ("id", "votes_count", "extra_votes", "label_priority", "is_gold", "pgc", "name", "ra", "dec")
+PICK_FIELDS += ("d25_arcmin", "color_image", "retired_at")
 
 
 def _standards_pool() -> list[tuple[int, float]]:
-    """(id, inclination) of the active standards that have a colour image: a few hundred rows."""
-    return list(
-        StandardGalaxy.objects.filter(active=True, inclination__gte=GRID_MIN - GRID_TOLERANCE)
-        .exclude(galaxy__color_image="")
-        .values_list("id", "inclination")
-    )
+    """(id, inclination) of the active standards that have a colour image: a few hundred, kept per process."""
+    return [
+        (s["id"], s["exact_inclination"])
+        for s in selectors.standards_active().values()
+        if s["url"] and s["exact_inclination"] >= GRID_MIN - GRID_TOLERANCE
+    ]
 
 
 def standards_draw(
@@ -105,7 +108,8 @@ def _label_pick(*, volunteer, now) -> Galaxy | None:
         .exclude(Exists(voted))
         .exclude(Exists(StandardGalaxy.objects.filter(galaxy=OuterRef("pk"))))  # standards are the yardstick
         .order_by("-label_priority", "votes_count", "id")
-        .only("id", "votes_count", "extra_votes", "label_priority")
+        # What choosing needs, and what the assignment shows (no deferred loads after the pick).
+        .only(*PICK_FIELDS)
         .select_for_update(skip_locked=True, of=("self",), no_key=True)
     )
     for page in range(CANDIDATE_PAGES):

@@ -15,6 +15,7 @@ from labeling.models import (
     VolunteerProfile,
     Vote,
 )
+from labeling.selectors import model_state_kept, standards_active
 from labeling.services.consensus import consensus_update
 
 
@@ -22,8 +23,18 @@ from labeling.services.consensus import consensus_update
 class CheckedVote:
     inclination: float | None
     flag: str
-    left: StandardGalaxy | None
-    right: StandardGalaxy | None
+    left_id: int | None  # the cited standards, checked to exist
+    right_id: int | None
+
+
+def _standard_inclinations(ids: list[int]) -> dict[int, float]:
+    """The cited standards' inclinations: from the process's copy of the active ones, else read."""
+    active = standards_active()
+    found = {sid: active[sid]["exact_inclination"] for sid in ids if sid in active}
+    missing = [sid for sid in ids if sid not in found]  # deactivated since the galaxy was served
+    if missing:
+        found |= dict(StandardGalaxy.objects.filter(id__in=missing).values_list("id", "inclination"))
+    return found
 
 
 def vote_check(
@@ -47,8 +58,10 @@ def vote_check(
             "The form names a standard galaxy that was not shown with this galaxy; reload and vote again.",
             code="standard_not_shown",
         )
-    standards = StandardGalaxy.objects.in_bulk(cited)
-    left, right = standards.get(left_standard_id), standards.get(right_standard_id)
+    inclinations = _standard_inclinations(cited)
+    left, right = inclinations.get(left_standard_id), inclinations.get(right_standard_id)
+    left_id = left_standard_id if left is not None else None
+    right_id = right_standard_id if right is not None else None
     if flag == Vote.Flag.NONE:
         if inclination is None or not math.isfinite(inclination):
             raise ApplicationError("Place the galaxy between two standards, or choose a flag.", code="no_answer")
@@ -60,17 +73,17 @@ def vote_check(
             )
         if left is None or right is None:
             raise ApplicationError("An inclination needs the two standards it was placed between.", code="no_pair")
-        low, high = sorted((left.inclination, right.inclination))
+        low, high = sorted((left, right))
         # Half a degree of slack: the page rounds to one decimal.
         if not low - 0.5 <= inclination <= high + 0.5:
             raise ApplicationError(
                 "The inclination does not lie between the two standards it was placed between.",
                 code="inclination_not_between",
             )
-        return CheckedVote(inclination=round(float(inclination), 2), flag="", left=left, right=right)
+        return CheckedVote(inclination=round(float(inclination), 2), flag="", left_id=left_id, right_id=right_id)
     if inclination is not None:
         raise ApplicationError("Give either an inclination or a flag, not both.", code="flag_and_inclination")
-    return CheckedVote(inclination=None, flag=flag, left=left, right=right)
+    return CheckedVote(inclination=None, flag=flag, left_id=left_id, right_id=right_id)
 
 
 def _seconds_taken(assignment: Assignment, claimed: float | None, now) -> float:
@@ -136,15 +149,14 @@ def vote_submit(
             flag=checked.flag,
             not_sure=not_sure,
             note=note.strip(),
-            left_standard=checked.left,
-            right_standard=checked.right,
+            left_standard_id=checked.left_id,
+            right_standard_id=checked.right_id,
             seconds_taken=_seconds_taken(assignment, seconds_taken, now),
             was_gold=galaxy.is_gold,
         )
         assignment.used_at = now
         assignment.save(update_fields=["used_at"])
-        Galaxy.objects.filter(pk=galaxy.pk).update(votes_count=F("votes_count") + 1)
-        galaxy.votes_count += 1
+        galaxy.votes_count += 1  # the row is locked: saved below, with the consensus's changes in one UPDATE
         counters = {"votes_count": F("votes_count") + 1}
         error = gold_error(vote=vote, known=galaxy.known_inclination) if galaxy.is_gold else None
         if error is not None:
@@ -153,9 +165,10 @@ def vote_submit(
                 "gold_abs_error_sum": F("gold_abs_error_sum") + error,
             }
         VolunteerProfile.objects.filter(user=volunteer).update(**counters)
-        if not galaxy.is_gold:
-            # Its posterior, retirement and priority; a gold galaxy's vote only calibrates (and feeds back).
-            consensus_update(galaxy=galaxy)
+        if galaxy.is_gold:  # a gold galaxy's vote only calibrates (and feeds back)
+            galaxy.save(update_fields=["votes_count"])
+        else:  # its posterior, retirement and priority
+            consensus_update(galaxy=galaxy, state=model_state_kept(), changed=("votes_count",))
     return vote
 
 
