@@ -66,18 +66,30 @@ def assignment_galaxy_id(*, volunteer, token: str) -> int | None:
     return Assignment.objects.filter(volunteer=volunteer, token=token).values_list("galaxy_id", flat=True).first()
 
 
-def color_image_urls(*, galaxy_ids) -> dict[int, str]:
-    """galaxy id -> URL of the colour composite shown to volunteers, in one query."""
-    names = Galaxy.objects.filter(pk__in=list(galaxy_ids)).exclude(color_image="").values_list("pk", "color_image")
-    return {pk: default_storage.url(name) for pk, name in names}
+def shown_image_urls(*, galaxy_ids) -> dict[int, dict[str, str]]:
+    """galaxy id -> {url, unrotated_url}: the composite turned with its major axis horizontal (the composite itself
+    until acquisition has made that copy) and the composite as observed, in one query.
+
+    Only image URLs: the angle of the turn, like any position angle, stays off volunteer-facing pages.
+    """
+    rows = (
+        Galaxy.objects.filter(pk__in=list(galaxy_ids))
+        .exclude(color_image="")
+        .values_list("pk", "color_image", "color_image_horizontal")
+    )
+    return {
+        pk: {"url": default_storage.url(horizontal or name), "unrotated_url": default_storage.url(name)}
+        for pk, name, horizontal in rows
+    }
 
 
 def standards_shown(*, standard_ids) -> dict[int, dict]:
-    """standard id -> {id, inclination, url} for the page, in two queries."""
+    """standard id -> {id, inclination, url, unrotated_url} for the page, in two queries."""
     standards = list(StandardGalaxy.objects.filter(id__in=list(standard_ids)).values("id", "inclination", "galaxy_id"))
-    urls = color_image_urls(galaxy_ids=[s["galaxy_id"] for s in standards])
+    urls = shown_image_urls(galaxy_ids=[s["galaxy_id"] for s in standards])
+    empty = {"url": "", "unrotated_url": ""}
     return {
-        s["id"]: {"id": s["id"], "inclination": round(s["inclination"], 1), "url": urls.get(s["galaxy_id"], "")}
+        s["id"]: {"id": s["id"], "inclination": round(s["inclination"], 1), **urls.get(s["galaxy_id"], empty)}
         for s in standards
     }
 
@@ -101,7 +113,7 @@ def assignment_page_data(*, assignment: Assignment, draw: dict[int, int] | None 
             "id": galaxy.id,
             "pgc": galaxy.pgc,
             "name": galaxy.name,
-            "url": color_image_urls(galaxy_ids=[galaxy.id]).get(galaxy.id, ""),
+            **shown_image_urls(galaxy_ids=[galaxy.id]).get(galaxy.id, {"url": "", "unrotated_url": ""}),
         },
         "standards": {str(degree): shown[sid] for degree, sid in sorted(draw.items()) if sid in shown},
     }
@@ -115,7 +127,7 @@ def gold_feedback(*, vote: Vote) -> dict | None:
     known = galaxy.known_inclination
     below = StandardGalaxy.objects.filter(active=True, inclination__lte=known).order_by("-inclination").first()
     above = StandardGalaxy.objects.filter(active=True, inclination__gt=known).order_by("inclination").first()
-    urls = color_image_urls(galaxy_ids=[s.galaxy_id for s in (below, above) if s])
+    urls = {pk: u["url"] for pk, u in shown_image_urls(galaxy_ids=[s.galaxy_id for s in (below, above) if s]).items()}
     if vote.inclination is not None:
         answer, error = f"{vote.inclination:.1f}°", abs(vote.inclination - max(known, 45.0))
     else:
@@ -123,7 +135,7 @@ def gold_feedback(*, vote: Vote) -> dict | None:
     verdict = "spot on" if error is not None and error <= 3 else "close" if error is not None and error <= 6 else None
     return {
         "galaxy": galaxy,
-        "galaxy_url": color_image_urls(galaxy_ids=[galaxy.id]).get(galaxy.id, ""),
+        "galaxy_url": shown_image_urls(galaxy_ids=[galaxy.id]).get(galaxy.id, {"url": ""})["url"],
         "known": round(known, 1),
         "known_face_on": known < 45,
         "answer": answer,
