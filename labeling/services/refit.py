@@ -260,8 +260,12 @@ def _start_figures(volunteer_ids: np.ndarray) -> vm.Volunteers | None:
     )  # fmt: skip
 
 
+_VOLUNTEER_TABLE = "giz_refit_volunteers"
 _PROFILE_FIELDS = ["bias", "scale", "sigma", "flag_accuracy", "votes_counted", "weight", "calibration_slope",
                    "calibration_intercept"]  # fmt: skip
+
+
+_VOLUNTEER_COLUMNS = [("user_id", "int8")] + [(f, "float8") for f in _PROFILE_FIELDS]
 
 
 def _write_volunteers(fit: vm.Fit, volunteer_ids: np.ndarray) -> int:
@@ -274,21 +278,31 @@ def _write_volunteers(fit: vm.Fit, volunteer_ids: np.ndarray) -> int:
     VolunteerProfile.objects.bulk_create(
         [VolunteerProfile(user_id=user_id) for user_id in index], batch_size=1000, ignore_conflicts=True
     )
-    profiles = list(VolunteerProfile.objects.filter(user_id__in=index.keys()).only("id", "user_id", *_PROFILE_FIELDS))
     centre = vm.ModelSettings().center
-    changed = []
-    for profile in profiles:
-        i = index[profile.user_id]
-        before = [getattr(profile, f) for f in _PROFILE_FIELDS]
-        profile.bias, profile.scale, profile.sigma = float(v.bias[i]), float(v.scale[i]), float(v.sigma[i])
-        profile.flag_accuracy, profile.votes_counted = float(v.accuracy[i]), float(v.n_numeric[i])
-        profile.weight = float(weight[i] / typical) if typical > 0 else 1.0
+    new = {
+        "bias": v.bias, "scale": v.scale, "sigma": v.sigma, "flag_accuracy": v.accuracy, "votes_counted": v.n_numeric,
+        "weight": weight / typical if typical > 0 else np.ones(len(weight)),
         # x = c + a + b (t - c)  <=>  t = x / b + c - (c + a) / b
-        profile.calibration_slope = 1.0 / profile.scale
-        profile.calibration_intercept = centre - (centre + profile.bias) / profile.scale
-        if before != [getattr(profile, f) for f in _PROFILE_FIELDS]:
-            changed.append(profile)
-    VolunteerProfile.objects.bulk_update(changed, _PROFILE_FIELDS, batch_size=1000)
+        "calibration_slope": 1.0 / v.scale, "calibration_intercept": centre - (centre + v.bias) / v.scale,
+    }  # fmt: skip
+    current = VolunteerProfile.objects.filter(user_id__in=index.keys()).values_list("user_id", *_PROFILE_FIELDS)
+    changed = []
+    for user_id, *before in current:
+        i = index[user_id]
+        if before != [float(new[f][i]) for f in _PROFILE_FIELDS]:
+            changed.append(i)
+    if not changed:
+        return 0
+    rows = {"user_id": volunteer_ids[changed], **{f: np.asarray(new[f], float)[changed] for f in _PROFILE_FIELDS}}
+    _temporary_table(_VOLUNTEER_TABLE, _VOLUNTEER_COLUMNS, rows)
+    with connection.cursor() as cursor:
+        # One statement: each profile's row lock is taken once and held only until the run publishes.
+        assignments = ", ".join(f"{f} = r.{f}" for f in _PROFILE_FIELDS)
+        cursor.execute(
+            f"UPDATE labeling_volunteerprofile SET {assignments} FROM {_VOLUNTEER_TABLE} r"
+            " WHERE labeling_volunteerprofile.user_id = r.user_id"
+        )
+        cursor.execute(f"DROP TABLE IF EXISTS {_VOLUNTEER_TABLE}")
     return len(changed)
 
 
@@ -382,24 +396,25 @@ _ROW_COLUMNS = [
 _SQL_TYPES = {"int8": "bigint", "float8": "double precision", "int2": "smallint", "bool": "boolean"}
 
 
-def _rows_load(rows: dict[str, np.ndarray]) -> None:
-    """The planned rows into a temporary table of this connection (dropped first if a refit left one)."""
+def _temporary_table(table: str, columns: list[tuple[str, str]], rows: dict[str, np.ndarray]) -> None:
+    """Rows into a temporary table of this connection, keyed by its first column (dropped first if a refit
+    left one): one binary COPY on PostgreSQL, plain inserts elsewhere."""
     with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {_TABLE}")
-        columns = ", ".join(f"{name} {_SQL_TYPES[kind]}" for name, kind in _ROW_COLUMNS)
-        cursor.execute(f"CREATE TEMPORARY TABLE {_TABLE} ({columns}, PRIMARY KEY (galaxy_id))")
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        definition = ", ".join(f"{name} {_SQL_TYPES[kind]}" for name, kind in columns)
+        cursor.execute(f"CREATE TEMPORARY TABLE {table} ({definition}, PRIMARY KEY ({columns[0][0]}))")
     if _postgres():
-        _copy_in(_TABLE, _ROW_COLUMNS, rows)
+        _copy_in(table, columns, rows)
         with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {_TABLE}")
+            cursor.execute(f"ANALYZE {table}")
         return
-    names = [name for name, _ in _ROW_COLUMNS]
+    names = [name for name, _ in columns]
     data = [
         tuple(None if isinstance(v, float) and np.isnan(v) else v for v in row)
         for row in zip(*(rows[n].tolist() for n in names), strict=True)
     ]
     with connection.cursor() as cursor:
-        cursor.executemany(f"INSERT INTO {_TABLE} ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(names))})", data)
+        cursor.executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(names))})", data)
 
 
 _LOCK = (
@@ -438,7 +453,7 @@ def _write_galaxies(fit: vm.Fit, galaxy_ids: np.ndarray, batch: int, progress) -
     """
     plan = _plan(fit, galaxy_ids)
     rows = plan.rows
-    _rows_load(rows)
+    _temporary_table(_TABLE, _ROW_COLUMNS, rows)
     lock = _LOCK.format(table=_TABLE, lock=" FOR NO KEY UPDATE OF g" if _postgres() else "")
     update = _UPDATE_GALAXIES.format(table=_TABLE)
     upsert = _UPSERT_LABELS.format(table=_TABLE, accepted=vm.ACCEPTED, face_on=vm.FACE_ON)
