@@ -16,6 +16,7 @@ from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -23,7 +24,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import BooleanField, Case, F, Max, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from acquisition import selectors
+from acquisition import orientation, selectors
 from acquisition.catalog import CatalogError, CatalogRow, RowError, catalog_parse
 from acquisition.models import AcquisitionJob, AcquisitionJobItem, GalaxyImage, image_upload_to
 from acquisition.sdss import HttpClient, SdssClient, SdssError, check_position, parse_rate
@@ -134,10 +135,63 @@ def image_store(
         else:
             image.save(update_fields=["file", "source", "pixel_scale", "checksum", "width", "height", "survey"])
         if old_name and old_name != name:
-            transaction.on_commit(lambda: default_storage.delete(old_name))
+            transaction.on_commit(lambda: [default_storage.delete(n) for n in (old_name, horizontal_name(old_name))])
         if predict and band == GalaxyImage.Band.COLOR:
             color_image_stored.send(sender=GalaxyImage, galaxy_id=galaxy.pk, image_id=image.pk)
     return image
+
+
+def horizontal_name(name: str) -> str:
+    """Where the horizontal copy of the composite stored under `name` lives (it follows the composite's name,
+    which changes with its bytes, so a new composite never shows an old copy)."""
+    stem, _, _ = name.rpartition(".")
+    return f"{stem or name}_horizontal.jpg"
+
+
+def _rgb_pixels(name: str) -> np.ndarray | None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with default_storage.open(name, "rb") as handle, Image.open(handle) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
+        return None
+
+
+def horizontal_angle(*, galaxy: Galaxy, pixels: np.ndarray | None = None) -> float | None:
+    """The position angle the labeling page turns a galaxy's images by: the catalogue's, else the one measured
+    on its colour composite (`pixels`, read from storage when not given); None when there is neither."""
+    if galaxy.position_angle is not None:
+        return galaxy.position_angle
+    if pixels is None and galaxy.color_image:
+        pixels = _rgb_pixels(galaxy.color_image.name)
+    return orientation.position_angle_measure(pixels) if pixels is not None else None
+
+
+def color_image_horizontal_ensure(*, galaxy: Galaxy, name: str, force: bool = False) -> str:
+    """The composite `name` turned so the galaxy's major axis is horizontal, for the labeling page; its name.
+
+    The angle is the catalogue's position angle, else the one measured on the image (acquisition.orientation);
+    "" when neither exists or the image cannot be read (the page then shows the image as it is). Only the
+    pixels travel: the angle is kept nowhere a volunteer can read it. Made once per composite (`force`: again,
+    after a catalogue import changed the position angle).
+    """
+    if not name:
+        return ""
+    target = horizontal_name(name)
+    if not force and default_storage.exists(target):
+        return target
+    from PIL import Image
+
+    pixels = _rgb_pixels(name)
+    angle = horizontal_angle(galaxy=galaxy, pixels=pixels)
+    if pixels is None or angle is None:
+        return ""
+    out = io.BytesIO()
+    Image.fromarray(orientation.turn_horizontal(pixels, angle, seed=galaxy.pgc)).save(out, "JPEG", quality=90)
+    if force and default_storage.exists(target):
+        default_storage.delete(target)
+    return _write_aside_then_move(target, out.getvalue())
 
 
 # ------------------------------------------------------------------------------------ acquiring
@@ -534,7 +588,8 @@ def _images_forget(*, galaxy_ids: list[int]) -> None:
     if not galaxy_ids:
         return
     images = GalaxyImage.objects.filter(galaxy_id__in=galaxy_ids)
-    names = [name for name in images.values_list("file", flat=True) if name]
+    stored = [name for name in images.values_list("file", flat=True) if name]
+    names = stored + [horizontal_name(name) for name in stored]
     images.delete()
     transaction.on_commit(lambda: [default_storage.delete(name) for name in names])
 

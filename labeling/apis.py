@@ -291,7 +291,11 @@ class StandardShownOutputSerializer(serializers.Serializer):
 
     id = serializers.IntegerField()
     inclination = serializers.FloatField()
-    url = serializers.CharField(help_text="Its colour image; empty while it has none.")
+    url = serializers.CharField(
+        help_text="Its colour image turned so the major axis is horizontal (as observed until that copy exists); "
+        "empty while it has none."
+    )
+    unrotated_url = serializers.CharField(help_text="Its colour image as observed; empty while it has none.")
 
     class Meta:
         ref_name = "StandardShown"

@@ -107,6 +107,15 @@ class Galaxy(models.Model):
     color_image = models.FileField(
         max_length=255, blank=True, default="", db_default="", editable=False, help_text="The colour composite shown."
     )
+    # The same composite turned so the major axis is horizontal (acquisition.orientation), as the page shows it.
+    color_image_horizontal = models.FileField(
+        max_length=255,
+        blank=True,
+        default="",
+        db_default="",
+        editable=False,
+        help_text="The colour composite turned so the major axis is horizontal.",
+    )
     predicted_inclination = models.FloatField(null=True, blank=True, help_text="The latest ensemble median (deg).")
     model_priority = models.FloatField(
         default=0.0, db_default=0.0, help_text="The models' share of the priority: spread, rejection doubt, alarms."

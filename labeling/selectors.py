@@ -89,24 +89,39 @@ def assignment_galaxy_id(*, volunteer, token: str) -> int | None:
     return Assignment.objects.filter(volunteer=volunteer, token=token).values_list("galaxy_id", flat=True).first()
 
 
-def color_image_urls(*, galaxy_ids) -> dict[int, str]:
-    """galaxy id -> URL of the colour composite shown to volunteers, in one query."""
-    names = Galaxy.objects.filter(pk__in=list(galaxy_ids)).exclude(color_image="").values_list("pk", "color_image")
-    return {pk: default_storage.url(name) for pk, name in names}
+def shown_image_urls(*, galaxy_ids) -> dict[int, dict[str, str]]:
+    """galaxy id -> {url, unrotated_url}: the composite turned with its major axis horizontal (the composite itself
+    until acquisition has made that copy) and the composite as observed, in one query.
+
+    Only image URLs: the angle of the turn, like any position angle, stays off volunteer-facing pages.
+    """
+    rows = (
+        Galaxy.objects.filter(pk__in=list(galaxy_ids))
+        .exclude(color_image="")
+        .values_list("pk", "color_image", "color_image_horizontal")
+    )
+    return {
+        pk: {"url": default_storage.url(horizontal or name), "unrotated_url": default_storage.url(name)}
+        for pk, name, horizontal in rows
+    }
 
 
 def _standards_read(ids=None) -> dict[int, dict]:
     standards = StandardGalaxy.objects.filter(active=True) if ids is None else StandardGalaxy.objects.filter(id__in=ids)
-    rows = standards.values_list("id", "inclination", "galaxy_id", "galaxy__color_image")
+    rows = standards.values_list(
+        "id", "inclination", "galaxy_id", "galaxy__color_image", "galaxy__color_image_horizontal"
+    )
     return {
         sid: {
             "id": sid,
             "inclination": round(inclination, 1),
             "exact_inclination": inclination,
             "galaxy_id": galaxy_id,
-            "url": default_storage.url(name) if name else "",
+            # Turned major axis horizontal (the composite itself until acquisition has made that copy).
+            "url": default_storage.url(horizontal or name) if name else "",
+            "unrotated_url": default_storage.url(name) if name else "",
         }
-        for sid, inclination, galaxy_id, name in rows
+        for sid, inclination, galaxy_id, name, horizontal in rows
     }
 
 
@@ -115,7 +130,7 @@ _standards_active = ProcessCache(lambda _: _standards_read(), seconds_setting="G
 
 
 def standards_active() -> dict[int, dict]:
-    """Active standards by id: {id, inclination (rounded), exact_inclination, galaxy_id, url of the colour image}.
+    """Active standards by id: {id, inclination (rounded), exact_inclination, galaxy_id, url, unrotated_url}.
 
     Kept per process for GIZ_PROCESS_CACHE_S; do not change the dicts.
     """
@@ -123,12 +138,13 @@ def standards_active() -> dict[int, dict]:
 
 
 def standards_shown(*, standard_ids) -> dict[int, dict]:
-    """standard id -> {id, inclination, url} for the page: the active ones from the process's copy, others read."""
+    """standard id -> {id, inclination, url, unrotated_url} for the page: the active ones from the process's copy,
+    others read."""
     active = standards_active()
     missing = [sid for sid in standard_ids if sid not in active]  # deactivated since the assignment was drawn
     found = {**active, **_standards_read(missing)} if missing else active
     return {
-        sid: {"id": sid, "inclination": found[sid]["inclination"], "url": found[sid]["url"]}
+        sid: {key: found[sid][key] for key in ("id", "inclination", "url", "unrotated_url")}
         for sid in standard_ids
         if sid in found
     }
@@ -153,7 +169,7 @@ def assignment_page_data(*, assignment: Assignment, draw: dict[int, int] | None 
             "id": galaxy.id,
             "pgc": galaxy.pgc,
             "name": galaxy.name,
-            "url": default_storage.url(galaxy.color_image) if galaxy.color_image else "",
+            **shown_image_urls(galaxy_ids=[galaxy.id]).get(galaxy.id, {"url": "", "unrotated_url": ""}),
         },
         "standards": {str(degree): shown[sid] for degree, sid in sorted(draw.items()) if sid in shown},
     }
@@ -167,7 +183,7 @@ def gold_feedback(*, vote: Vote) -> dict | None:
     known = galaxy.known_inclination
     below = StandardGalaxy.objects.filter(active=True, inclination__lte=known).order_by("-inclination").first()
     above = StandardGalaxy.objects.filter(active=True, inclination__gt=known).order_by("inclination").first()
-    urls = color_image_urls(galaxy_ids=[s.galaxy_id for s in (below, above) if s])
+    urls = {pk: u["url"] for pk, u in shown_image_urls(galaxy_ids=[s.galaxy_id for s in (below, above) if s]).items()}
     if vote.inclination is not None:
         answer, error = f"{vote.inclination:.1f}°", abs(vote.inclination - max(known, 45.0))
     else:
@@ -175,7 +191,7 @@ def gold_feedback(*, vote: Vote) -> dict | None:
     verdict = "spot on" if error is not None and error <= 3 else "close" if error is not None and error <= 6 else None
     return {
         "galaxy": galaxy,
-        "galaxy_url": color_image_urls(galaxy_ids=[galaxy.id]).get(galaxy.id, ""),
+        "galaxy_url": shown_image_urls(galaxy_ids=[galaxy.id]).get(galaxy.id, {"url": ""})["url"],
         "known": round(known, 1),
         "known_face_on": known < 45,
         "answer": answer,

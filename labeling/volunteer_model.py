@@ -56,6 +56,7 @@ class ModelSettings:
     accuracy_prior: tuple[float, float] = (8.0, 2.0)  # Beta pseudo-counts (right, wrong) of a flag call
     not_sure_weight: float = 0.5
     iterations: int = 100
+    class_iterations: int = 20
     inner_iterations: int = 8
     # deg: stop when 99.9% of galaxies move less in a round (a few bimodal ones among a million creep for long)
     tolerance: float = 0.01
@@ -200,9 +201,14 @@ def _vote_terms(tv, x, censor, a, b, s_u, half, growth, settings: ModelSettings)
     scatter = s_u * _growth_factor(tv, growth)
     mu = c + a + b * (tv - c)
     r = x - mu
-    w = (nu + 1.0) / (nu + (r / scatter) ** 2)
-    score_mu = w * r / scatter**2
-    info_mu = w / scatter**2
+    # In place where it is safe: at millions of votes these arrays are the refit's time (memory traffic).
+    inverse = np.reciprocal(scatter)
+    inverse *= inverse
+    z2 = r * r
+    z2 *= inverse
+    w = (nu + 1.0) / (z2 + nu)
+    info_mu = w * inverse
+    score_mu = info_mu * r
     censored = np.flatnonzero(censor)
     if len(censored):
         # alpha: how far above the vote's expected value 45 deg lies, in units of the scatter (only a few
@@ -216,11 +222,16 @@ def _vote_terms(tv, x, censor, a, b, s_u, half, growth, settings: ModelSettings)
         w[censored] = 1.0
         score_mu[censored] = -lam / sc
         info_mu[censored] = curvature / sc**2
+    # An exact vote's working value is x - c itself (score / info = r); only censored ones differ.
+    work = x - c
+    if len(censored):
+        work[censored] = mu[censored] - c + score_mu[censored] / info_mu[censored]
+    half_info = half * info_mu
     return _VoteTerms(
         score=half * b * score_mu,
-        info=half * b**2 * info_mu,
-        work=mu - c + score_mu / info_mu,
-        ls_weight=half * info_mu * s_u**2,
+        info=half_info * b * b,
+        work=work,
+        ls_weight=half_info * s_u * s_u,
         t_weight=w,
     )
 
@@ -319,8 +330,14 @@ def _numeric_votes(votes: Votes):
     return mask, np.where(censor == 0, value, 0.0), censor
 
 
-def fit(votes: Votes, settings: ModelSettings | None = None, *, seed: int = 0) -> Fit:
-    """Fit every volunteer's bias, scale, noise and flag accuracy and every galaxy's posterior to all votes."""
+def fit(
+    votes: Votes, settings: ModelSettings | None = None, *, seed: int = 0, initial: Volunteers | None = None
+) -> Fit:
+    """Fit every volunteer's bias, scale, noise and flag accuracy and every galaxy's posterior to all votes.
+
+    `initial`: the figures to begin from (the last refit's; a NaN sigma or accuracy is a volunteer it has not
+    seen), so a nightly refit continues the EM where the last one stopped instead of from scratch.
+    """
     settings = settings or ModelSettings()
     rng = np.random.default_rng(seed)
     n_g, n_u = votes.n_galaxies, votes.n_volunteers
@@ -340,6 +357,10 @@ def fit(votes: Votes, settings: ModelSettings | None = None, *, seed: int = 0) -
     a, b = np.zeros(n_u), np.ones(n_u)
     sigma = np.full(n_u, settings.sigma_typical)
     sigma_typical, growth = settings.sigma_typical, settings.growth
+    if initial is not None:
+        sigma_typical, growth = initial.sigma_typical, initial.growth
+        a, b = np.nan_to_num(initial.bias, nan=0.0), np.nan_to_num(initial.scale, nan=1.0)
+        sigma = np.where(np.isnan(initial.sigma), sigma_typical, initial.sigma)
     n_exact = np.bincount(u, weights=half * exact, minlength=n_u)
     voted = (np.bincount(g, minlength=n_g) > 0) & ~pinned
     previous = start = None
@@ -380,18 +401,22 @@ def fit(votes: Votes, settings: ModelSettings | None = None, *, seed: int = 0) -
         expected_sq = (resid[on] ** 2 + b[u[on]] ** 2 * vv[on]) / sigma[u[on]] ** 2
         growth = _fit_growth(expected_sq, terms.t_weight[on] * half[on], tv[on])
 
-    accuracy, class_prior = _fit_classes(votes, half_all, settings)
+    accuracy, class_prior = _fit_classes(votes, half_all, settings, initial=initial)
     volunteers = Volunteers(a, b, sigma, accuracy, n_exact, growth, class_prior, sigma_typical)
     galaxies = _galaxies(votes, volunteers, settings)
     return Fit(volunteers, galaxies, iterations, converged)
 
 
-def _fit_classes(votes: Votes, half: np.ndarray, settings: ModelSettings, iterations: int = 20):
+def _fit_classes(votes: Votes, half: np.ndarray, settings: ModelSettings, initial: Volunteers | None = None):
     n_g, n_u = votes.n_galaxies, votes.n_volunteers
     g, u, cat = votes.galaxy, votes.volunteer, votes.category
     right_prior, wrong_prior = settings.accuracy_prior
     accuracy = np.full(n_u, right_prior / (right_prior + wrong_prior))
     class_prior = np.full(N_CLASSES, 1.0 / N_CLASSES)
+    if initial is not None:
+        accuracy = np.where(np.isnan(initial.accuracy), accuracy, initial.accuracy)
+        class_prior = np.asarray(initial.class_prior, float)
+    iterations = settings.class_iterations
     pinned = _pinned_classes(votes.known)
     fixed = pinned >= 0
     calls = np.bincount(u, half, n_u)
@@ -528,6 +553,14 @@ def label_priority(*, sd: float | None, mean: float | None, model_median: float 
     if model_median is not None and mean is not None:
         priority += min(abs(model_median - mean) / np.hypot(sd, max(model_spread, 1.0)), 5.0) * 2.0
     return round(float(priority), 3)
+
+
+def label_priorities(*, sd: np.ndarray, mean: np.ndarray, model_median: np.ndarray) -> np.ndarray:
+    """label_priority for many galaxies (model_spread 0): NaN sd and mean for a galaxy without an inclination
+    vote, NaN model_median for one without a prediction."""
+    sd = np.where(np.isnan(sd), ModelSettings().prior_sd, sd)
+    pull = np.minimum(np.abs(model_median - mean) / np.hypot(sd, 1.0), 5.0) * 2.0
+    return np.round(sd + np.where(np.isnan(pull), 0.0, pull), 3)
 
 
 # ------------------------------------------------------------------------------ in words

@@ -20,10 +20,13 @@ from labeling.services.surveys import reference_survey
 TINY_INPUT_SIZE = 32  # the inference fixtures set GIZ_MODEL_INPUT_SIZE to this
 
 
-def galaxy_jpeg(*, inclination: float = 60.0, size: int = 64, seed: int = 0, fmt: str = "JPEG") -> bytes:
+def galaxy_jpeg(
+    *, inclination: float = 60.0, size: int = 64, seed: int = 0, fmt: str = "JPEG", position_angle: float = 90.0
+) -> bytes:
     """A small colour image of an ellipse on a noisy sky whose axis ratio follows the inclination.
 
-    b/a = cos i with a thickness of 0.2, so the axial-ratio baseline and the position angle can be measured.
+    b/a = cos i with a thickness of 0.2, so the axial-ratio baseline and the position angle can be measured; the
+    major axis lies at `position_angle` (north up, east left: 90 is horizontal).
     """
     rng = np.random.default_rng(seed)
     q = max(np.cos(np.radians(inclination)), 0.2)
@@ -31,10 +34,17 @@ def galaxy_jpeg(*, inclination: float = 60.0, size: int = 64, seed: int = 0, fmt
     image = Image.fromarray(base, "RGB")
     draw = ImageDraw.Draw(image)
     a = size * 0.38
-    b = a * q
     c = size / 2
-    draw.ellipse([c - a, c - b, c + a, c + b], fill=(235, 200, 150))
-    draw.ellipse([c - a / 4, c - b / 3, c + a / 4, c + b / 3], fill=(255, 245, 220))
+    turn = np.radians(90.0 + position_angle)  # the major axis, counter-clockwise from +x as displayed
+
+    def outline(semi_major: float, semi_minor: float) -> list[tuple[float, float]]:
+        t = np.linspace(0, 2 * np.pi, 90, endpoint=False)
+        x, y = semi_major * np.cos(t), semi_minor * np.sin(t)
+        xs, ys = x * np.cos(turn) - y * np.sin(turn), x * np.sin(turn) + y * np.cos(turn)
+        return [(float(c + u), float(c - v)) for u, v in zip(xs, ys, strict=True)]  # row 0 at the top
+
+    draw.polygon(outline(a, a * q), fill=(235, 200, 150))
+    draw.polygon(outline(a / 4, a * q / 3), fill=(255, 245, 220))
     out = io.BytesIO()
     image.save(out, format=fmt, **({"quality": 80} if fmt == "JPEG" else {}))
     return out.getvalue()
@@ -133,6 +143,8 @@ class GalaxyImageFactory(factory.django.DjangoModelFactory):
         inclination = 60.0
         seed = 0
         size = 64
+        # The major axis lies at the galaxy's catalogue position angle (horizontal when it has none).
+        drawn_at = factory.LazyAttribute(lambda o: 90.0 if o.galaxy.position_angle is None else o.galaxy.position_angle)
 
     galaxy = factory.SubFactory(GalaxyFactory)
     band = GalaxyImage.Band.COLOR
@@ -145,7 +157,13 @@ class GalaxyImageFactory(factory.django.DjangoModelFactory):
     checksum = "0" * 64
     file = factory.LazyAttribute(
         lambda o: ContentFile(
-            galaxy_jpeg(inclination=o.inclination, size=o.size, seed=o.seed), name=f"{o.galaxy.pgc}-color.jpg"
+            galaxy_jpeg(
+                inclination=o.inclination,
+                size=o.size,
+                seed=o.seed,
+                position_angle=o.drawn_at,
+            ),
+            name=f"{o.galaxy.pgc}-color.jpg",
         )
     )
 

@@ -64,7 +64,12 @@ class TestAcquireGalaxy:
         assert hashlib.sha256(stored_bytes(image)).hexdigest() == image.checksum
         pgc = galaxy.pgc
         assert image.file.name.startswith(f"images/{pgc % 1000:03d}/{pgc}/{pgc}_color_")
-        assert [p.name for p in media_files(settings.MEDIA_ROOT)] == [Path(image.file.name).name]
+        # Beside it, the copy turned major axis horizontal that the labeling page shows.
+        horizontal = services.horizontal_name(image.file.name)
+        assert galaxy.color_image_horizontal.name == horizontal
+        assert sorted(p.name for p in media_files(settings.MEDIA_ROOT)) == sorted(
+            [Path(image.file.name).name, Path(horizontal).name]
+        )
 
     def test_fits_bands_are_stored_beside_the_colour_stamp(self, standin, settings):
         settings.GIZ_SDSS_FETCH_FITS = True
@@ -160,7 +165,7 @@ class TestIdempotency:
         assert standin.stats() == {"cutout:ok": 1}
         again = GalaxyImage.objects.get(galaxy=galaxy)
         assert (again.pk, again.file.name, again.checksum) == (first.pk, first.file.name, first.checksum)
-        assert len(media_files(settings.MEDIA_ROOT)) == 1
+        assert len(media_files(settings.MEDIA_ROOT)) == 2  # the stamp and its horizontal copy
 
     def test_a_damaged_file_is_fetched_again(self, standin, settings):
         galaxy = new_galaxy()
@@ -199,7 +204,10 @@ class TestIdempotency:
             new = image_store(data=client.fetch_cutout(ra=150.0, dec=2.0, d25_arcmin=3.0).data, **kwargs)
         assert new.pk == old.pk and new.file.name != old.file.name
         assert not old_path.exists()
-        assert media_files(settings.MEDIA_ROOT) == [Path(new.file.path)]
+        # The old stamp's horizontal copy goes with it.
+        assert sorted(media_files(settings.MEDIA_ROOT)) == sorted(
+            [Path(new.file.path), Path(settings.MEDIA_ROOT) / services.horizontal_name(new.file.name)]
+        )
 
     def test_a_worker_killed_mid_write_leaves_no_visible_file(self, standin, settings):
         galaxy = new_galaxy()
@@ -210,7 +218,7 @@ class TestIdempotency:
         acquire_galaxy.delay(galaxy.pk)  # the redelivered task finishes the job
         galaxy.refresh_from_db()
         assert galaxy.state == Galaxy.State.READY
-        assert len(media_files(settings.MEDIA_ROOT)) == 1
+        assert len(media_files(settings.MEDIA_ROOT)) == 2  # the stamp and its horizontal copy
 
     def test_resumes_where_it_stopped(self, standin, settings):
         settings.GIZ_SDSS_FETCH_FITS = True

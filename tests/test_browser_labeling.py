@@ -47,6 +47,12 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+def same_size(page, one: str, other: str) -> bool:
+    """Whether the first elements matching the two selectors are drawn at the same size (CSS pixels)."""
+    a, b = page.locator(one).first.bounding_box(), page.locator(other).first.bounding_box()
+    return round(a["width"]) == round(b["width"]) and round(a["height"]) == round(b["height"])
+
+
 def sign_up(page, live_server, username: str) -> None:
     page.goto(f"{live_server.url}/accounts/signup/")
     page.fill("#id_username", username)
@@ -61,10 +67,11 @@ def sign_up(page, live_server, username: str) -> None:
 
 def test_volunteer_signs_up_and_labels_with_mouse_keyboard_flags_and_gold(browser, live_server, monkeypatch):
     monkeypatch.setattr(services.serving, "GOLD_RATES", ((float("inf"), 0.0),))
-    make_standards()
-    for inclination in (62.0, 75.0, 50.0):
-        make_galaxy(inclination=inclination)
-    make_gold(known=66.0)
+    # Galaxies and standards drawn at assorted position angles: the page must show them all level.
+    make_standards(size=160, position_angles=(10.0, 40.0, 75.0, 120.0, 160.0))
+    for inclination, angle in ((62.0, 35.0), (75.0, 140.0), (50.0, 100.0)):
+        make_galaxy(inclination=inclination, position_angle=angle, size=160)
+    make_gold(known=66.0, position_angle=55.0, size=160)
 
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
@@ -88,9 +95,29 @@ def test_volunteer_signs_up_and_labels_with_mouse_keyboard_flags_and_gold(browse
     page.wait_for_selector(".strip.step1 .standard img")
     assert page.text_content("#answer") == "No answer yet."
 
+    # Every image turned major axis horizontal; the target travels along the strip at the standards' size.
+    assert page.get_attribute("#target-img", "src").endswith("_horizontal.jpg")
+    assert all(
+        src.endswith("_horizontal.jpg") for src in page.eval_on_selector_all(".strip img", "l => l.map(i => i.src)")
+    )
+    assert same_size(page, ".strip .gap.cursor img", ".strip .standard img")
+
     # A two-step vote with the mouse: between 60 and 65, then between 62 and 63.
     page.click(".strip.step1 .gap[data-gap='4']")
     assert "Refine between 60° and 65°" in page.text_content("#step-title")
+    assert same_size(page, ".strip.step2 .gap.cursor img", ".strip.step2 .standard img")
+    shot(page, "02-step2-turned")
+    # U (or the button) shows every image as observed, and back.
+    page.keyboard.press("u")
+    assert page.get_attribute("#unrotated", "aria-pressed") == "true"
+    assert not page.get_attribute("#target-img", "src").endswith("_horizontal.jpg")
+    assert not any(
+        src.endswith("_horizontal.jpg") for src in page.eval_on_selector_all(".strip img", "l => l.map(i => i.src)")
+    )
+    page.wait_for_function("[...document.querySelectorAll('.strip img')].every(i => i.complete)")
+    shot(page, "02-step2-unrotated")
+    page.click("#unrotated")
+    assert page.get_attribute("#target-img", "src").endswith("_horizontal.jpg")
     page.click(".strip.step2 .gap[data-gap='3']")
     assert "62.5°" in page.text_content("#answer")
     page.click("[data-view='r']")

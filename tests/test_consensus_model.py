@@ -191,6 +191,32 @@ def test_votes_arriving_during_a_refit_are_neither_lost_nor_counted_twice(grid, 
 
 
 @pytest.mark.django_db
+def test_votes_arriving_between_the_refits_write_batches_are_caught_up_not_overwritten(grid, settings):
+    settings.GIZ_RETIRE_SD, settings.GIZ_VOTES_MAX = 0.0, 9
+    users = [volunteer() for _ in range(4)]
+    galaxies = [GalaxyFactory() for _ in range(4)]
+    for n, galaxy in enumerate(galaxies):
+        for k, user in enumerate(users[:2]):
+            cast(user, galaxy, grid, 55.5 + 6 * n + 4 * k)
+    arrivals = []
+
+    def vote_after_the_first_batch(n: int) -> None:
+        # The first galaxy is written; the last is not yet: a vote on each, committed between two batches.
+        if not arrivals:
+            arrivals.append(cast(users[2], galaxies[0], grid, 70.5))
+            arrivals.append(cast(users[2], galaxies[-1], grid, 88.5))
+
+    run = services.consensus_recompute_run(batch_galaxies=1, progress=vote_after_the_first_batch)
+    assert len(arrivals) == 2 and run.stats["priorities"] >= 2
+    assert run.stats["caught_up"] == 2  # both voted on after the read; the last one skipped by its batch
+    for galaxy in Galaxy.objects.filter(pk__in=[g.pk for g in galaxies]):
+        stored = galaxy.label_priority
+        # What the stored priority should be: the posterior from all the galaxy's votes with the new figures.
+        assert services.galaxy_priority_refresh(galaxy=galaxy) == pytest.approx(stored, abs=0.05), galaxy.pk
+        assert galaxy.votes_count == Vote.objects.filter(galaxy=galaxy).count()
+
+
+@pytest.mark.django_db
 def test_the_profile_says_what_the_refit_found_and_the_admin_shows_it(grid, settings, client, admin_client):
     user = volunteer()
     VolunteerProfile.objects.filter(user=user).update(bias=2.4, scale=1.0, sigma=2.5, votes_counted=40, weight=1.1)

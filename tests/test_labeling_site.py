@@ -4,6 +4,7 @@ import re
 
 import pytest
 from django.core import mail
+from django.core.files.storage import default_storage
 from django.http import HttpRequest  # django-axes needs a request to count the login
 from django.test import Client
 from django.urls import reverse
@@ -51,6 +52,30 @@ def vote_form(page: dict, low: int, *, csrf: bool = False, **overrides) -> dict:
     }
     form.update(overrides)
     return form
+
+
+def stored_pixels(url: str):
+    """The pixels of a stored image the page links to (storage URL -> storage name)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    name = url.removeprefix(default_storage.base_url)
+    with default_storage.open(name, "rb") as handle:
+        return np.asarray(Image.open(io.BytesIO(handle.read())).convert("RGB"))
+
+
+def measured_pa(url_or_pixels) -> float:
+    """The position angle inference's axial-ratio baseline measures on the image (north through east)."""
+    from inference import baseline
+
+    pixels = stored_pixels(url_or_pixels) if isinstance(url_or_pixels, str) else url_or_pixels
+    return baseline.measure_axial_ratio(pixels).position_angle
+
+
+def axis_off_horizontal(position_angle: float) -> float:
+    return abs(((position_angle - 90.0) + 90.0) % 180.0 - 90.0)
 
 
 class TestAccounts:
@@ -117,6 +142,39 @@ class TestServing:
         assert page["galaxy"]["id"] == galaxy.id and page["galaxy"]["url"].endswith(".jpg")
         assert sorted(int(d) for d in page["standards"]) == list(range(45, 91))
         assert all(abs(s["inclination"] - int(d)) <= 0.5 for d, s in page["standards"].items())
+
+    @pytest.mark.parametrize("catalogue_pa", [30.0, 135.0, None], ids=["catalogue-30", "catalogue-135", "measured"])
+    def test_the_target_and_standards_are_shown_turned_major_axis_horizontal(self, alice_client, catalogue_pa):
+        standards = make_standards(low=60, high=62)
+        # The image is drawn at the catalogue's angle; without one, at 30 deg, which is then measured on it.
+        drawn_at = 30.0 if catalogue_pa is None else catalogue_pa
+        galaxy = make_galaxy(inclination=70.0, position_angle=catalogue_pa, drawn_at=drawn_at, size=96)
+        page = served(alice_client)
+        assert page["galaxy"]["id"] == galaxy.id
+        assert set(page["galaxy"]) == {"id", "pgc", "name", "url", "unrotated_url"}  # no angle, no b/a
+        assert (
+            page["galaxy"]["url"].endswith("_horizontal.jpg")
+            and page["galaxy"]["url"] != page["galaxy"]["unrotated_url"]
+        )
+        assert measured_pa(page["galaxy"]["unrotated_url"]) == pytest.approx(drawn_at, abs=4)
+        assert axis_off_horizontal(measured_pa(page["galaxy"]["url"])) < 4
+        standard = page["standards"]["61"]
+        assert set(standard) == {"id", "inclination", "url", "unrotated_url"}
+        assert measured_pa(standard["unrotated_url"]) == pytest.approx(standards[61][0].galaxy.position_angle, abs=4)
+        assert axis_off_horizontal(measured_pa(standard["url"])) < 4
+
+    def test_images_stored_before_get_their_horizontal_copy_from_the_command(self, alice_client):
+        from django.core.management import call_command
+
+        make_standards(low=60, high=62)
+        galaxy = make_galaxy(inclination=70.0, position_angle=150.0, size=96)
+        horizontal = galaxy.color_image.name.rpartition(".")[0] + "_horizontal.jpg"
+        default_storage.delete(horizontal)
+        Galaxy.objects.update(color_image_horizontal="")
+        assert served(alice_client)["galaxy"]["url"] == served(alice_client)["galaxy"]["unrotated_url"]
+        call_command("horizontal_images")
+        assert Galaxy.objects.filter(color_image_horizontal="").count() == 0
+        assert axis_off_horizontal(measured_pa(served(alice_client)["galaxy"]["url"])) < 4
 
     def test_a_reload_serves_the_same_galaxy(self, alice_client, standards):
         make_galaxy(), make_galaxy()
@@ -395,6 +453,20 @@ class TestBandImages:
         assert response.content[:8] == b"\x89PNG\r\n\x1a\n"
         assert "max-age" in response["Cache-Control"]
         assert alice_client.get(reverse("galaxy_band", args=[galaxy.id, "z"])).status_code == 404
+
+    def test_band_view_turns_like_the_page_when_asked(self, alice_client):
+        import io
+
+        import numpy as np
+        from PIL import Image
+
+        galaxy = make_galaxy(inclination=75.0, position_angle=20.0, size=96)
+        url = reverse("galaxy_band", args=[galaxy.id, "r"])
+        as_observed = np.asarray(Image.open(io.BytesIO(alice_client.get(url).content)))
+        turned = np.asarray(Image.open(io.BytesIO(alice_client.get(url + "?horizontal=1").content)))
+        assert as_observed.shape == turned.shape == (96, 96)
+        assert measured_pa(as_observed) == pytest.approx(20.0, abs=4)
+        assert axis_off_horizontal(measured_pa(turned)) < 4
 
     def test_band_view_renders_a_plane_of_a_fits_cube(self, alice_client):
         import io

@@ -206,6 +206,9 @@ def galaxy_prediction_record(*, galaxy: Galaxy, predicted_inclination: float | N
     return galaxy_priority_refresh(galaxy=galaxy)
 
 
-def galaxy_color_image_set(*, galaxy_id: int, name: str) -> None:
-    """Acquisition's choice of the colour composite volunteers see (a storage name, "" for none)."""
-    Galaxy.objects.filter(pk=galaxy_id).exclude(color_image=name).update(color_image=name)
+def galaxy_color_image_set(*, galaxy_id: int, name: str, horizontal_name: str = "") -> None:
+    """Acquisition's choice of the colour composite volunteers see, and of its copy turned so the major axis is
+    horizontal (storage names, "" for none)."""
+    Galaxy.objects.filter(pk=galaxy_id).exclude(color_image=name, color_image_horizontal=horizontal_name).update(
+        color_image=name, color_image_horizontal=horizontal_name
+    )

@@ -1,6 +1,9 @@
 // The labeling page: place the target among standards (step 1: 5 deg apart, step 2: 1 deg apart), or flag it.
 // Mouse, touch and keyboard drive the same few functions; the answer goes out in an ordinary form POST, which the
 // server reads with the API's vote serializer; Reshuffle calls the API itself with the session.
+// Every image is shown turned so the galaxy's major axis is horizontal (acquisition made those copies; the page
+// never learns the angle), and the target travels along the strip at the standards' size, so shapes are compared
+// like with like; U shows the images as observed.
 (() => {
   "use strict";
   const data = JSON.parse(document.getElementById("page-data").textContent);
@@ -10,7 +13,8 @@
   const started = performance.now();
   const ZOOMS = [1, 1.5, 2, 3, 4];
 
-  const state = { step: 1, cursor: 1, interval: null, flag: "", zoom: 0, view: "color", placedGap: null };
+  const state = { step: 1, cursor: 1, interval: null, flag: "", zoom: 0, view: "color", placedGap: null, turned: true };
+  const shown = (item) => (state.turned ? item.url : item.unrotated_url) || item.url;
 
   const degrees = (step) => {
     const all = Object.keys(data.standards).map(Number).sort((a, b) => a - b);
@@ -49,9 +53,11 @@
       button.dataset.gap = gap.index;
       button.setAttribute("role", "option");
       button.setAttribute("aria-label", gap.index === 0 && step === 1 ? "below 45 degrees: face-on" : `between ${gap.left} and ${gap.right} degrees`);
-      if (gap.index === state.cursor && state.step !== 3) button.classList.add("cursor");
-      if (gap.index === state.placedGap) {
-        button.classList.add("placed");
+      const atCursor = gap.index === state.cursor && state.step !== 3;
+      if (atCursor) button.classList.add("cursor");
+      if (gap.index === state.placedGap) button.classList.add("placed");
+      if (atCursor || gap.index === state.placedGap) {
+        // The target itself, at the standards' size, between the two it is being compared with.
         const img = document.createElement("img");
         img.src = targetSrc();
         img.alt = "";
@@ -75,7 +81,7 @@
       figure.className = "standard";
       figure.dataset.degree = degree;
       figure.innerHTML = `<img alt="standard galaxy at ${s.inclination} degrees" loading="lazy"><figcaption>${s.inclination}°</figcaption>`;
-      figure.querySelector("img").src = s.url;
+      figure.querySelector("img").src = shown(s);
       strip.appendChild(figure);
     });
     const current = strip.querySelector(".gap.cursor");
@@ -188,10 +194,17 @@
   // ---------------------------------------------------------------- image views
   function setView(view) {
     state.view = view;
-    $("target-img").src = view === "color" ? data.galaxy.url : window.GIZ_URLS.band.replace("BAND", view);
+    const band = window.GIZ_URLS.band.replace("BAND", view) + (state.turned ? "?horizontal=1" : "");
+    $("target-img").src = view === "color" ? shown(data.galaxy) : band;
     document.querySelectorAll("[data-view]").forEach((b) => b.classList.toggle("on", b.dataset.view === view));
-    const placed = strip.querySelector(".gap.placed img");
-    if (placed) placed.src = $("target-img").src;
+    strip.querySelectorAll(".gap img").forEach((img) => { img.src = $("target-img").src; });
+  }
+  function toggleTurned() {
+    state.turned = !state.turned;
+    $("unrotated").classList.toggle("on", !state.turned);
+    $("unrotated").setAttribute("aria-pressed", String(!state.turned));
+    setView(state.view);
+    render();
   }
   function toggleInvert() {
     const on = $("viewer").classList.toggle("inverted");
@@ -223,6 +236,7 @@
   document.querySelectorAll("[data-view]").forEach((b) => b.addEventListener("click", () => setView(b.dataset.view)));
   document.querySelectorAll(".flag").forEach((b) => b.addEventListener("click", () => toggleFlag(b)));
   $("invert").addEventListener("click", toggleInvert);
+  $("unrotated").addEventListener("click", toggleTurned);
   $("zoom-in").addEventListener("click", () => zoom(1));
   $("zoom-out").addEventListener("click", () => zoom(-1));
   $("back").addEventListener("click", back);
@@ -253,6 +267,7 @@
       r: () => setView("r"),
       i: () => setView("i"),
       v: toggleInvert,
+      u: toggleTurned,
       "+": () => zoom(1),
       "=": () => zoom(1),
       "-": () => zoom(-1),
@@ -263,5 +278,6 @@
     if (actions[key]) { e.preventDefault(); actions[key](); }
   });
 
+  setView("color");
   render();
 })();

@@ -10,7 +10,9 @@ class Command(BaseCommand):
     help = "Refit the volunteer model to all votes and rewrite the labels in batches, with a progress bar."
 
     def add_arguments(self, parser):
-        parser.add_argument("--batch", type=int, default=2000, help="galaxies written per transaction (default 2000)")
+        parser.add_argument(
+            "--batch", type=int, default=None, help="changed galaxies written per transaction (default 20000)"
+        )
 
     def handle(self, *args, batch: int, **options):
         total = services.consensus_recompute_total()
