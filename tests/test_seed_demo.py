@@ -44,14 +44,21 @@ def test_seed_demo_fills_a_fresh_site_and_prints_working_logins(client, standin,
     assert targets.count() == 3 and targets.filter(images__band=GalaxyImage.Band.COLOR).count() == 3
 
     # The SDSS-like catalog is imported and its images fetched from the stand-in (tasks run eagerly here):
-    job = AcquisitionJob.objects.get()
-    assert job.total == Galaxy.objects.filter(source=Galaxy.Source.SDSS).count() == 40
+    job = AcquisitionJob.objects.get(description__contains="SDSS")
+    assert job.total == Galaxy.objects.filter(source=Galaxy.Source.SDSS, survey__slug="sdss").count() == 40
     job.refresh_from_db()
     assert job.done == 38 and job.failed == 2  # two lie outside the footprint
     assert (
         Galaxy.objects.filter(source="sdss", state=Galaxy.State.FAILED, failure_reason__icontains="footprint").count()
         == 2
     )
+
+    # A second survey: southern galaxies from the Legacy Surveys through the stand-in's hips2fits, all fetched.
+    south = AcquisitionJob.objects.get(description__contains="Legacy")
+    assert (south.total, south.done, south.failed) == (12, 12, 0)
+    legacy = Galaxy.objects.filter(survey__slug="legacy")
+    assert legacy.count() == 12 and all(g.dec < -30 for g in legacy)
+    assert GalaxyImage.objects.filter(galaxy__in=legacy, band="color", survey__slug="legacy").count() == 12
 
     # Seeding again (the start script does it on every start) adds nothing and prints the same logins.
     counts = (Galaxy.objects.count(), GalaxyImage.objects.count(), AcquisitionJob.objects.count())

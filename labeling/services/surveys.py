@@ -14,6 +14,46 @@ REFERENCE_SLUG = "sdss"
 ADAPTATION_PRIORITY = 1000.0
 
 
+# Surveys staff can add by name (and the demo adds): HiPS ids as CDS names them; bands whose HiPS exist as
+# <colour id's parent>/<band>.
+KNOWN_SURVEYS = {
+    "legacy": {
+        "name": "DESI Legacy Imaging Surveys DR10",
+        "pixel_scale": 0.262,
+        "bands": "grz",
+        "source_kind": Survey.SourceKind.HIPS,
+        "hips_id": "CDS/P/DESI-Legacy-Surveys/DR10/color",
+        "data_release": "dr10",
+    },
+    "panstarrs": {
+        "name": "Pan-STARRS1 DR1",
+        "pixel_scale": 0.25,
+        "bands": "gri",
+        "source_kind": Survey.SourceKind.HIPS,
+        "hips_id": "CDS/P/PanSTARRS/DR1/color-z-zg-g",
+        "data_release": "dr1",
+    },
+    "dss": {
+        "name": "Digitized Sky Survey 2",
+        "pixel_scale": 1.0,
+        "bands": "",
+        "source_kind": Survey.SourceKind.HIPS,
+        "hips_id": "CDS/P/DSS2/color",
+        "data_release": "dss2",
+    },
+}
+
+
+def known_survey_ensure(slug: str) -> Survey:
+    """One of KNOWN_SURVEYS, created on first use (ApplicationError for another slug)."""
+    if slug not in KNOWN_SURVEYS:
+        raise ApplicationError(
+            f"No known survey {slug!r}; known: {', '.join(KNOWN_SURVEYS)}.", code="unknown_survey", status_code=400
+        )
+    survey, _ = Survey.objects.get_or_create(slug=slug, defaults=KNOWN_SURVEYS[slug])
+    return survey
+
+
 def _reference_defaults() -> dict:
     return {
         "name": "Sloan Digital Sky Survey",

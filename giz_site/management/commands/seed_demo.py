@@ -13,8 +13,11 @@ from django.core.management import BaseCommand, call_command
 from acquisition.services import acquisition_job_create, catalog_import
 from inference.models import ModelVersion
 from labeling.models import Galaxy, StandardGalaxy
+from labeling.services.surveys import known_survey_ensure
 
 DEMO_CATALOG = Path(__file__).resolve().parents[2] / "demo" / "catalog.csv"
+# Southern galaxies SDSS never covered, from the Legacy Surveys through hips2fits (the stand-in's in the demo).
+DEMO_SOUTH_CATALOG = DEMO_CATALOG.with_name("catalog_south.csv")
 
 DEMO_ACCOUNTS = [
     ("staff", {"is_staff": True, "is_superuser": True}),
@@ -51,8 +54,10 @@ class Command(BaseCommand):
                 stdout=self.stdout,
                 stderr=self.stderr,
             )
-        if not Galaxy.objects.filter(source=Galaxy.Source.SDSS).exists():
+        if not Galaxy.objects.filter(source=Galaxy.Source.SDSS, survey__is_reference=True).exists():
             self._sdss_catalog()
+        if not Galaxy.objects.filter(survey__slug="legacy").exists():
+            self._southern_catalog()
         if not skip_models and not ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).exists():
             self.stdout.write("Pretraining the ensemble on synthetic galaxies ...")
             call_command("pretrain_ensemble", stdout=self.stdout, stderr=self.stderr)
@@ -64,6 +69,13 @@ class Command(BaseCommand):
         result = catalog_import(data=DEMO_CATALOG.read_bytes(), filename=DEMO_CATALOG.name)
         job = acquisition_job_create(galaxy_ids=result.galaxy_ids, description="Demo catalog from the SDSS stand-in")
         self.stdout.write(f"Imported the demo catalog; acquisition job {job.pk} queued for {job.total} galaxies.")
+
+    def _southern_catalog(self) -> None:
+        """Import a few southern galaxies into a second survey (Legacy Surveys, a HiPS survey)."""
+        legacy = known_survey_ensure("legacy")
+        result = catalog_import(data=DEMO_SOUTH_CATALOG.read_bytes(), filename=DEMO_SOUTH_CATALOG.name, survey=legacy)
+        job = acquisition_job_create(galaxy_ids=result.galaxy_ids, description=f"Demo southern catalog from {legacy}")
+        self.stdout.write(f"Imported the southern demo catalog ({legacy}); acquisition job {job.pk} queued.")
 
     def _accounts(self, logins_file) -> None:
         """Create the demo accounts with fresh random passwords, kept in the data folder for the console."""
