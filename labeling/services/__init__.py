@@ -12,8 +12,6 @@ from labeling.services.consensus import (
 )
 from labeling.services.serving import (
     ALL_DEGREES,
-    CANDIDATE_PAGES,
-    CANDIDATES_PER_PAGE,
     GOLD_RATES,
     GRID_MAX,
     GRID_MIN,
@@ -46,8 +44,6 @@ __all__ = [
     "ALL_DEGREES",
     "GRID_TOLERANCE",
     "GOLD_RATES",
-    "CANDIDATES_PER_PAGE",
-    "CANDIDATE_PAGES",
     "standards_draw",
     "gold_rate",
     "assignment_next",
