@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
+from PIL import Image, ImageDraw
 
-from inference import shipped
+from acquisition import population
+from inference import shipped, training_sets
 from inference.models import ModelVersion
 from tests.api_fixtures import ensemble, fresh_ensemble, token_client, upload  # noqa: F401
 from tests.factories import galaxy_jpeg
@@ -32,6 +34,17 @@ def test_manifest_lists_checksummed_members_with_their_provenance(loaded):
     assert manifest["sigma_scale"] > 0 and manifest["command"]
 
 
+def test_the_rejection_classifier_is_checksummed_and_scored_per_source_and_junk_kind():
+    entry, model = shipped.load_rejection()
+    assert entry["sha256"] == shipped.sha256_of(shipped.SHIPPED_DIR / entry["file"])
+    assert entry["parameters"] == model.count_params() < 100_000 and model.output_shape == (None, 1)
+    figures = entry["metrics"]
+    assert set(figures["keep_rate"]) == {"ours", "galsim"}
+    assert set(figures["reject_rate"]) == set(training_sets.JUNK_KINDS)
+    assert figures["threshold"] == entry["threshold"] == shipped.REJECTION_THRESHOLD
+    assert entry["command"] and entry["data"]["test"]["clean"]["galsim"]["n"] > 0
+
+
 def test_an_altered_or_missing_file_is_refused(tmp_path):
     copy = tmp_path / "shipped"
     shutil.copytree(shipped.SHIPPED_DIR, copy)
@@ -44,6 +57,11 @@ def test_an_altered_or_missing_file_is_refused(tmp_path):
     (copy / first).unlink()
     with pytest.raises(shipped.ManifestError, match="missing"):
         shipped.verify(copy)
+    shutil.copy(shipped.SHIPPED_DIR / first, copy / first)
+    shipped.verify(copy)
+    (copy / shipped.REJECTION_FILE).write_bytes(b"another classifier")
+    with pytest.raises(shipped.ManifestError, match=f"{shipped.REJECTION_FILE}: sha256 .* does not match"):
+        shipped.load_rejection(copy)
 
 
 @pytest.mark.parametrize("source", ["ours", "galsim"])
@@ -66,7 +84,7 @@ def previous_ensemble(db):
     return version("old-regression", "regression"), version("old-rejection", "rejection")
 
 
-def test_activate_shipped_replaces_the_regression_members_only(previous_ensemble):
+def test_activate_shipped_replaces_the_members_and_the_rejection_classifier(previous_ensemble):
     old_regression, old_rejection = previous_ensemble
     call_command("activate_shipped", stdout=io.StringIO())
     active = ModelVersion.objects.filter(status="active", kind="regression")
@@ -74,12 +92,15 @@ def test_activate_shipped_replaces_the_regression_members_only(previous_ensemble
     assert sorted(v.name.rsplit("-", 1)[0] for v in active) == sorted(
         f"shipped-{m['name']}" for m in manifest["members"]
     )
+    rejection = ModelVersion.objects.get(status="active", kind="rejection")
+    assert rejection.name == f"shipped-shipped_rejection-{manifest['rejection']['sha256'][:8]}"
+    assert rejection.metrics["threshold"] == manifest["rejection"]["threshold"]
     old_regression.refresh_from_db()
     old_rejection.refresh_from_db()
-    assert old_regression.status == "retired" and old_rejection.status == "active"
-    assert all(default_storage.exists(v.file.name) for v in active)
+    assert old_regression.status == "retired" and old_rejection.status == "retired"
+    assert all(default_storage.exists(v.file.name) for v in [*active, rejection])
     call_command("activate_shipped", stdout=io.StringIO())  # again: the same versions, no duplicates
-    assert ModelVersion.objects.filter(name__startswith="shipped-").count() == len(manifest["members"])
+    assert ModelVersion.objects.filter(name__startswith="shipped-").count() == len(manifest["members"]) + 1
     out = io.StringIO()
     call_command("activate_shipped", "--if-empty", stdout=out)
     assert "nothing to do" in out.getvalue()
@@ -114,3 +135,55 @@ def test_an_upload_to_the_shipped_ensemble_carries_a_calibrated_sigma(alice):
     assert len(body["members"]) == len(shipped.load_manifest()["members"])
     # A galaxy the members agree on still has the learned part of its sigma (a few degrees, not zero).
     assert body["sigma"] > body["spread"] and 0.5 < body["sigma"] < 20
+
+
+def _jpeg(pixels: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def not_galaxies(size: int = 512) -> dict[str, bytes]:
+    """Made here by hand, not by the generator the classifier was trained on."""
+    rng = np.random.default_rng(7)
+    y, x = np.mgrid[0:size, 0:size]
+    stars = rng.normal(12, 3, (size, size, 3))
+    centres, peaks, widths = rng.uniform(0, size, (40, 2)), rng.uniform(40, 255, 40), rng.uniform(1.5, 4, 40)
+    for (cx, cy), peak, width in zip(centres, peaks, widths, strict=True):
+        stars += (peak * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * width**2)))[..., None]
+    cartoon = Image.new("RGB", (size, size), "white")
+    pen = ImageDraw.Draw(cartoon)
+    pen.polygon([(100, 300), (250, 120), (400, 300)], fill=(200, 30, 30))
+    pen.rectangle([130, 300, 370, 460], fill=(240, 200, 60), outline="black", width=4)
+    pen.ellipse([380, 40, 480, 140], fill=(250, 220, 0))
+    return {
+        "blank": _jpeg(np.zeros((size, size, 3))),
+        "noise": _jpeg(rng.uniform(0, 255, (size, size, 3))),
+        "star field": _jpeg(stars),
+        "cartoon": _jpeg(np.asarray(cartoon)),
+    }
+
+
+def a_galaxy(size: int = 512) -> bytes:
+    draw = population.draw_population(np.random.default_rng(11), inclination=70.0)
+    return _jpeg(training_sets.render_stamp("galsim", draw, seed=11, render_size=size, look=False))
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("fresh_ensemble")
+def test_an_image_that_is_not_a_galaxy_gets_a_high_rejection_likelihood_and_a_wide_sigma(alice):
+    call_command("activate_shipped", stdout=io.StringIO())
+    client = token_client(alice)
+    threshold = shipped.load_manifest()["rejection"]["threshold"]
+
+    galaxy = client.post("/api/inference/upload/", {"file": upload("g.jpg", a_galaxy())}, format="multipart").json()
+    assert galaxy["rejection_likelihood"] < threshold and galaxy["sigma"] < 6
+
+    for kind, data in not_galaxies().items():
+        body = client.post("/api/inference/upload/", {"file": upload("x.jpg", data)}, format="multipart").json()
+        assert body["rejection_likelihood"] >= threshold, kind
+        # Never a confident inclination: the sigma says "anywhere in 45-90" (13 deg for certain junk).
+        assert body["sigma"] >= 9, kind
+        original = client.post("/api/file", {"file": upload("x.jpg", data)}, format="multipart").json()
+        assert original["rejection_likelihood"]["summary"]["mean"] >= 100 * threshold, kind
+        assert original["inclinations"]["summary"]["sigma"] >= 9, kind
