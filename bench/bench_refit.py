@@ -56,9 +56,8 @@ def load() -> str:
 
 
 def answer(assignment) -> dict:
-    shown = sorted(
-        selectors.standards_shown(standard_ids=assignment.standard_ids).values(), key=lambda s: s["inclination"]
-    )
+    shown = selectors.standards_shown(standard_ids=assignment.standard_ids).values()
+    shown = sorted(shown, key=lambda s: s["inclination"])
     if random.random() < 0.1 or len(shown) < 2:
         return {"inclination": None, "flag": "not_spiral", "left_standard_id": None, "right_standard_id": None}
     k = random.randrange(1, len(shown))
@@ -139,6 +138,7 @@ def main() -> None:
         f"| refit (`manage.py recompute_consensus`, own process) wall | **{wall:.0f} s** |",
         f"| its CPU time (user + system) | {cpu:.0f} s |",
         f"| phases, wall (s) | {stats.get('seconds')} |",
+        f"| phases, CPU of the refit process (s) | {stats.get('cpu_seconds')} |",
         f"| warm start / rounds / converged | {stats.get('warm_start')} / {stats.get('iterations')} /"
         f" {stats.get('converged')} |",
         f"| votes read / galaxies / volunteers written | {stats.get('votes'):,} / {stats.get('galaxies'):,} /"

@@ -216,6 +216,58 @@ def test_votes_arriving_between_the_refits_write_batches_are_caught_up_not_overw
         assert galaxy.votes_count == Vote.objects.filter(galaxy=galaxy).count()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_refit_with_volunteers_voting_in_another_thread_counts_every_vote_once(grid, settings, monkeypatch):
+    import threading
+    import time
+
+    from django.db import connection
+
+    settings.GIZ_RETIRE_SD, settings.GIZ_VOTES_MAX = 0.0, 4
+    users = [volunteer() for _ in range(6)]
+    galaxies = [GalaxyFactory() for _ in range(12)]
+    for n, galaxy in enumerate(galaxies):
+        for k, user in enumerate(users[:2]):
+            cast(user, galaxy, grid, 50.5 + 3 * n + 2 * k)
+    fit, stop, cast_meanwhile, errors = vm.fit, threading.Event(), [], []
+
+    def slow_fit(*args, **kwargs):
+        time.sleep(0.3)  # votes land between the read and the writes
+        return fit(*args, **kwargs)
+
+    def vote_until_done() -> None:
+        try:
+            pairs = [(user, galaxy) for user in users[2:] for galaxy in galaxies]
+            np.random.default_rng(1).shuffle(pairs)
+            for user, galaxy in pairs:
+                if stop.is_set():
+                    break
+                try:
+                    cast_meanwhile.append(cast(user, Galaxy.objects.get(pk=galaxy.pk), grid, 70.5))
+                except ApplicationError:  # retired meanwhile: refused, as the website would
+                    Assignment.objects.filter(volunteer=user, used_at__isnull=True).delete()
+                time.sleep(0.01)
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    monkeypatch.setattr(vm, "fit", slow_fit)
+    voter = threading.Thread(target=vote_until_done)
+    voter.start()
+    run = services.consensus_recompute_run(batch_galaxies=2, progress=lambda n: time.sleep(0.02))
+    stop.set()
+    voter.join()
+    assert errors == [] and run.status == "succeeded" and cast_meanwhile
+    assert run.stats["caught_up"] >= 1  # votes really landed while it ran
+    counts = dict(Vote.objects.values("galaxy_id").annotate(n=Count("id")).values_list("galaxy_id", "n"))
+    for galaxy in Galaxy.objects.filter(pk__in=[g.pk for g in galaxies]):
+        assert galaxy.votes_count == counts[galaxy.pk]
+    for label in ConsensusLabel.objects.all():
+        assert label.n_votes == counts[label.galaxy_id]
+    assert Vote.objects.count() == 2 * len(galaxies) + len(cast_meanwhile)
+
+
 @pytest.mark.django_db
 def test_the_profile_says_what_the_refit_found_and_the_admin_shows_it(grid, settings, client, admin_client):
     user = volunteer()
