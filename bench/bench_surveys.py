@@ -283,10 +283,8 @@ def main() -> None:
 
     from acquisition.models import GalaxyImage
     from bench import volunteer_sim as sim
-    from inference import services, shipped
-    from inference import training_sets as synthetic_data
+    from inference import services
     from inference.models import EnsemblePrediction, ModelVersion, Prediction, SurveyEvaluation, TrainingRun
-    from inference.services.adaptation import PROFILES, median_answers, predictor
     from labeling import services as labeling_services
     from labeling.models import ConsensusLabel, Galaxy, StandardGalaxy, Survey, Vote
 
@@ -420,76 +418,9 @@ def main() -> None:
     adapted_versions = list(ModelVersion.objects.filter(training_run=run).order_by("name"))
 
     # ---------------------------------------------------------------- held-out galaxies: before, after, scratch
-    from inference.ensemble import _load_from_storage
-
-    held_x = prepared(stamps[n:])
-    held_y = truth[n:].astype(np.float64)
-    n_reference, seed_reference = shipped.TEST_SETS["galsim"]
-    reference = synthetic_data.cached_source_set(
-        shipped.CACHE_DIR, "galsim", min(ARGS.reference_n, n_reference), seed=seed_reference
-    )
-    before_models = [_load_from_storage(v.file.name) for v in shipped_versions]
-    after_models = [_load_from_storage(v.file.name) for v in adapted_versions]
-    before, after = predictor(before_models, 128), predictor(after_models, 128)
-    results = {
-        "survey_before": rms(median_answers(before, held_x), held_y),
-        "survey_after": rms(median_answers(after, held_x), held_y),
-        "reference_before": rms(median_answers(before, reference.images), reference.inclination),
-        "reference_after": rms(median_answers(after, reference.images), reference.inclination),
-    }
-    scratch_seconds = None
-    if not ARGS.skip_scratch:
-        from inference import keras_training
-        from inference.architectures import build_sigma_regression_model
-        from inference.services.training import _labelled
-
-        config = {**PROFILES[ARGS.profile], **run.config}
-        lab_x, lab_inc, _, split = _labelled(run, 128, "color", survey=survey)
-        ok = ~np.isnan(lab_inc)
-        cache = Path(os.environ["GIZ_DATA_DIR"]) / "cache" / "synthetic"
-        common = {
-            "size": 128,
-            "render_size": int(config["render_size"]),
-            "look_strength": float(config["look_strength"]),
-            "processes": 2,
-        }
-        from inference.services.adaptation import SEED_LOOK
-        from inference.services.training import SEED_TRAIN, SEED_VAL
-
-        look_set = synthetic_data.cached_source_set(
-            cache, "ours", config["n_synthetic"], seed=SEED_LOOK, survey=LOOK, **common
-        )
-        look_val = synthetic_data.cached_source_set(
-            cache, "ours", config["n_val_synthetic"], seed=SEED_LOOK + SEED_VAL, survey=LOOK, **common
-        )
-        replay = synthetic_data.cached_source_set(cache, "ours", config["n_replay"], seed=SEED_TRAIN, **common)
-        train = keras_training.Split(
-            np.concatenate([lab_x[(split == "train") & ok], look_set.images, replay.images]),
-            np.concatenate([lab_inc[(split == "train") & ok], look_set.inclination, replay.inclination]).astype(
-                np.float32
-            ),
-        )
-        val = keras_training.Split(
-            np.concatenate([lab_x[(split == "val") & ok], look_val.images]),
-            np.concatenate([lab_inc[(split == "val") & ok], look_val.inclination]).astype(np.float32),
-        )
-        started = time.time()
-        scratch = []
-        for i, version in enumerate(shipped_versions):
-            model = build_sigma_regression_model(version.architecture, name=f"scratch_{i}")
-            keras_training.fine_tune_member(
-                model,
-                train=train,
-                val=val,
-                epochs=200,
-                learning_rate=2e-3,
-                patience=200,
-                seed=1000 + i,
-                max_seconds=ARGS.minutes_per_member * 60,
-            )
-            scratch.append(model)
-        scratch_seconds = time.time() - started
-        results["survey_scratch"] = rms(median_answers(predictor(scratch, 128), held_x), held_y)
+    results = measure(run, survey, shipped_versions, adapted_versions, stamps, truth, wall0)
+    scratch_seconds = results.get("scratch_seconds")
+    reference_n = results["reference_n"]
 
     # ---------------------------------------------------------------- report
     load = os.getloadavg()
@@ -532,11 +463,11 @@ def main() -> None:
         "",
         "| set | n | shipped ensemble (before) | adapted (after) | change | trained on the survey from the start |",
         "|---|---|---|---|---|---|",
-        f"| {survey.name} | {len(held_y)} | {results['survey_before']:.2f} | {results['survey_after']:.2f} | "
+        f"| {survey.name} | {results['held_out']} | {results['survey_before']:.2f} | {results['survey_after']:.2f} | "
         f"{100 * (results['survey_after'] / results['survey_before'] - 1):+.1f}% | "
         + (f"{results['survey_scratch']:.2f} ({scratch_seconds / 60:.1f} min)" if "survey_scratch" in results else "-")
         + " |",
-        f"| reference: GalSim SDSS look (shipped test set, seed 203) | {len(reference)} | "
+        f"| reference: GalSim SDSS look (shipped test set, seed 203) | {reference_n} | "
         f"{results['reference_before']:.2f} | {results['reference_after']:.2f} | "
         f"{results['reference_after'] - results['reference_before']:+.2f} deg | - |",
         "",
