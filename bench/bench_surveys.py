@@ -56,6 +56,13 @@ def parse_args():
     parser.add_argument("--profile", default="standard", help="the adaptation's profile (tiny: a dry run)")
     parser.add_argument("--reference-n", type=int, default=1000, help="GalSim SDSS-look reference galaxies")
     parser.add_argument(
+        "--held-out-only",
+        action="store_true",
+        help="measure the held-out galaxies (and the from-scratch ensemble) on the database a run left after its "
+        "adaptation",
+    )
+    parser.add_argument("--scratch-members", type=int, default=3, help="members of the from-scratch ensemble")
+    parser.add_argument(
         "--evaluation-only",
         action="store_true",
         help="time the evaluation again (cold, then warm; wall and CPU) on the database a full run left",
@@ -147,6 +154,109 @@ def evaluation_only() -> None:
         )
 
 
+def held_out_only() -> None:
+    """Steps 4-5 on the database a run left once its adaptation finished: the queued evaluations of the new
+    ensemble, before/after on the held-out galaxies and the reference set, and the from-scratch ensemble."""
+    import django
+
+    django.setup()
+    from inference import services
+    from inference.models import ModelVersion, SurveyEvaluation, TrainingRun
+    from labeling.models import Survey
+
+    survey = Survey.objects.get(slug=SLUG)
+    run = TrainingRun.objects.get(trigger="adaptation", survey=survey, status="succeeded")
+    for evaluation in SurveyEvaluation.objects.filter(training_run=run, status="queued"):
+        services.survey_evaluation_run(evaluation_id=evaluation.pk)
+    stamps, truth, _ = survey_stamps.survey_stamps(survey_stamps.N_STAMPS)
+    shipped_versions = list(ModelVersion.objects.filter(name__startswith="shipped-").order_by("name"))
+    adapted_versions = list(ModelVersion.objects.filter(training_run=run).order_by("name"))
+    measure(run, survey, shipped_versions, adapted_versions, stamps, truth, time.time())
+
+
+def measure(run, survey, shipped_versions, adapted_versions, stamps, truth, started) -> dict:
+    """Before/after on the held-out galaxies and the reference set, and the from-scratch ensemble; printed."""
+    from inference import shipped
+    from inference import training_sets as synthetic_data
+    from inference.ensemble import _load_from_storage
+    from inference.services.adaptation import PROFILES, SEED_LOOK, median_answers, predictor
+
+    n = ARGS.labelled
+    held_x = prepared(stamps[n : n + ARGS.held_out])
+    held_y = truth[n : n + ARGS.held_out].astype(np.float64)
+    n_reference, seed_reference = shipped.TEST_SETS["galsim"]
+    reference = synthetic_data.cached_source_set(
+        shipped.CACHE_DIR, "galsim", min(ARGS.reference_n, n_reference), seed=seed_reference
+    )
+    before = predictor([_load_from_storage(v.file.name) for v in shipped_versions], 128)
+    after = predictor([_load_from_storage(v.file.name) for v in adapted_versions], 128)
+    results = {
+        "survey_before": rms(median_answers(before, held_x), held_y),
+        "survey_after": rms(median_answers(after, held_x), held_y),
+        "reference_before": rms(median_answers(before, reference.images), reference.inclination),
+        "reference_after": rms(median_answers(after, reference.images), reference.inclination),
+        "held_out": len(held_y),
+        "reference_n": len(reference),
+    }
+    print(json.dumps(results), flush=True)
+    if not ARGS.skip_scratch:
+        from inference import keras_training
+        from inference.architectures import build_sigma_regression_model
+        from inference.services.training import SEED_TRAIN, SEED_VAL, _labelled
+
+        config = {**PROFILES[ARGS.profile], **run.config}
+        lab_x, lab_inc, _, split = _labelled(run, 128, "color", survey=survey)
+        ok = ~np.isnan(lab_inc)
+        cache = Path(os.environ["GIZ_DATA_DIR"]) / "cache" / "synthetic"
+        common = {
+            "size": 128,
+            "render_size": int(config["render_size"]),
+            "look_strength": float(config["look_strength"]),
+            "processes": 2,
+        }
+        look_set = synthetic_data.cached_source_set(
+            cache, "ours", config["n_synthetic"], seed=SEED_LOOK, survey=LOOK, **common
+        )
+        look_val = synthetic_data.cached_source_set(
+            cache, "ours", config["n_val_synthetic"], seed=SEED_LOOK + SEED_VAL, survey=LOOK, **common
+        )
+        replay = synthetic_data.cached_source_set(cache, "ours", config["n_replay"], seed=SEED_TRAIN, **common)
+        train = keras_training.Split(
+            np.concatenate([lab_x[(split == "train") & ok], look_set.images, replay.images]),
+            np.concatenate([lab_inc[(split == "train") & ok], look_set.inclination, replay.inclination]).astype(
+                np.float32
+            ),
+        )
+        val = keras_training.Split(
+            np.concatenate([lab_x[(split == "val") & ok], look_val.images]),
+            np.concatenate([lab_inc[(split == "val") & ok], look_val.inclination]).astype(np.float32),
+        )
+        scratch_started = time.time()
+        scratch = []
+        for i, architecture in enumerate(["vgg_a", "vgg_b", "vgg_c"][: ARGS.scratch_members]):
+            model = build_sigma_regression_model(architecture, name=f"scratch_{i}")
+            fit = keras_training.fine_tune_member(
+                model,
+                train=train,
+                val=val,
+                epochs=200,
+                learning_rate=2e-3,
+                patience=200,
+                seed=1000 + i,
+                max_seconds=ARGS.minutes_per_member * 60,
+            )
+            print(f"scratch member {architecture}: {fit.epochs} epochs in {fit.seconds:.0f} s", flush=True)
+            scratch.append(model)
+        results["scratch_seconds"] = time.time() - scratch_started
+        results["survey_scratch"] = rms(median_answers(predictor(scratch, 128), held_x), held_y)
+        results["scratch_members"] = len(scratch)
+    load = os.getloadavg()
+    results["load"] = [round(x, 1) for x in load]
+    results["wall_minutes"] = (time.time() - started) / 60
+    print(json.dumps(results, indent=1), flush=True)
+    return results
+
+
 def main() -> None:
     import tensorflow as tf
 
@@ -154,6 +264,8 @@ def main() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(ARGS.threads)
     if ARGS.evaluation_only:
         return evaluation_only()
+    if ARGS.held_out_only:
+        return held_out_only()
     wall0, cpu0 = time.time(), time.process_time()
     stamps, truth, _ = survey_stamps.survey_stamps(survey_stamps.N_STAMPS)  # the cached set; labelled, then held out
     if ARGS.labelled + ARGS.held_out > len(stamps):
@@ -171,10 +283,8 @@ def main() -> None:
 
     from acquisition.models import GalaxyImage
     from bench import volunteer_sim as sim
-    from inference import services, shipped
-    from inference import training_sets as synthetic_data
+    from inference import services
     from inference.models import EnsemblePrediction, ModelVersion, Prediction, SurveyEvaluation, TrainingRun
-    from inference.services.adaptation import PROFILES, median_answers, predictor
     from labeling import services as labeling_services
     from labeling.models import ConsensusLabel, Galaxy, StandardGalaxy, Survey, Vote
 
@@ -308,76 +418,9 @@ def main() -> None:
     adapted_versions = list(ModelVersion.objects.filter(training_run=run).order_by("name"))
 
     # ---------------------------------------------------------------- held-out galaxies: before, after, scratch
-    from inference.ensemble import _load_from_storage
-
-    held_x = prepared(stamps[n:])
-    held_y = truth[n:].astype(np.float64)
-    n_reference, seed_reference = shipped.TEST_SETS["galsim"]
-    reference = synthetic_data.cached_source_set(
-        shipped.CACHE_DIR, "galsim", min(ARGS.reference_n, n_reference), seed=seed_reference
-    )
-    before_models = [_load_from_storage(v.file.name) for v in shipped_versions]
-    after_models = [_load_from_storage(v.file.name) for v in adapted_versions]
-    before, after = predictor(before_models, 128), predictor(after_models, 128)
-    results = {
-        "survey_before": rms(median_answers(before, held_x), held_y),
-        "survey_after": rms(median_answers(after, held_x), held_y),
-        "reference_before": rms(median_answers(before, reference.images), reference.inclination),
-        "reference_after": rms(median_answers(after, reference.images), reference.inclination),
-    }
-    scratch_seconds = None
-    if not ARGS.skip_scratch:
-        from inference import keras_training
-        from inference.architectures import build_sigma_regression_model
-        from inference.services.training import _labelled
-
-        config = {**PROFILES[ARGS.profile], **run.config}
-        lab_x, lab_inc, _, split = _labelled(run, 128, "color", survey=survey)
-        ok = ~np.isnan(lab_inc)
-        cache = Path(os.environ["GIZ_DATA_DIR"]) / "cache" / "synthetic"
-        common = {
-            "size": 128,
-            "render_size": int(config["render_size"]),
-            "look_strength": float(config["look_strength"]),
-            "processes": 2,
-        }
-        from inference.services.adaptation import SEED_LOOK
-        from inference.services.training import SEED_TRAIN, SEED_VAL
-
-        look_set = synthetic_data.cached_source_set(
-            cache, "ours", config["n_synthetic"], seed=SEED_LOOK, survey=LOOK, **common
-        )
-        look_val = synthetic_data.cached_source_set(
-            cache, "ours", config["n_val_synthetic"], seed=SEED_LOOK + SEED_VAL, survey=LOOK, **common
-        )
-        replay = synthetic_data.cached_source_set(cache, "ours", config["n_replay"], seed=SEED_TRAIN, **common)
-        train = keras_training.Split(
-            np.concatenate([lab_x[(split == "train") & ok], look_set.images, replay.images]),
-            np.concatenate([lab_inc[(split == "train") & ok], look_set.inclination, replay.inclination]).astype(
-                np.float32
-            ),
-        )
-        val = keras_training.Split(
-            np.concatenate([lab_x[(split == "val") & ok], look_val.images]),
-            np.concatenate([lab_inc[(split == "val") & ok], look_val.inclination]).astype(np.float32),
-        )
-        started = time.time()
-        scratch = []
-        for i, version in enumerate(shipped_versions):
-            model = build_sigma_regression_model(version.architecture, name=f"scratch_{i}")
-            keras_training.fine_tune_member(
-                model,
-                train=train,
-                val=val,
-                epochs=200,
-                learning_rate=2e-3,
-                patience=200,
-                seed=1000 + i,
-                max_seconds=ARGS.minutes_per_member * 60,
-            )
-            scratch.append(model)
-        scratch_seconds = time.time() - started
-        results["survey_scratch"] = rms(median_answers(predictor(scratch, 128), held_x), held_y)
+    results = measure(run, survey, shipped_versions, adapted_versions, stamps, truth, wall0)
+    scratch_seconds = results.get("scratch_seconds")
+    reference_n = results["reference_n"]
 
     # ---------------------------------------------------------------- report
     load = os.getloadavg()
@@ -420,11 +463,11 @@ def main() -> None:
         "",
         "| set | n | shipped ensemble (before) | adapted (after) | change | trained on the survey from the start |",
         "|---|---|---|---|---|---|",
-        f"| {survey.name} | {len(held_y)} | {results['survey_before']:.2f} | {results['survey_after']:.2f} | "
+        f"| {survey.name} | {results['held_out']} | {results['survey_before']:.2f} | {results['survey_after']:.2f} | "
         f"{100 * (results['survey_after'] / results['survey_before'] - 1):+.1f}% | "
         + (f"{results['survey_scratch']:.2f} ({scratch_seconds / 60:.1f} min)" if "survey_scratch" in results else "-")
         + " |",
-        f"| reference: GalSim SDSS look (shipped test set, seed 203) | {len(reference)} | "
+        f"| reference: GalSim SDSS look (shipped test set, seed 203) | {reference_n} | "
         f"{results['reference_before']:.2f} | {results['reference_after']:.2f} | "
         f"{results['reference_after'] - results['reference_before']:+.2f} deg | - |",
         "",
