@@ -196,7 +196,7 @@ def execute_adaptation(run: TrainingRun, *, progress_callback=None) -> TrainingR
         REFERENCE_SET: (sets["reference"].images, sets["reference"].inclination),
     }
 
-    models = [ensemble_holder._load_from_storage(v.file.name) for v in originals]
+    models = [ensemble_holder.load_from_storage(v.file.name) for v in originals]
     before_pred, before = {}, predictor(models, size)
     for j, (name, (x, _)) in enumerate(judged.items()):
         before_pred[name] = median_answers(before, x)
