@@ -46,9 +46,7 @@ urlpatterns = [
     path("galaxies/<pgc:pgc>/", inference_apis.GalaxyDetailApi.as_view(), name="galaxy-detail"),
     path("galaxies/<pgc:pgc>/acquire/", acquisition_apis.GalaxyAcquireApi.as_view(), name="galaxy-acquire"),
     path("standards/", acquisition_apis.StandardListApi.as_view(), name="standard-list"),
-    # Surveys the galaxies come from
-    # (issue13b serves "surveys/" from inference with each survey's latest evaluation: at merge, its route wins)
-    path("surveys/", labeling_apis.SurveyListApi.as_view(), name="survey-list"),
+    # Surveys the galaxies come from (the list, with each survey's latest evaluation, is served by inference below)
     path("surveys/<slug:slug>/", labeling_apis.SurveyDetailApi.as_view(), name="survey-detail"),
     # The catalogue: file exports, and the IVOA cone search with its VOSI endpoints (VOTable/XML answers)
     path("catalog/", catalog_apis.CatalogExportApi.as_view(), name="catalog-export"),
