@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from giz_site.api_permissions import IsStaff
 from inference.models import SurveyEvaluation, TrainingRun
 from inference.services import survey_adaptation_create, survey_evaluation_request
+from labeling import apis as labeling_apis
 from labeling.selectors import surveys_list
 from labeling.services import get_survey
 
@@ -120,22 +121,13 @@ class AdaptationOutputSerializer(serializers.ModelSerializer):
         return reverse("api:survey-adaptation", args=[run.survey.slug, run.pk])
 
 
-class SurveyOutputSerializer(serializers.Serializer):
-    slug = serializers.SlugField()
-    name = serializers.CharField()
-    pixel_scale = serializers.FloatField(help_text="arcsec/pixel")
-    bands = serializers.CharField()
-    source_kind = serializers.CharField()
-    data_release = serializers.CharField()
-    is_reference = serializers.BooleanField()
-    needs_adaptation = serializers.BooleanField()
-    adaptation_reason = serializers.CharField()
-    galaxies_count = serializers.IntegerField()
-    labels_count = serializers.IntegerField(help_text="Consensus labels of any status.")
-    accepted_labels_count = serializers.IntegerField(help_text="Consensus labels with an inclination.")
+class SurveyOutputSerializer(labeling_apis.SurveyOutputSerializer):
+    """labeling's survey (source, scale, bands, label counts) with the models' latest evaluation on it."""
+
     latest_evaluation = serializers.SerializerMethodField(help_text="The latest finished evaluation (null: none).")
 
-    class Meta:
+    class Meta(labeling_apis.SurveyOutputSerializer.Meta):
+        fields = [*labeling_apis.SurveyOutputSerializer.Meta.fields, "latest_evaluation"]
         ref_name = "SurveyWithEvaluation"
 
     @extend_schema_field(EvaluationOutputSerializer(allow_null=True))
