@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from acquisition.population import SurveyLook
 from inference import services, survey_metrics
-from inference.models import ModelVersion, SurveyEvaluation, TrainingRun
+from inference.models import EnsemblePrediction, ModelVersion, SurveyEvaluation, TrainingRun
 from labeling.models import ConsensusLabel, Galaxy
 from labeling.services import reference_survey
 from labeling.signals import consensus_labels_added
@@ -164,7 +164,7 @@ class TestEvaluation:
     ):
         settings.GIZ_SURVEY_EVAL_MIN_LABELS = 100  # no automatic one, no verdict
         survey = SurveyFactory()
-        labelled(survey, [58.0, 62.0])
+        galaxies = labelled(survey, [58.0, 62.0])
         url = reverse("api:survey-evaluations", args=[survey.slug])
 
         api_client.force_authenticate(alice)
@@ -177,10 +177,15 @@ class TestEvaluation:
         assert first["status"] == "succeeded" and first["progress"] == 1.0 and first["rms"] == pytest.approx(2.0)
         assert first["needs_adaptation"] is None and "too few to decide" in first["verdict"]
 
+        # An evaluation only reads: it stored nothing. The galaxies' own predictions (made when their images were
+        # stored) are what the next one reuses.
+        assert not EnsemblePrediction.objects.exists()
+        services.predict_galaxies(galaxies=galaxies)
         with django_capture_on_commit_callbacks(execute=True):
             second = api_client.post(url).json()
         again = SurveyEvaluation.objects.get(pk=second["id"])
-        assert again.figures["sources"] == {"stored": 2, "predicted": 0, "failed": 0}  # nothing predicted twice
+        assert again.figures["sources"] == {"stored": 2, "predicted": 0, "failed": 0}
+        assert again.rms == pytest.approx(2.0)
 
         listing = {s["slug"]: s for s in api_client.get(reverse("api:survey-list")).json()}
         assert listing[survey.slug]["latest_evaluation"]["id"] == again.pk

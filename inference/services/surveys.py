@@ -175,8 +175,9 @@ def _reference_rms(*, survey: Survey, key: str, versions: list[ModelVersion]) ->
 
 def _predictions(evaluation: SurveyEvaluation, labels: list[ConsensusLabel], key: str) -> tuple[dict, dict]:
     """(galaxy id -> (median, rejection likelihood or NaN), counts) from the galaxies' colour images of the
-    evaluated survey: the stored answers of this ensemble where there are some, the rest predicted now in batches
-    (and stored, as any prediction is)."""
+    evaluated survey: the stored answers of this ensemble where there are some (every acquired image is predicted
+    when stored), the rest predicted now in batches. An evaluation only reads: what it predicts is not stored, so
+    it raises no alarm and moves no priority (storing would cost a quarter of its time, per galaxy)."""
     survey = evaluation.survey
     ids = [label.galaxy_id for label in labels]
     answers: dict[int, tuple[float, float]] = {}
@@ -198,7 +199,8 @@ def _predictions(evaluation: SurveyEvaluation, labels: list[ConsensusLabel], key
     failed = 0
     for start in range(0, len(missing), batch):
         galaxies = missing[start : start + batch]
-        for galaxy, outcome in zip(galaxies, predict_galaxies(galaxies=galaxies, images=images), strict=True):
+        outcomes = predict_galaxies(galaxies=galaxies, images=images, save=False)
+        for galaxy, outcome in zip(galaxies, outcomes, strict=True):
             if isinstance(outcome, EnsembleResult):
                 likelihood = outcome.rejection_likelihood
                 answers[galaxy.pk] = (outcome.median, np.nan if likelihood is None else likelihood)
