@@ -290,6 +290,35 @@ class _DeadlineSchedule(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def _fit_until_deadline(
+    model: keras.Model,
+    *,
+    train: Split,
+    val: Split,
+    checkpoint_dir: str,
+    started: float,
+    until: float,
+    max_epochs: int,
+    batch_size: int,
+    seed: int,
+    learning_rate: float,
+    verbose: int,
+) -> dict:
+    """Fit a compiled model with the survey look until the deadline, backing up every epoch; the history."""
+    val_ds = make_dataset(val, batch_size=128, augment=False, shuffle=False)
+    history = model.fit(
+        _survey_dataset(train, batch_size=batch_size, seed=seed),
+        validation_data=val_ds,
+        epochs=max_epochs,
+        callbacks=[
+            keras.callbacks.BackupAndRestore(checkpoint_dir, save_freq="epoch", delete_checkpoint=False),
+            _DeadlineSchedule(learning_rate, started, until),
+        ],
+        verbose=verbose,
+    )
+    return {k: [float(v) for v in vs] for k, vs in history.history.items()}
+
+
 def fit_resumable(
     model: keras.Model,
     *,
@@ -313,18 +342,19 @@ def fit_resumable(
     if train.weights is None:
         train = Split(train.images, train.target, metrics.bin_weights(train.target, width=5.0))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=gaussian_nll_loss, metrics=[inclination_mae])
-    val_ds = make_dataset(val, batch_size=128, augment=False, shuffle=False)
-    history = model.fit(
-        _survey_dataset(train, batch_size=batch_size, seed=seed),
-        validation_data=val_ds,
-        epochs=max_epochs,
-        callbacks=[
-            keras.callbacks.BackupAndRestore(checkpoint_dir, save_freq="epoch", delete_checkpoint=False),
-            _DeadlineSchedule(learning_rate, started, until),
-        ],
+    return _fit_until_deadline(
+        model,
+        train=train,
+        val=val,
+        checkpoint_dir=checkpoint_dir,
+        started=started,
+        until=until,
+        max_epochs=max_epochs,
+        batch_size=batch_size,
+        seed=seed,
+        learning_rate=learning_rate,
         verbose=verbose,
     )
-    return {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
 
 def fit_rejection_resumable(
@@ -356,18 +386,19 @@ def fit_rejection_resumable(
         loss="binary_crossentropy",
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
     )
-    val_ds = make_dataset(val, batch_size=128, augment=False, shuffle=False)
-    history = model.fit(
-        _survey_dataset(train, batch_size=batch_size, seed=seed),
-        validation_data=val_ds,
-        epochs=max_epochs,
-        callbacks=[
-            keras.callbacks.BackupAndRestore(checkpoint_dir, save_freq="epoch", delete_checkpoint=False),
-            _DeadlineSchedule(learning_rate, started, until),
-        ],
+    return _fit_until_deadline(
+        model,
+        train=train,
+        val=val,
+        checkpoint_dir=checkpoint_dir,
+        started=started,
+        until=until,
+        max_epochs=max_epochs,
+        batch_size=batch_size,
+        seed=seed,
+        learning_rate=learning_rate,
         verbose=verbose,
     )
-    return {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
 
 # ------------------------------------------------------------------------------------------------
