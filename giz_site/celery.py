@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "giz_site.settings.local")
 
@@ -19,3 +19,22 @@ def _warm_up_ensemble(**kwargs):
     from inference.ensemble import warm_up
 
     warm_up()
+
+
+@worker_ready.connect
+def _requeue_what_the_previous_incarnation_left(sender, **kwargs):
+    """A worker starting under a node name re-queues the training runs still recorded as running under it.
+
+    Its previous incarnation died with them (a SIGKILL, the OOM killer, a lost container restarted by its
+    supervisor), so they are re-queued at once instead of after the heartbeat goes stale (GIZ_TRAINING_STALE_S plus
+    up to a minute of beat). The signal comes before the worker takes its first task; an error is logged by Celery
+    and leaves the beat backstop to do it.
+    """
+    from django.db import connection
+
+    from inference.services import training_runs_requeue_orphaned
+
+    try:
+        training_runs_requeue_orphaned(worker=sender.hostname)
+    finally:
+        connection.close()  # the main process of a prefork worker runs no task: no connection kept open for one

@@ -252,6 +252,7 @@ class TrainingRunAdmin(BackgroundRunAdmin):
         "survey",
         "promotion",
         "attempts",
+        "worker",
         "metrics",
         "plots_view",
         "error",

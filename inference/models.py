@@ -42,6 +42,11 @@ class TrainingRun(BackgroundRun):
     metrics = models.JSONField(default=dict, blank=True, help_text="Test-set figures, new vs active ensemble.")
     plots = models.JSONField(default=dict, blank=True, help_text="Plot name -> file in storage.")
     attempts = models.PositiveIntegerField(default=0, help_text="Times a worker started this run.")
+    # Recorded at each claim: a worker that starts again under this node name re-queues the run at once (its
+    # previous incarnation died with it), instead of waiting for the heartbeat to go stale.
+    worker = models.CharField(
+        max_length=255, blank=True, help_text="Celery node name of the worker that claimed it last (empty: a command)."
+    )
 
     class Meta(BackgroundRun.Meta):
         constraints = [

@@ -109,10 +109,18 @@ def table_job_task(job_id: int) -> None:
     table_jobs.table_job_run(job_id=job_id)
 
 
-# acks_late (settings) puts a killed worker's training back on the queue; the run then starts clean.
-@shared_task(name="inference.tasks.train_task", ignore_result=True, soft_time_limit=4 * 3600, time_limit=4 * 3600 + 600)
-def train_task(run_id: int) -> None:
-    services.training_run_execute(run_id=run_id)
+# acks_late (settings) puts a killed worker's training back on the queue (Redis: after its visibility timeout); the
+# run then starts clean. Sooner: the run records this worker's node name, and a worker that starts again under that
+# name re-queues it at once (giz_site.celery); the beat backstop takes it once its heartbeat is stale.
+@shared_task(
+    bind=True,
+    name="inference.tasks.train_task",
+    ignore_result=True,
+    soft_time_limit=4 * 3600,
+    time_limit=4 * 3600 + 600,
+)
+def train_task(self, run_id: int) -> None:
+    services.training_run_execute(run_id=run_id, worker=self.request.hostname or "")
 
 
 @shared_task(name="inference.tasks.training_backstop_task", ignore_result=True, soft_time_limit=60, time_limit=120)

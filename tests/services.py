@@ -63,10 +63,18 @@ def database_url() -> str:
 
 
 @contextlib.contextmanager
-def celery_worker(*, broker: str, queues: str | None = None, extra_env: dict | None = None, timeout: float = 90):
+def celery_worker(
+    *,
+    broker: str,
+    queues: str | None = None,
+    extra_env: dict | None = None,
+    timeout: float = 90,
+    node_name: str | None = None,
+):
     """Run `celery worker` as a separate process against the test database; stop it afterwards.
 
-    Without `queues` it consumes every queue of the settings, as the embedded default's worker does.
+    Without `queues` it consumes every queue of the settings, as the embedded default's worker does. `node_name`
+    is its `-n` (Celery's default, celery@<host name>, without it).
     """
     env = {
         **os.environ,
@@ -87,6 +95,7 @@ def celery_worker(*, broker: str, queues: str | None = None, extra_env: dict | N
                 "worker",
                 "--pool=solo",
                 *(["-Q", queues] if queues else []),
+                *(["-n", node_name] if node_name else []),
                 "--without-mingle",
                 "--without-gossip",
                 "--loglevel=INFO",

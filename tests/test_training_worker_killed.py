@@ -1,12 +1,18 @@
-"""A real worker killed with SIGKILL in the middle of a training run: the run resumes on a new worker."""
+"""A real worker killed with SIGKILL in the middle of a training run: the run finishes once the worker is back.
+
+Default recovery settings (heartbeat, stale time, broker visibility timeout) and no beat: the only way back within
+the test's timeout is the restarted worker's own, which re-queues the runs its previous incarnation held.
+"""
 
 import signal
 import time
 
 import pytest
+from django.core.files.storage import default_storage
 
 from inference import services
 from inference.models import ModelVersion, TrainingRun
+from inference.services.training import run_folder
 from tests import inference_fixtures
 from tests.services import broker_url, celery_worker, require_postgres, send_task, wait_for
 
@@ -14,16 +20,20 @@ tiny_inference_settings = inference_fixtures.tiny_inference_settings
 
 # Long enough to be killed in the middle, short enough to finish after the restart.
 SLOW_TINY_RUN = {"profile": "tiny", "epochs": 40, "n_synthetic": 64}
+NODE = "training@giz-kill-test"  # what a supervisor restarts the worker under (-n name@%h in docs/DEPLOY.md)
+# Generous: a loaded machine. Without the restart's re-queue the run waits for the broker's visibility timeout (an
+# hour) and never comes back in it.
+RECOVERY_TIMEOUT_S = 240
 
 
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
-def test_a_training_killed_with_its_worker_resumes_within_two_minutes_of_the_restart(settings, monkeypatch):
+def test_a_training_killed_with_its_worker_finishes_once_the_worker_restarts():
     require_postgres()
     url = broker_url("redis")
-    env = {"GIZ_MODEL_INPUT_SIZE": "32", "GIZ_TRAINING_PROFILE": "tiny", "GIZ_TRAINING_HEARTBEAT_S": "1"}
+    env = {"GIZ_MODEL_INPUT_SIZE": "32", "GIZ_TRAINING_PROFILE": "tiny"}  # the run's size; recovery as shipped
     run = services.training_run_create(trigger="manual", config=SLOW_TINY_RUN, queue=False)
-    with celery_worker(broker=url, extra_env=env, timeout=180) as worker:
+    with celery_worker(broker=url, extra_env=env, timeout=180, node_name=NODE) as worker:
         send_task(url, "inference.tasks.train_task", args=[run.pk])
         wait_for(
             lambda: TrainingRun.objects.filter(pk=run.pk, status="running", progress__gt=0.3).exists(),
@@ -32,26 +42,29 @@ def test_a_training_killed_with_its_worker_resumes_within_two_minutes_of_the_res
         )
         worker.send_signal(signal.SIGKILL)
         worker.wait()
+    killed_at = time.monotonic()
     killed = TrainingRun.objects.get(pk=run.pk)
-    assert (killed.status, killed.live, killed.attempts) == ("running", True, 1)
+    assert (killed.status, killed.live, killed.attempts, killed.worker) == ("running", True, 1, NODE)
 
-    # Beat's backstop (every minute) finds the silent run; here with a short stale time to save the wait.
-    settings.GIZ_TRAINING_STALE_S = 3
-    time.sleep(4)
-    monkeypatch.setattr(
-        "inference.tasks.train_task.delay", lambda run_id: send_task(url, "inference.tasks.train_task", args=[run_id])
-    )
-    assert services.training_backstop().pk == run.pk
-    with celery_worker(broker=url, extra_env=env, timeout=180):
-        restarted = time.monotonic()
+    with celery_worker(broker=url, extra_env=env, timeout=180, node_name=NODE):
+        ready_at = time.monotonic()
         wait_for(
             lambda: TrainingRun.objects.filter(pk=run.pk, status="succeeded").exists(),
-            timeout=300,
-            what="the re-queued run to finish",
+            timeout=RECOVERY_TIMEOUT_S,
+            what="the run to finish on the restarted worker",
         )
-        recovered_s = time.monotonic() - restarted
+        finished_at = time.monotonic()
+    print(
+        f"\nkill -> ready {ready_at - killed_at:.0f} s, ready -> succeeded {finished_at - ready_at:.0f} s "
+        f"(kill -> succeeded {finished_at - killed_at:.0f} s)"
+    )
     done = TrainingRun.objects.get(pk=run.pk)
-    assert (done.attempts, done.live) == (2, None)
-    assert ModelVersion.objects.filter(training_run=run).count() == 4  # nothing partial, nothing twice
-    print(f"\nrecovered {recovered_s:.0f} s after the worker's restart")
-    assert recovered_s < 120
+    assert (done.status, done.attempts, done.live, done.worker) == ("succeeded", 2, None, NODE)
+    versions = list(ModelVersion.objects.filter(training_run=run))
+    assert len(versions) == 4  # nothing partial, nothing twice
+    # Every file in the run's folder belongs to what it recorded: nothing the killed attempt half wrote survives.
+    recorded = {v.file.name for v in versions} | set(done.plots.values())
+    recorded |= {path for v in versions for path in (v.plots or {}).values()}
+    folder = run_folder(done)
+    _, files = default_storage.listdir(folder)
+    assert files and {f"{folder}/{name}" for name in files} <= recorded

@@ -48,6 +48,7 @@ from inference.services.training_runs import (
     training_run_finish,
     training_run_progress,
     training_run_record,
+    training_runs_requeue_orphaned,
 )
 
 __all__ = [
@@ -77,6 +78,7 @@ __all__ = [
     "training_maybe_trigger",
     "training_backstop",
     "training_run_claim",
+    "training_runs_requeue_orphaned",
     "training_run_progress",
     "training_run_finish",
     "training_run_execute",

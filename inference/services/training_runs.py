@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from inference.models import ModelVersion, TrainingRun
@@ -59,27 +59,70 @@ def training_maybe_trigger() -> TrainingRun | None:
 
 
 def training_backstop() -> TrainingRun | None:
-    """Beat backstop: re-queue a live run whose worker died, else trigger if enough labels wait."""
-    stale = TrainingRun.objects.stale(before=_stale_before()).first()
-    if stale is not None:
-        # Imported here: inference.tasks imports the services, a cycle at module level.
-        from inference.tasks import train_task
+    """Beat backstop: re-queue a live run whose worker died, else trigger if enough labels wait.
 
-        TrainingRun.objects.filter(pk=stale.pk).update(status=TrainingRun.Status.QUEUED, message="Re-queued (stale)")
-        transaction.on_commit(lambda: train_task.delay(stale.pk))
-        return stale
+    It finds the runs of workers that never come back (a lost machine); a worker that starts again under its old
+    node name re-queues its own at once (training_runs_requeue_orphaned).
+    """
+    stale = TrainingRun.objects.stale(before=_stale_before())
+    run = stale.first()
+    if run is not None:
+        _requeue(stale.filter(pk=run.pk), message="Re-queued (stale)")
+        return run
     return training_maybe_trigger()
+
+
+def training_runs_requeue_orphaned(*, worker: str) -> list[int]:
+    """Re-queue at once the running runs claimed under the node name `worker`: called when a worker of that name
+    starts, so they belong to its previous incarnation, which died with them (SIGKILL, OOM, a lost container).
+
+    Celery requires node names to be unique among live workers, and the signal fires before the new worker takes
+    any task, so none of them can still be training.
+    """
+    if not worker:
+        return []
+    orphaned = TrainingRun.objects.filter(live=True, status=TrainingRun.Status.RUNNING, worker=worker)
+    requeued = []
+    for pk in orphaned.values_list("pk", flat=True):
+        if _requeue(orphaned.filter(pk=pk), message="Re-queued (its worker restarted)"):
+            logger.warning("Training run %s: re-queued, its worker %s restarted", pk, worker)
+            requeued.append(pk)
+    return requeued
+
+
+def _requeue(run: QuerySet[TrainingRun], *, message: str) -> bool:
+    """Put back on the queue the one live run `run` selects, if it still matches (True), in one conditional UPDATE.
+
+    A run a worker claimed in between (running, fresh heartbeat) no longer matches and is left alone, so no second
+    message can find it queued and train it in a second process. The heartbeat is stamped so the backstop leaves
+    the run to its new message for GIZ_TRAINING_STALE_S (then it sends another: the claim lets one through).
+    """
+    # Imported here: inference.tasks imports the services, a cycle at module level.
+    from inference.tasks import train_task
+
+    run_id = run.values_list("pk", flat=True).first()
+    if run_id is None:
+        return False
+    if not run.filter(pk=run_id).update(status=TrainingRun.Status.QUEUED, heartbeat_at=timezone.now(), message=message):
+        return False
+    transaction.on_commit(lambda: train_task.delay(run_id))
+    return True
 
 
 def _stale_before():
     return timezone.now() - timedelta(seconds=settings.GIZ_TRAINING_STALE_S)
 
 
-def training_run_claim(*, run_id: int) -> TrainingRun | None:
-    """Mark a live run as running (None if it finished, or another process is still on it: one run never
-    trains in two processes)."""
+def training_run_claim(*, run_id: int, worker: str = "") -> TrainingRun | None:
+    """Mark a live run as running on `worker` (a Celery node name; empty for a command). None if it finished, or
+    another process is still on it: one run never trains in two processes."""
     claimed = TrainingRun.objects.claim(
-        run_id, stale_before=_stale_before(), attempts=F("attempts") + 1, progress=0.0, message="Starting"
+        run_id,
+        stale_before=_stale_before(),
+        attempts=F("attempts") + 1,
+        progress=0.0,
+        message="Starting",
+        worker=worker[:255],
     )
     return TrainingRun.objects.get(pk=run_id) if claimed else None
 
@@ -122,16 +165,17 @@ def _heartbeat(run_id: int):
         thread.join()
 
 
-def training_run_execute(*, run_id: int, progress_callback=None) -> TrainingRun | None:
+def training_run_execute(*, run_id: int, worker: str = "", progress_callback=None) -> TrainingRun | None:
     """Claim a run, train, and record what it produced (the Celery task and the management commands call this).
 
+    `worker` is the Celery node name of the worker running it (recorded on the run; empty for a command).
     `progress_callback(fraction, message)`, if given, follows the run as its row does (the command's bar).
     """
     # Imported here: Keras, TensorFlow and matplotlib load only in the process that trains; web and
     # acquisition processes import these services too.
     from inference.services.training import discard_partial, execute
 
-    run = training_run_claim(run_id=run_id)
+    run = training_run_claim(run_id=run_id, worker=worker)
     if run is None:
         return None
 
