@@ -418,28 +418,34 @@ def _being_acquired() -> Q:
     return Q(state=Galaxy.State.ACQUIRING, updated_at__gte=stale)
 
 
-def galaxy_acquisition_lease(*, galaxy_id: int, seconds: float) -> None:
+def galaxy_acquisition_lease(*, galaxy_id: int, seconds: float, worker: str | None = None) -> None:
     """Keep an 'acquiring' galaxy from other tasks for `seconds` more: a task fetching it, or waiting to retry.
 
     A claim goes stale GIZ_ACQUIRE_STALE_S after the galaxy's updated_at: long, since a claimed galaxy may wait
     behind thousands in the queue. Once its task runs, the galaxy needs only the fetch's own time limit, so the
     task moves updated_at back (or forward, for a retry's wait) to go stale `seconds` from now: a task killed
-    mid-fetch is then queued again by the next backstop after that.
+    mid-fetch is then queued again by the next backstop after that. `worker`, if given, is recorded as the
+    holder's node name ("" for none: a retry's message may wait in any worker).
     """
     lost_at = timezone.now() + timedelta(seconds=seconds)
+    holder = {} if worker is None else {"acquiring_worker": worker[:255]}
     Galaxy.objects.filter(pk=galaxy_id, state=Galaxy.State.ACQUIRING).update(
-        updated_at=lost_at - timedelta(seconds=settings.GIZ_ACQUIRE_STALE_S)
+        updated_at=lost_at - timedelta(seconds=settings.GIZ_ACQUIRE_STALE_S), **holder
     )
 
 
 @contextmanager
-def galaxy_acquisition_leased(*, galaxy_id: int):
+def galaxy_acquisition_leased(*, galaxy_id: int, worker: str = ""):
     """Hold an 'acquiring' galaxy for the task fetching it while the body runs: the lease of
     GIZ_ACQUIRE_FETCH_STALE_S is renewed from a thread every third of it, so it lapses that long after the process
     dies (SIGKILL, the hard time limit, a lost machine) and never while it lives, however slow SDSS answers.
+
+    `worker` (the Celery node name) is recorded with the lease: if that worker starts again while the galaxy is
+    still being acquired, its previous incarnation died in this fetch, and it queues the galaxy again at once
+    (galaxies_requeue_orphaned) instead of after the lease lapses and the next backstop.
     """
     seconds = settings.GIZ_ACQUIRE_FETCH_STALE_S
-    galaxy_acquisition_lease(galaxy_id=galaxy_id, seconds=seconds)
+    galaxy_acquisition_lease(galaxy_id=galaxy_id, seconds=seconds, worker=worker)
     stop = threading.Event()
 
     def renew() -> None:
@@ -477,9 +483,35 @@ def _galaxies_claim(candidates: QuerySet[Galaxy]) -> list[int]:
             .values_list("pk", flat=True)
         )
         # A galaxy already stored keeps its state: its task only confirms the images (and counts it in its job).
+        # No holder until that task starts (an earlier fetch's holder restarting must not queue it twice).
         Galaxy.objects.filter(pk__in=ids).exclude(state=Galaxy.State.READY).update(
-            state=Galaxy.State.ACQUIRING, updated_at=timezone.now()
+            state=Galaxy.State.ACQUIRING, updated_at=timezone.now(), acquiring_worker=""
         )
+    return ids
+
+
+def galaxies_requeue_orphaned(*, worker: str, enqueue: Callable[[int], None]) -> list[int]:
+    """Claim again, and hand to `enqueue(galaxy_id)`, the galaxies whose fetch the worker `worker` (a node name)
+    held: called when a worker of that name starts, so its previous incarnation died in those fetches.
+
+    Their messages wait in the broker's unacknowledged set (Redis: an hour); without this the lease lapses and
+    the next backstop queues them (GIZ_ACQUIRE_FETCH_STALE_S plus up to a minute). The rows are locked as they
+    are claimed, and a backstop's claim clears the holder, so the two never both queue a galaxy.
+    """
+    if not worker:
+        return []
+    with transaction.atomic():
+        ids = list(
+            Galaxy.objects.filter(state=Galaxy.State.ACQUIRING, acquiring_worker=worker)
+            .select_for_update(skip_locked=True, no_key=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        Galaxy.objects.filter(pk__in=ids).update(updated_at=timezone.now(), acquiring_worker="")
+        for galaxy_id in ids:
+            transaction.on_commit(lambda galaxy_id=galaxy_id: enqueue(galaxy_id))
+    if ids:
+        logger.warning("Galaxies %s: fetches re-queued, their worker %s restarted", ids, worker)
     return ids
 
 

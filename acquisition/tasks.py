@@ -40,7 +40,7 @@ def acquire_galaxy(self, galaxy_id: int, job_id: int | None = None) -> str:
     attempt = self.request.retries + 1
     try:
         # The lease ends with the block, before a retry's longer one is set below.
-        with services.galaxy_acquisition_leased(galaxy_id=galaxy_id):
+        with services.galaxy_acquisition_leased(galaxy_id=galaxy_id, worker=self.request.hostname or ""):
             services.galaxy_acquire(galaxy=galaxy, client=services.sdss_client())
     except SdssError as exc:
         retries = settings.GIZ_SDSS_BLANK_RETRIES if exc.blank else settings.GIZ_SDSS_MAX_RETRIES
@@ -73,7 +73,10 @@ def acquire_galaxy(self, galaxy_id: int, job_id: int | None = None) -> str:
 
 def _lease_until_retried(galaxy_id: int, countdown: float) -> None:
     # The backstop must not queue the galaxy again while its retry waits in the broker.
-    services.galaxy_acquisition_lease(galaxy_id=galaxy_id, seconds=countdown + settings.GIZ_ACQUIRE_FETCH_STALE_S)
+    # No holder: the retry's message may be taken by any worker, so this one's restart says nothing about it.
+    services.galaxy_acquisition_lease(
+        galaxy_id=galaxy_id, seconds=countdown + settings.GIZ_ACQUIRE_FETCH_STALE_S, worker=""
+    )
 
 
 @shared_task(name="acquisition.tasks.acquire_job", ignore_result=True, soft_time_limit=300, time_limit=360)
@@ -95,3 +98,8 @@ def acquire_missing() -> int:
     if galaxy_ids:
         logger.info("acquire_missing: queued %s galaxies", len(galaxy_ids))
     return len(galaxy_ids)
+
+
+def requeue_orphaned(*, worker: str) -> list[int]:
+    """Queue again the fetches an earlier incarnation of the worker `worker` died in (giz_site.celery, at start)."""
+    return services.galaxies_requeue_orphaned(worker=worker, enqueue=lambda galaxy_id: acquire_galaxy.delay(galaxy_id))

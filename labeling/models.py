@@ -129,6 +129,9 @@ class Galaxy(models.Model):
     extra_votes = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # While an acquisition task fetches the galaxy: the Celery node name of its worker, so that a worker starting
+    # again under that name re-queues the fetch its previous incarnation died in, at once (acquisition.services).
+    acquiring_worker = models.CharField(max_length=255, blank=True, default="", editable=False)
     # Declination zone for cone searches (labeling.sky): the database computes it, so no writer can forget it.
     dec_zone = models.GeneratedField(
         expression=Cast(Floor((F("dec") + 90.0) * ZONES_PER_DEG), models.IntegerField()),

@@ -158,6 +158,16 @@ def celery_beat(*, broker: str, extra_env: dict | None = None, timeout: float = 
             process.kill()
 
 
+def worker_starts(node_name: str) -> None:
+    """Send what a Celery worker sends once it is ready to take tasks, as the worker of this node name."""
+    from celery.signals import worker_ready
+
+    class Consumer:  # the signal's sender: the worker's consumer, hashable, with the worker's node name
+        hostname = node_name
+
+    worker_ready.send(sender=Consumer())
+
+
 def wait_for(predicate, *, timeout: float = 60, interval: float = 0.2, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -31,6 +31,7 @@ from inference.tasks import PENDING_FLAG
 from labeling.models import Galaxy
 from tests.acquisition_fixtures import media_files, standin, standin_server  # noqa: F401
 from tests.factories import AcquisitionJobFactory, GalaxyFactory
+from tests.services import worker_starts
 
 pytestmark = pytest.mark.django_db
 
@@ -378,6 +379,41 @@ class TestJobs:
         killed.refresh_from_db()
         assert killed.state == Galaxy.State.READY and standin.stats() == {"cutout:ok": 1}
 
+    def test_a_fetch_killed_with_its_worker_is_queued_again_once_when_that_worker_starts(
+        self, standin, django_capture_on_commit_callbacks
+    ):
+        killed, elsewhere = new_galaxy(ra=20.0), new_galaxy(ra=21.0)
+        with mock.patch.object(acquire_galaxy, "delay"):
+            assert acquire_missing.apply().get() == 2
+
+        class WorkerKilled(BaseException):  # what no except clause in the task catches, like SIGKILL
+            pass
+
+        for galaxy, node in ((killed, "celery@a"), (elsewhere, "celery@b")):
+            acquire_galaxy.push_request(hostname=node)  # as the worker of that node name runs it
+            try:
+                with (
+                    mock.patch("acquisition.services.galaxy_acquire", side_effect=WorkerKilled),
+                    pytest.raises(WorkerKilled),
+                ):
+                    acquire_galaxy(galaxy.pk)
+            finally:
+                acquire_galaxy.pop_request()
+
+        queued = []
+        with mock.patch.object(acquire_galaxy, "delay", lambda gid: queued.append(gid)):
+            with django_capture_on_commit_callbacks(execute=True):
+                worker_starts("celery@a")  # at once, its lease still fresh
+            assert queued == [killed.pk]
+            with django_capture_on_commit_callbacks(execute=True):
+                worker_starts("celery@a")  # claimed again, no holder: once
+                acquire_missing.apply()  # nor the backstop: its new task has not started yet
+        assert queued == [killed.pk]
+        acquire_galaxy.apply(args=[killed.pk])
+        states = dict(Galaxy.objects.values_list("pk", "state"))
+        assert (states[killed.pk], states[elsewhere.pk]) == ("ready", "acquiring")  # celery@b is yet to start
+        assert standin.stats() == {"cutout:ok": 1}
+
     @pytest.mark.django_db(transaction=True)
     def test_a_live_fetch_keeps_its_galaxy_however_long_it_takes_and_loses_it_soon_after_dying(self, settings):
         settings.GIZ_ACQUIRE_FETCH_STALE_S = 0.6  # renewed every 0.2 s
@@ -398,12 +434,16 @@ class TestJobs:
         galaxy = new_galaxy()
         with mock.patch.object(acquire_galaxy, "delay"):
             assert acquire_missing.apply().get() == 1
-        with (
-            mock.patch("acquisition.services.image_store", side_effect=RuntimeError("storage down")),
-            mock.patch.object(acquire_galaxy, "retry", side_effect=RuntimeError("retry queued")),
-            pytest.raises(RuntimeError, match="retry queued"),
-        ):
-            acquire_galaxy(galaxy.pk)
+        acquire_galaxy.push_request(hostname="celery@a")  # as the worker of that node name runs it
+        try:
+            with (
+                mock.patch("acquisition.services.image_store", side_effect=RuntimeError("storage down")),
+                mock.patch.object(acquire_galaxy, "retry", side_effect=RuntimeError("retry queued")),
+                pytest.raises(RuntimeError, match="retry queued"),
+            ):
+                acquire_galaxy(galaxy.pk)
+        finally:
+            acquire_galaxy.pop_request()
         queued = []
         later = timezone.now() + timedelta(seconds=180)
         with (
@@ -411,6 +451,8 @@ class TestJobs:
             mock.patch.object(acquire_galaxy, "delay", lambda gid: queued.append(gid)),
         ):
             acquire_missing.apply()
+            # The retry's message may wait in any worker: celery@a starting again says nothing about it.
+            worker_starts("celery@a")
         assert queued == []
 
     def test_the_backstop_finishes_a_job_whose_task_was_lost(self, standin):

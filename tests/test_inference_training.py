@@ -20,7 +20,7 @@ from inference.tasks import train_task
 from labeling.models import ConsensusLabel
 from tests import inference_fixtures
 from tests.factories import GalaxyFactory, TrainingRunFactory, galaxy_jpeg
-from tests.services import require_postgres
+from tests.services import require_postgres, worker_starts
 
 tiny_inference_settings = inference_fixtures.tiny_inference_settings
 
@@ -234,6 +234,35 @@ def test_a_training_beats_while_an_epoch_makes_no_progress(monkeypatch, settings
 
 @pytest.mark.django_db
 class TestKilledRuns:
+    def test_a_worker_starting_again_requeues_the_run_its_previous_incarnation_held_once(
+        self, queued, django_capture_on_commit_callbacks
+    ):
+        # Killed half way on celery@a a moment ago: its heartbeat is fresh, so the backstop would wait for it.
+        mine = TrainingRunFactory(running=True, attempts=1, worker="celery@a")
+        with django_capture_on_commit_callbacks(execute=True):
+            services.training_backstop()
+            worker_starts("celery@b")  # another worker: not its run
+        assert queued == [] and TrainingRun.objects.get(pk=mine.pk).status == "running"
+
+        with django_capture_on_commit_callbacks(execute=True):
+            worker_starts("celery@a")
+            worker_starts("celery@a")  # queued already: not again
+            services.training_backstop()  # nor by the backstop while its message waits
+        mine.refresh_from_db()
+        assert (queued, mine.status, mine.message) == ([mine.pk], "queued", "Re-queued (its worker restarted)")
+        # Its message and the original one (redelivered by the broker later) start it once between them.
+        assert services.training_run_claim(run_id=mine.pk, worker="celery@a").attempts == 2
+        assert services.training_run_claim(run_id=mine.pk, worker="celery@c") is None
+
+    def test_a_run_that_finished_is_left_alone_when_its_worker_starts_again(
+        self, queued, django_capture_on_commit_callbacks
+    ):
+        run = TrainingRunFactory(running=True, attempts=1, worker="celery@a")
+        services.training_run_finish(run_id=run.pk, status="succeeded")
+        with django_capture_on_commit_callbacks(execute=True):
+            worker_starts("celery@a")
+        assert queued == [] and TrainingRun.objects.get(pk=run.pk).status == "succeeded"
+
     def test_a_redelivered_task_leaves_a_run_that_still_beats_alone(self):
         # The broker thinks the worker died and hands the task to another; the first still trains.
         run = TrainingRunFactory(running=True, attempts=1)
