@@ -1,7 +1,8 @@
 """A real worker killed with SIGKILL in the middle of an acquisition job: the job finishes on a new worker.
 
-Default recovery settings throughout; beat runs as in a deployment (its backstop queues the galaxy whose task
-died with the worker).
+Default recovery settings throughout; beat runs as in a deployment. The new worker starts under the killed one's
+node name, as a supervisor restarts it, and queues the galaxy whose fetch died with its previous incarnation at
+once; beat's backstop would queue it once its lease lapsed (GIZ_ACQUIRE_FETCH_STALE_S) otherwise.
 """
 
 import signal
@@ -22,6 +23,7 @@ from tests.services import broker_url, celery_beat, celery_worker, require_postg
 
 N_GALAXIES = 12
 SLOW_S = 2.0  # every cutout answers this late, so the kill lands in the middle of a fetch
+NODE = "acquisition@giz-kill-test"
 
 
 def in_flight() -> bool:
@@ -48,7 +50,7 @@ def test_an_acquisition_killed_with_its_worker_finishes_within_two_minutes_of_th
         ]
         job = acquisition_job_create(galaxy_ids=[g.pk for g in galaxies], queue=False)
         with celery_beat(broker=url, extra_env=env):
-            with celery_worker(broker=url, extra_env=env, timeout=180) as worker:
+            with celery_worker(broker=url, extra_env=env, timeout=180, node_name=NODE) as worker:
                 send_task(url, "acquisition.tasks.acquire_job", args=[job.pk])
                 wait_for(
                     lambda: Galaxy.objects.filter(state=Galaxy.State.READY).count() >= 3 and in_flight(),
@@ -63,7 +65,7 @@ def test_an_acquisition_killed_with_its_worker_finishes_within_two_minutes_of_th
             assert killed.live and killed.done < N_GALAXIES
             assert Galaxy.objects.filter(state=Galaxy.State.ACQUIRING).exists()
 
-            with celery_worker(broker=url, extra_env=env, timeout=180):
+            with celery_worker(broker=url, extra_env=env, timeout=180, node_name=NODE):
                 restarted = time.monotonic()
                 wait_for(
                     lambda: AcquisitionJob.objects.filter(pk=job.pk, status="succeeded").exists(),
