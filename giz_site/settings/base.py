@@ -322,8 +322,12 @@ GIZ_ENSEMBLE_CHECK_S = env_float("GIZ_ENSEMBLE_CHECK_S", 5.0, minimum=0.0)
 GIZ_TRAINING_PROFILE = env_str("GIZ_TRAINING_PROFILE", "standard")
 # A live training run without a heartbeat for this long is considered killed and is queued again.
 # A live run's worker stamps its heartbeat every GIZ_TRAINING_HEARTBEAT_S from a thread of its own (an epoch can
-# take minutes); beat's backstop (every minute) re-queues a run silent for GIZ_TRAINING_STALE_S: a killed
-# training resumes within about two minutes.
+# take minutes); beat's backstop (every minute) re-queues a run silent for GIZ_TRAINING_STALE_S. A worker that
+# starts again under its node name re-queues its dead incarnation's runs at once (giz_site.celery), so these two
+# time only the recovery from a worker that never comes back (60-120 s). Not tightened to 10 s / 45 s: that gains
+# 15 s there, while a run declared dead while alive (a paused VM, a database failover, a starved thread) is taken
+# over and trained by a second process, and survey evaluations share the stale time but beat only per batch of
+# predictions (no thread), slower on a loaded machine.
 GIZ_TRAINING_HEARTBEAT_S = env_float("GIZ_TRAINING_HEARTBEAT_S", 15.0, minimum=0.05)
 GIZ_TRAINING_STALE_S = env_int("GIZ_TRAINING_STALE_S", 60, minimum=60)
 GIZ_INFERENCE_BATCH_SIZE = env_int("GIZ_INFERENCE_BATCH_SIZE", 64, minimum=1)
