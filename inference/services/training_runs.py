@@ -67,7 +67,7 @@ def training_backstop() -> TrainingRun | None:
     stale = TrainingRun.objects.stale(before=_stale_before())
     run = stale.first()
     if run is not None:
-        _requeue(stale.filter(pk=run.pk), message="Re-queued (stale)")
+        _requeue(stale, run_id=run.pk, message="Re-queued (stale)")
         return run
     return training_maybe_trigger()
 
@@ -83,27 +83,28 @@ def training_runs_requeue_orphaned(*, worker: str) -> list[int]:
         return []
     orphaned = TrainingRun.objects.filter(live=True, status=TrainingRun.Status.RUNNING, worker=worker)
     requeued = []
-    for pk in orphaned.values_list("pk", flat=True):
-        if _requeue(orphaned.filter(pk=pk), message="Re-queued (its worker restarted)"):
+    for pk in list(orphaned.values_list("pk", flat=True)):
+        if _requeue(orphaned, run_id=pk, message="Re-queued (its worker restarted)"):
             logger.warning("Training run %s: re-queued, its worker %s restarted", pk, worker)
             requeued.append(pk)
     return requeued
 
 
-def _requeue(run: QuerySet[TrainingRun], *, message: str) -> bool:
-    """Put back on the queue the one live run `run` selects, if it still matches (True), in one conditional UPDATE.
+def _requeue(runs: QuerySet[TrainingRun], *, run_id: int, message: str) -> bool:
+    """Put the live run `run_id` back on the queue if `runs` (the filter that found it) still matches it (True).
 
-    A run a worker claimed in between (running, fresh heartbeat) no longer matches and is left alone, so no second
-    message can find it queued and train it in a second process. The heartbeat is stamped so the backstop leaves
-    the run to its new message for GIZ_TRAINING_STALE_S (then it sends another: the claim lets one through).
+    One conditional UPDATE: a run a worker claimed in between (running, fresh heartbeat) no longer matches and is
+    left alone, so no second message can find it queued and train it in a second process. The heartbeat is stamped
+    so the backstop leaves the run to its new message for GIZ_TRAINING_STALE_S (then sends another if that one was
+    lost: the claim lets one message through).
     """
     # Imported here: inference.tasks imports the services, a cycle at module level.
     from inference.tasks import train_task
 
-    run_id = run.values_list("pk", flat=True).first()
-    if run_id is None:
-        return False
-    if not run.filter(pk=run_id).update(status=TrainingRun.Status.QUEUED, heartbeat_at=timezone.now(), message=message):
+    requeued = runs.filter(pk=run_id).update(
+        status=TrainingRun.Status.QUEUED, heartbeat_at=timezone.now(), message=message
+    )
+    if not requeued:
         return False
     transaction.on_commit(lambda: train_task.delay(run_id))
     return True
