@@ -27,8 +27,9 @@ class BackgroundRunQuerySet(models.QuerySet):
             Q(heartbeat_at__lt=before) | Q(heartbeat_at__isnull=True, created_at__lt=before)
         )
 
-    def claim(self, pk: int, *, stale_before, **fields) -> bool:
-        """Mark a live run as running: a queued one, or one whose worker stopped beating (taken over).
+    def claim(self, pk: int, *, stale_before, dead: Q | None = None, **fields) -> bool:
+        """Mark a live run as running: a queued one, or one whose worker stopped beating (taken over), or one
+        matching `dead` (the caller knows its process died).
 
         A broker redelivers a task whose worker it believes dead (Redis: after its visibility timeout)
         even while that worker still works; a fresh heartbeat leaves the run to it.
@@ -36,6 +37,8 @@ class BackgroundRunQuerySet(models.QuerySet):
         now = timezone.now()
         queued = Q(status=BackgroundRun.Status.QUEUED)
         claimable = queued | Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale_before)
+        if dead is not None:
+            claimable |= dead
         return bool(
             self.filter(claimable, pk=pk, live=True).update(
                 status=BackgroundRun.Status.RUNNING, started_at=now, heartbeat_at=now, error="", **fields

@@ -253,6 +253,7 @@ class TrainingRunAdmin(BackgroundRunAdmin):
         "promotion",
         "attempts",
         "worker",
+        "worker_pid",
         "metrics",
         "plots_view",
         "error",

@@ -47,6 +47,9 @@ class TrainingRun(BackgroundRun):
     worker = models.CharField(
         max_length=255, blank=True, help_text="Celery node name of the worker that claimed it last (empty: a command)."
     )
+    # The process of that worker training it: a pool process killed alone (the OOM killer) leaves its worker
+    # running, which redelivers the task at once; that delivery sees the process gone and takes the run over.
+    worker_pid = models.PositiveIntegerField(null=True, blank=True, help_text="Process id of the worker's process.")
 
     class Meta(BackgroundRun.Meta):
         constraints = [

@@ -1,5 +1,8 @@
 """Training: pretraining command, retraining on labels, the once-only trigger, killed runs, the backstop."""
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from io import StringIO
@@ -262,6 +265,18 @@ class TestKilledRuns:
         with django_capture_on_commit_callbacks(execute=True):
             worker_starts("celery@a")
         assert queued == [] and TrainingRun.objects.get(pk=run.pk).status == "succeeded"
+
+    def test_a_run_whose_pool_process_died_alone_is_taken_over_at_once_by_its_worker(self):
+        # The OOM killer took the pool process; its worker lives on and delivers the task again at once, while the
+        # run's heartbeat is still fresh.
+        with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as training:
+            run = TrainingRunFactory(running=True, attempts=1, worker="celery@a", worker_pid=training.pid)
+            assert services.training_run_claim(run_id=run.pk, worker="celery@a") is None  # still training
+            training.kill()
+        assert services.training_run_claim(run_id=run.pk, worker="celery@b") is None  # another host's process ids
+        taken = services.training_run_claim(run_id=run.pk, worker="celery@a")
+        assert (taken.attempts, taken.worker, taken.worker_pid) == (2, "celery@a", os.getpid())
+        assert services.training_run_claim(run_id=run.pk, worker="celery@a") is None  # this process trains it now
 
     def test_a_redelivered_task_leaves_a_run_that_still_beats_alone(self):
         # The broker thinks the worker died and hands the task to another; the first still trains.

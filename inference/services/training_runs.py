@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from contextlib import contextmanager
 from datetime import timedelta
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from inference.models import ModelVersion, TrainingRun
@@ -115,17 +116,48 @@ def _stale_before():
 
 
 def training_run_claim(*, run_id: int, worker: str = "") -> TrainingRun | None:
-    """Mark a live run as running on `worker` (a Celery node name; empty for a command). None if it finished, or
-    another process is still on it: one run never trains in two processes."""
+    """Mark a live run as running in this process of `worker` (a Celery node name; empty for a command). None if
+    it finished, or another process is still on it: one run never trains in two processes."""
     claimed = TrainingRun.objects.claim(
         run_id,
         stale_before=_stale_before(),
+        dead=_died_on_this_worker(run_id=run_id, worker=worker),
         attempts=F("attempts") + 1,
         progress=0.0,
         message="Starting",
         worker=worker[:255],
+        worker_pid=os.getpid() if worker else None,
     )
     return TrainingRun.objects.get(pk=run_id) if claimed else None
+
+
+def _died_on_this_worker(*, run_id: int, worker: str) -> Q | None:
+    """The run as it is if a process of this very worker was training it and is gone: a pool process killed alone
+    (the OOM killer's usual pick), whose task the worker delivers again at once (acks_late, reject on worker lost).
+    Its heartbeat is still fresh, so without this the run would wait for the backstop.
+
+    Same node name, same host (node names are unique among live workers), so the process id says whether it lives.
+    """
+    if not worker:
+        return None
+    pid = (
+        TrainingRun.objects.filter(pk=run_id, live=True, status=TrainingRun.Status.RUNNING, worker=worker)
+        .values_list("worker_pid", flat=True)
+        .first()
+    )
+    if pid is None or pid == os.getpid() or _process_alive(pid):
+        return None
+    return Q(status=TrainingRun.Status.RUNNING, worker=worker, worker_pid=pid)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal sent: only whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
 
 
 def training_run_progress(*, run_id: int, progress: float, message: str) -> None:
