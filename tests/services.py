@@ -70,11 +70,12 @@ def celery_worker(
     extra_env: dict | None = None,
     timeout: float = 90,
     node_name: str | None = None,
+    pool: str = "solo",
 ):
     """Run `celery worker` as a separate process against the test database; stop it afterwards.
 
     Without `queues` it consumes every queue of the settings, as the embedded default's worker does. `node_name`
-    is its `-n` (Celery's default, celery@<host name>, without it).
+    is its `-n` (Celery's default, celery@<host name>, without it). `pool="prefork"` runs one pool process.
     """
     env = {
         **os.environ,
@@ -93,7 +94,8 @@ def celery_worker(
                 "-A",
                 "giz_site",
                 "worker",
-                "--pool=solo",
+                f"--pool={pool}",
+                *(["--concurrency=1"] if pool == "prefork" else []),
                 *(["-Q", queues] if queues else []),
                 *(["-n", node_name] if node_name else []),
                 "--without-mingle",

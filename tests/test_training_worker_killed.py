@@ -1,9 +1,11 @@
 """A real worker killed with SIGKILL in the middle of a training run: the run finishes once the worker is back.
 
 Default recovery settings (heartbeat, stale time, broker visibility timeout) and no beat: the only way back within
-the test's timeout is the restarted worker's own, which re-queues the runs its previous incarnation held.
+the test's timeout is the worker's own: the restarted worker re-queues the runs its previous incarnation held, and
+a worker whose pool process alone was killed takes the run over when it delivers the task again.
 """
 
+import os
 import signal
 import time
 
@@ -72,3 +74,44 @@ def test_a_training_killed_with_its_worker_finishes_once_the_worker_restarts():
     folder = run_folder(done)
     _, files = default_storage.listdir(folder)
     assert files and {f"{folder}/{name}" for name in files} <= recorded
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_training_whose_pool_process_is_killed_alone_finishes_on_the_same_worker():
+    """The OOM killer's usual pick: the pool process training, not the worker. The worker redelivers the task at
+    once (acks_late, reject on worker lost) while the run's heartbeat is still fresh."""
+    require_postgres()
+    url = broker_url("redis")
+    env = {"GIZ_MODEL_INPUT_SIZE": "32", "GIZ_TRAINING_PROFILE": "tiny"}
+    run = services.training_run_create(trigger="manual", config=SLOW_TINY_RUN, queue=False)
+    with celery_worker(broker=url, extra_env=env, timeout=180, node_name=NODE, pool="prefork") as worker:
+        send_task(url, "inference.tasks.train_task", args=[run.pk])
+        wait_for(
+            lambda: TrainingRun.objects.filter(pk=run.pk, status="running", progress__gt=0.3).exists(),
+            timeout=300,
+            what="the run to be half way",
+        )
+        pid = TrainingRun.objects.get(pk=run.pk).worker_pid
+        assert pid not in (None, worker.pid)
+        os.kill(pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        restarted_at = []
+
+        def succeeded() -> bool:
+            status, attempts = TrainingRun.objects.filter(pk=run.pk).values_list("status", "attempts").get()
+            if attempts == 2 and not restarted_at:
+                restarted_at.append(time.monotonic())
+            return status == "succeeded"
+
+        wait_for(succeeded, timeout=RECOVERY_TIMEOUT_S, what="the run to finish in a new pool process")
+        finished_at = time.monotonic()
+        assert worker.poll() is None  # the worker itself lived throughout
+    print(
+        f"\npool process killed -> attempt 2 started {restarted_at[0] - killed_at:.1f} s, "
+        f"-> succeeded {finished_at - killed_at:.0f} s"
+    )
+    done = TrainingRun.objects.get(pk=run.pk)
+    assert (done.status, done.attempts, done.live, done.worker) == ("succeeded", 2, None, NODE)
+    assert done.worker_pid != pid
+    assert ModelVersion.objects.filter(training_run=run).count() == 4
