@@ -108,7 +108,7 @@ class AssignmentGalaxyOutputSerializer(serializers.ModelSerializer):
 
     def to_representation(self, galaxy) -> dict:
         # Written out, same values: once per served galaxy (see AssignmentNextApi).
-        images = self.fields["images"].child
+        images = ImageOutputSerializer(context=self.context)  # (self.fields would build every field first)
         return {
             "pgc": galaxy.pgc,
             "name": galaxy.name,
