@@ -122,7 +122,8 @@ def main():
         profiler.dump_stats(args.profile)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     print(
-        f"{args.rounds} rounds: {cpu / args.rounds * 1000:.2f} ms CPU per round, {wall / args.rounds * 1000:.2f} ms wall;"
+        f"{args.rounds} rounds: {cpu / args.rounds * 1000:.2f} ms CPU per round, "
+        f"{wall / args.rounds * 1000:.2f} ms wall;"
         f" outcomes {outcomes}; load {os.getloadavg()[0]:.1f}"
     )
 
