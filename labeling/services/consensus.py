@@ -120,6 +120,17 @@ def _priority(galaxy: Galaxy, post) -> float:
     )
 
 
+def galaxy_fields_save(galaxy: Galaxy, fields) -> None:
+    """galaxy.save(update_fields=fields), written out: once per vote, where the ORM's save cost more CPU than the
+    UPDATE (Galaxy has no save signals or overrides to skip)."""
+    names = tuple(sorted(set(fields)))
+    meta = Galaxy._meta
+    columns = ", ".join(f"{meta.get_field(name).column} = %s" for name in names)
+    params = [meta.get_field(name).get_db_prep_save(getattr(galaxy, name), connection) for name in names]
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {meta.db_table} SET {columns} WHERE id = %s", [*params, galaxy.pk])
+
+
 def galaxy_priority_refresh(*, galaxy: Galaxy, posterior: vm.Posterior | None = None) -> float:
     """Set how urgently a galaxy needs votes: widest posteriors and disagreement with the models first.
 
@@ -149,7 +160,7 @@ def consensus_update(
     post = galaxy_posterior_get(galaxy=galaxy, state=state)
     if post is None:
         if changed:
-            galaxy.save(update_fields=sorted(set(changed)))
+            galaxy_fields_save(galaxy, changed)
         return None
     return _consensus_apply(galaxy, post, announce=announce, changed=changed)
 
@@ -169,13 +180,13 @@ def _consensus_apply(
             galaxy.extra_votes = extra
             fields.add("extra_votes")
         if fields:
-            galaxy.save(update_fields=sorted(fields))
+            galaxy_fields_save(galaxy, fields)
         return None
     if galaxy.retired_at is None:
         galaxy.retired_at = timezone.now()
         fields.add("retired_at")
     if fields:
-        galaxy.save(update_fields=sorted(fields))
+        galaxy_fields_save(galaxy, fields)
     label, created = ConsensusLabel.objects.update_or_create(galaxy=galaxy, defaults=_label_values(post))
     if created and announce:
         transaction.on_commit(_consensus_labels_added)

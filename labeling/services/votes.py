@@ -15,7 +15,7 @@ from labeling.models import (
     Vote,
 )
 from labeling.selectors import model_state_kept, standards_active
-from labeling.services.consensus import consensus_update
+from labeling.services.consensus import consensus_update, galaxy_fields_save
 from labeling.services.serving import row_lock
 
 
@@ -192,7 +192,7 @@ def vote_submit(
                 cursor.execute(_COUNTED_GOLD_SQL, [error, volunteer.pk])
         galaxy.votes_count += 1  # the row is locked: saved below, with the consensus's changes in one UPDATE
         if galaxy.is_gold:  # a gold galaxy's vote only calibrates (and feeds back)
-            galaxy.save(update_fields=["votes_count"])
+            galaxy_fields_save(galaxy, ["votes_count"])
         else:  # its posterior, retirement and priority
             consensus_update(galaxy=galaxy, state=model_state_kept(), changed=("votes_count",))
     return vote
