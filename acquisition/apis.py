@@ -2,7 +2,6 @@
 
 from urllib.parse import urljoin
 
-from django.db.models import prefetch_related_objects
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -17,8 +16,9 @@ from giz_site.api_pagination import paginated_response, paginated_serializer, pa
 from giz_site.api_permissions import IsStaff, IsVolunteer
 from giz_site.api_schema import pgc_path_parameter
 from giz_site.process_cache import ProcessCache
+from labeling.apis import DATETIME
 from labeling.models import Galaxy, StandardGalaxy
-from labeling.selectors import assignment_page_data
+from labeling.selectors import assignment_grid
 from labeling.services import assignment_next
 
 
@@ -34,6 +34,21 @@ class ImageOutputSerializer(serializers.ModelSerializer):
         request = self.context.get("request")
         url = image.file.url
         return request.build_absolute_uri(url) if request else url
+
+    def to_representation(self, image) -> dict:
+        # Written out (the fields above, same values): every assignment shows its galaxy's images, and DRF's
+        # field-by-field representation cost more than the rest of reading them.
+        return {
+            "id": image.id,
+            "band": image.band,
+            "format": image.format,
+            "source": image.source,
+            "width": image.width,
+            "height": image.height,
+            "pixel_scale": image.pixel_scale,
+            "url": self.get_url(image),
+            "acquired_at": DATETIME.to_representation(image.acquired_at),
+        }
 
 
 class StandardListApi(APIView):
@@ -91,6 +106,18 @@ class AssignmentGalaxyOutputSerializer(serializers.ModelSerializer):
         fields = ["pgc", "name", "ra", "dec", "d25_arcmin", "images"]
         ref_name = "AssignmentGalaxy"
 
+    def to_representation(self, galaxy) -> dict:
+        # Written out, same values: once per served galaxy (see AssignmentNextApi).
+        images = ImageOutputSerializer(context=self.context)  # (self.fields would build every field first)
+        return {
+            "pgc": galaxy.pgc,
+            "name": galaxy.name,
+            "ra": galaxy.ra,
+            "dec": galaxy.dec,
+            "d25_arcmin": galaxy.d25_arcmin,
+            "images": [images.to_representation(image) for image in galaxy.images.all()],
+        }
+
 
 class AssignmentNextApi(APIView):
     """The next galaxy for the signed-in volunteer with the standards to compare against and a one-time token.
@@ -126,15 +153,25 @@ class AssignmentNextApi(APIView):
             return sorted(shown, key=lambda s: (s["inclination"], s["id"]))
 
         def get_grid(self, assignment) -> dict[str, int]:
-            shown = assignment_page_data(assignment=assignment)["standards"]
-            return {degree: standard["id"] for degree, standard in shown.items()}
+            return assignment_grid(assignment=assignment)
+
+        def to_representation(self, assignment) -> dict:
+            # Written out, same values: the hottest response of the API (once per volunteer round), where DRF's
+            # generic representation of the galaxy and its images cost several milliseconds of CPU.
+            galaxy = AssignmentGalaxyOutputSerializer(context=self.context)
+            return {
+                "token": assignment.token,
+                "expires_at": DATETIME.to_representation(assignment.expires_at),
+                "galaxy": galaxy.to_representation(assignment.galaxy),
+                "standards": self.get_standards(assignment),
+                "grid": self.get_grid(assignment),
+            }
 
     @extend_schema(operation_id="assignments_next", responses={200: OutputSerializer, 204: None}, tags=["votes"])
     def get(self, request):
         assignment = assignment_next(volunteer=request.user)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        prefetch_related_objects([assignment.galaxy], "images")  # the galaxy came with the assignment
         return Response(self.OutputSerializer(assignment, context={"request": request}).data)
 
 

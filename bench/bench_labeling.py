@@ -46,6 +46,7 @@ def parse_args():
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--gunicorn-workers", type=int, default=4)
+    parser.add_argument("--gunicorn-threads", type=int, default=8, help="threads per gthread worker")
     parser.add_argument(
         "--client",
         choices=["api", "page"],
@@ -441,7 +442,7 @@ def load_test() -> dict:
             "--workers",
             str(ARGS.gunicorn_workers),
             "--threads",
-            "8",
+            str(ARGS.gunicorn_threads),
             "--worker-class",
             "gthread",
             "--backlog",
@@ -636,7 +637,8 @@ def _load_lines(load: dict) -> list[str]:
     rounds = max(load["rounds"], 1)
     how = "GET /api/assignments/next/ + POST /api/votes/" if ARGS.client == "api" else "/label/ + its form"
     return [
-        f"gunicorn ({ARGS.gunicorn_workers} gthread workers x 8 threads), {ARGS.clients} concurrent volunteers "
+        f"gunicorn ({ARGS.gunicorn_workers} gthread workers x {ARGS.gunicorn_threads} threads), "
+        f"{ARGS.clients} concurrent volunteers "
         f"({how}), {ARGS.warmup:.0f} s warm-up then a {load['elapsed']:.0f} s window; load average "
         f"{load['loadavg'][0][0]:.1f} at its start, {load['loadavg'][1][0]:.1f} at its end:",
         "",

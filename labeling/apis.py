@@ -28,6 +28,8 @@ from labeling.services import assignment_reshuffle, vote_submit
 
 # ------------------------------------------------------------------------------ shared output pieces
 
+DATETIME = serializers.DateTimeField()  # how the API writes a date and time (ISO 8601, Z for UTC)
+
 
 class ConsensusRunRefOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
@@ -205,6 +207,22 @@ class VoteOutputSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         ref_name = "Vote"
+
+    def to_representation(self, vote) -> dict:
+        # Written out (the fields above, same values): every recorded vote answers with it, and DRF builds a
+        # ModelSerializer's fields afresh for each instance.
+        return {
+            "id": vote.id,
+            "pgc": vote.galaxy.pgc,
+            "inclination": vote.inclination,
+            "flag": vote.flag,
+            "not_sure": vote.not_sure,
+            "note": vote.note,
+            "left_standard": vote.left_standard_id,
+            "right_standard": vote.right_standard_id,
+            "seconds_taken": vote.seconds_taken,
+            "created_at": DATETIME.to_representation(vote.created_at),
+        }
 
 
 class VoteInputSerializer(serializers.Serializer):

@@ -150,18 +150,29 @@ def standards_shown(*, standard_ids) -> dict[int, dict]:
     }
 
 
+def _grid_laid(shown: dict[int, dict]) -> dict[int, int]:
+    """Grid degree -> standard id: the assignment's standards laid on the page's grid, nearest first."""
+    draw: dict[int, int] = {}
+    for standard in sorted(shown.values(), key=lambda s: s["id"]):
+        degree = round(standard["inclination"])
+        if 45 <= degree <= 90 and degree not in draw:
+            draw[degree] = standard["id"]
+    return draw
+
+
+def assignment_grid(*, assignment: Assignment) -> dict[str, int]:
+    """Grid degree (as a string) -> id of the standard shown there, as assignment_page_data lays them out."""
+    shown = standards_shown(standard_ids=assignment.standard_ids)
+    return {str(degree): sid for degree, sid in sorted(_grid_laid(shown).items())}
+
+
 def assignment_page_data(*, assignment: Assignment, draw: dict[int, int] | None = None) -> dict:
     """What the labeling page's script needs: the target and one standard per grid degree.
 
     `draw` maps degree -> standard id; without it the assignment's standards are laid on the grid, nearest first.
     """
     shown = standards_shown(standard_ids=assignment.standard_ids)
-    if draw is None:
-        draw = {}
-        for standard in sorted(shown.values(), key=lambda s: s["id"]):
-            degree = round(standard["inclination"])
-            if 45 <= degree <= 90 and degree not in draw:
-                draw[degree] = standard["id"]
+    draw = _grid_laid(shown) if draw is None else draw
     galaxy = assignment.galaxy
     return {
         "token": assignment.token,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from labeling.models import Vote
+from labeling.models import Assignment, Vote
 from tests.api_fixtures import assert_error, standards_grid, token_client
 from tests.factories import GalaxyFactory
 
@@ -49,6 +49,54 @@ class TestVoting:
         mine = client.get("/api/votes/").json()["results"]
         assert [v["id"] for v in mine] == [vote["id"]]
         assert client.get(f"/api/votes/{vote['id']}/").json()["inclination"] == 60.5
+
+    def test_the_assignment_and_the_vote_answer_every_documented_field(self, alice, field):
+        # The hot path writes these answers out by hand (no DRF field-by-field representation): every field the
+        # schema documents, with the stored values, dates in ISO 8601 with Z.
+        client = token_client(alice)
+        assignment = client.get("/api/assignments/next/").json()
+        served = Assignment.objects.get(token=assignment["token"])
+        galaxy, image = served.galaxy, served.galaxy.images.get()
+        assert assignment["expires_at"] == served.expires_at.isoformat().replace("+00:00", "Z")
+        assert assignment["galaxy"] == {
+            "pgc": galaxy.pgc,
+            "name": galaxy.name,
+            "ra": galaxy.ra,
+            "dec": galaxy.dec,
+            "d25_arcmin": galaxy.d25_arcmin,
+            "images": [
+                {
+                    "id": image.id,
+                    "band": "color",
+                    "format": image.format,
+                    "source": image.source,
+                    "width": image.width,
+                    "height": image.height,
+                    "pixel_scale": image.pixel_scale,
+                    "url": f"http://testserver{image.file.url}",
+                    "acquired_at": image.acquired_at.isoformat().replace("+00:00", "Z"),
+                }
+            ],
+        }
+        assert [s["id"] for s in assignment["standards"]] == sorted(served.standard_ids)  # one per degree here
+        assert set(assignment["standards"][0]) == {"id", "pgc", "name", "inclination", "inclination_source", "images"}
+
+        answer = answer_between(assignment, 60, 61, 60.5) | {"note": " looks warped ", "not_sure": True}
+        vote = client.post("/api/votes/", answer, format="json").json()
+        stored = Vote.objects.get()
+        assert vote == {
+            "id": stored.id,
+            "pgc": galaxy.pgc,
+            "inclination": 60.5,
+            "flag": "",
+            "not_sure": True,
+            "note": "looks warped",
+            "left_standard": assignment["grid"]["60"],
+            "right_standard": assignment["grid"]["61"],
+            "seconds_taken": stored.seconds_taken,
+            "created_at": stored.created_at.isoformat().replace("+00:00", "Z"),
+        }
+        assert client.get(f"/api/votes/{stored.id}/").json() == vote
 
     def test_a_flag_instead_of_an_inclination(self, alice, field):
         client = token_client(alice)

@@ -238,7 +238,7 @@ CELERY_BEAT_SCHEDULE = {
 # ------------------------------------------------------------------------------ REST framework
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "giz_site.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
@@ -250,8 +250,8 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "giz_site.throttles.AnonRateThrottle",
+        "giz_site.throttles.UserRateThrottle",
     ],
     "NUM_PROXIES": GIZ_NUM_PROXIES,
     "DEFAULT_THROTTLE_RATES": {

@@ -18,6 +18,7 @@ from labeling.models import (
     Assignment,
     Galaxy,
     StandardGalaxy,
+    VolunteerProfile,
     Vote,
 )
 from labeling.services.consensus import galaxy_priority_refresh
@@ -45,6 +46,41 @@ def _standards_pool() -> list[tuple[int, float]]:
     ]
 
 
+class _Reach:
+    """For each grid point, the pool's standards within half a degree and within GRID_TOLERANCE of it (pool
+    order), found once per pool rather than for every point of every draw."""
+
+    def __init__(self, pool: list[tuple[int, float]]):
+        self._by_degree: dict[int, list[tuple[int, float]]] = defaultdict(list)
+        for sid, inclination in pool:
+            self._by_degree[round(inclination)].append((sid, inclination))
+        self._near: dict[int, tuple[list[int], list[int]]] = {}
+
+    def near(self, degree: int) -> tuple[list[int], list[int]]:
+        found = self._near.get(degree)
+        if found is None:
+            reach_buckets = math.ceil(GRID_TOLERANCE)
+            nearby = [
+                s for d in range(degree - reach_buckets, degree + reach_buckets + 1) for s in self._by_degree.get(d, ())
+            ]
+            found = self._near[degree] = tuple(
+                [sid for sid, incl in nearby if abs(incl - degree) <= reach] for reach in (0.5, GRID_TOLERANCE)
+            )
+        return found
+
+
+_reach_kept: tuple[object, _Reach] | None = None  # (the process's standards_active() it was built from, it)
+
+
+def _active_reach() -> _Reach:
+    global _reach_kept
+    active = selectors.standards_active()  # the same dict until the process re-reads the standards
+    kept = _reach_kept
+    if kept is None or kept[0] is not active:
+        kept = _reach_kept = (active, _Reach(_standards_pool()))
+    return kept[1]
+
+
 def standards_draw(
     *, degrees: list[int], avoid: set[int] = frozenset(), pool: list[tuple[int, float]] | None = None
 ) -> dict[int, int]:
@@ -53,17 +89,12 @@ def standards_draw(
     Standards within half a degree of the point are preferred, then the nearest within GRID_TOLERANCE; ones in
     `avoid` (already shown) only when nothing else fits. A point with no standard near it is left out.
     """
-    pool = _standards_pool() if pool is None else pool
-    by_degree: dict[int, list[tuple[int, float]]] = defaultdict(list)
-    for sid, inclination in pool:
-        by_degree[round(inclination)].append((sid, inclination))
-    reach_buckets = math.ceil(GRID_TOLERANCE)
+    reach = _active_reach() if pool is None else _Reach(pool)
     chosen: dict[int, int] = {}
     used: set[int] = set()
     for degree in degrees:
-        nearby = [s for d in range(degree - reach_buckets, degree + reach_buckets + 1) for s in by_degree.get(d, ())]
-        for reach in (0.5, GRID_TOLERANCE):
-            near = [sid for sid, incl in nearby if abs(incl - degree) <= reach and sid not in used]
+        for within in reach.near(degree):
+            near = [sid for sid in within if sid not in used]
             fresh = [sid for sid in near if sid not in avoid]
             if fresh or near:
                 chosen[degree] = _rng.choice(fresh or near)
@@ -130,6 +161,34 @@ def _label_pick(*, volunteer, now) -> Galaxy | None:
     return next(iter(Galaxy.objects.raw(sql, params)), None)
 
 
+# Once per served galaxy, written out as the pick is. At most one open assignment per volunteer (a constraint).
+_OPEN_SQL = "SELECT * FROM {assignment} WHERE volunteer_id = %s AND used_at IS NULL {lock}".format(
+    assignment=Assignment._meta.db_table, lock="{lock}"
+)
+_VOTES_COUNT_SQL = f"SELECT votes_count FROM {VolunteerProfile._meta.db_table} WHERE user_id = %s"
+
+
+def row_lock() -> str:
+    """For written-out statements: a row lock that other writers of the row wait for but foreign-key checks do
+    not (as select_for_update(no_key=True)); none on SQLite, the embedded default, which serializes writers."""
+    if connection.features.has_select_for_no_key_update:
+        return "FOR NO KEY UPDATE"
+    return "FOR UPDATE" if connection.features.has_select_for_update else ""
+
+
+def _open_assignment(*, volunteer) -> Assignment | None:
+    """The volunteer's open assignment, its row locked (its galaxy is read only when it is served again)."""
+    return next(iter(Assignment.objects.raw(_OPEN_SQL.format(lock=row_lock()), [volunteer.pk])), None)
+
+
+def _votes_count(*, volunteer) -> int:
+    """The volunteer's votes so far (from the profile, made on first use: personas and admin-made users have none)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_VOTES_COUNT_SQL, [volunteer.pk])
+        row = cursor.fetchone()
+    return row[0] if row is not None else volunteer_profile_get(user=volunteer).votes_count
+
+
 def assignment_next(*, volunteer) -> Assignment | None:
     """The galaxy this volunteer should label now, with the standards to show, or None when nothing is left.
 
@@ -148,19 +207,13 @@ def assignment_next(*, volunteer) -> Assignment | None:
 @transaction.atomic
 def _assignment_next(*, volunteer) -> Assignment | None:
     now = timezone.now()
-    current = (
-        Assignment.objects.select_for_update(of=("self",), no_key=True)
-        .select_related("galaxy")
-        .filter(volunteer=volunteer, used_at__isnull=True)
-        .first()
-    )
+    current = _open_assignment(volunteer=volunteer)
     if current is not None:
         if current.expires_at > now and current.galaxy.retired_at is None:
             return current
         current.delete()  # lapsed: free its reservation and pick afresh
-    profile = volunteer_profile_get(user=volunteer)
     galaxy = None
-    if _rng.random() < gold_rate(votes_count=profile.votes_count):
+    if _rng.random() < gold_rate(votes_count=_votes_count(volunteer=volunteer)):
         galaxy = _gold_pick(volunteer=volunteer)
     galaxy = galaxy or _label_pick(volunteer=volunteer, now=now) or _gold_pick(volunteer=volunteer)
     if galaxy is None:
