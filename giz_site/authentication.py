@@ -20,7 +20,8 @@ def _token_user_sql() -> tuple[str, list[str]]:
     columns = ", ".join(f"u.{connection.ops.quote_name(f.column)}" for f in fields)
     sql = (
         f"SELECT t.created, {columns} FROM {Token._meta.db_table} t "
-        f"JOIN {user_model._meta.db_table} u ON u.{user_model._meta.pk.column} = t.user_id WHERE t.key = %s"
+        f"JOIN {user_model._meta.db_table} u ON u.{user_model._meta.pk.column} = t.user_id "
+        f"WHERE t.{connection.ops.quote_name('key')} = %s"
     )
     return sql, [f.attname for f in fields]
 
