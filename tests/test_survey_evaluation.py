@@ -221,6 +221,26 @@ class TestEvaluation:
         evaluation.refresh_from_db()
         assert evaluation.status == "succeeded" and evaluation.n_labels == 1
 
+    def test_the_backstop_sends_one_message_for_a_dead_evaluation_not_one_a_minute(
+        self, ensemble, django_capture_on_commit_callbacks
+    ):
+        from inference.tasks import training_backstop_task
+
+        survey = SurveyFactory()
+        labelled(survey, [60.0])
+        evaluation = SurveyEvaluation.objects.create(survey=survey, status="running")
+        SurveyEvaluation.objects.filter(pk=evaluation.pk).update(
+            created_at="2020-01-01T00:00Z", heartbeat_at="2020-01-01T00:00Z"
+        )
+        # The first minute re-queues it; its message is not yet taken when beat calls again.
+        with django_capture_on_commit_callbacks(execute=False) as first:
+            training_backstop_task()
+        with django_capture_on_commit_callbacks(execute=False) as second:
+            training_backstop_task()
+        evaluation.refresh_from_db()
+        assert len(first) == 1 and second == []
+        assert evaluation.status == "queued" and evaluation.message == "Re-queued"
+
 
 @pytest.mark.django_db
 class TestAdaptation:

@@ -135,11 +135,18 @@ def survey_evaluations_backstop() -> list[int]:
     """Re-queue live evaluations whose worker died or whose message the broker lost (beat, every minute)."""
     from inference.tasks import survey_evaluate_task  # cycle: inference.tasks imports the services
 
-    stale = list(SurveyEvaluation.objects.stale(before=_stale_before()).values_list("pk", flat=True))
-    for pk in stale:
-        SurveyEvaluation.objects.filter(pk=pk).update(status=SurveyEvaluation.Status.QUEUED, message="Re-queued")
-        transaction.on_commit(lambda pk=pk: survey_evaluate_task.delay(pk))
-    return stale
+    stale = SurveyEvaluation.objects.stale(before=_stale_before())
+    requeued = []
+    for pk in list(stale.values_list("pk", flat=True)):
+        # One conditional UPDATE, as for training runs: an evaluation a worker claimed since the read (fresh
+        # heartbeat) no longer matches and keeps running alone. The heartbeat is stamped so the next minute's
+        # backstop leaves the new message its time instead of sending another.
+        if stale.filter(pk=pk).update(
+            status=SurveyEvaluation.Status.QUEUED, heartbeat_at=timezone.now(), message="Re-queued"
+        ):
+            transaction.on_commit(lambda pk=pk: survey_evaluate_task.delay(pk))
+            requeued.append(pk)
+    return requeued
 
 
 def _reference_rms(*, survey: Survey, key: str, versions: list[ModelVersion]) -> tuple[float | None, str]:
