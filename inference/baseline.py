@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from inference.imaging import median
+
 __all__ = ["Ellipse", "inclination_from_axial_ratio", "measure_axial_ratio", "predict_inclination"]
 
 DEFAULT_Q0 = 0.2
@@ -68,14 +70,14 @@ def _sky_and_noise(image: np.ndarray) -> tuple[float, float]:
     values = image.ravel()
     if values.size > 100_000:
         values = values[:: values.size // 100_000]
-    median = np.median(values)
-    sky, sigma = float(median), float(1.4826 * np.median(np.abs(values - median)))
+    centre = median(values)
+    sky, sigma = float(centre), float(1.4826 * median(np.abs(values - centre)))
     for _ in range(3):
         if sigma <= 0:
             break
         kept = values[np.abs(values - sky) < 3.0 * sigma]
-        sky = float(np.median(kept))
-        sigma = float(1.4826 * np.median(np.abs(kept - sky)))
+        sky = float(median(kept))
+        sigma = float(1.4826 * median(np.abs(kept - sky)))
     return sky, sigma
 
 

@@ -55,6 +55,7 @@ __all__ = [
     "bands_from_planes",
     "bands_to_rgb",
     "decode_image",
+    "median",
     "normalise_flux",
     "pad_to_square",
     "prepare_batch",
@@ -412,6 +413,28 @@ def asinh_stretch(band: np.ndarray, *, softening: float = 0.05) -> np.ndarray:
 # Geometry
 
 
+def median(values: np.ndarray) -> np.ndarray:
+    """`np.median` of all values, or of each row of a 2-D array: the same numbers, by a full sort.
+
+    numpy's vectorised sort is some 4x faster than the partition np.median selects with, and the sky
+    statistics of every prepared image take several medians.
+    """
+    array = np.asarray(values)
+    if array.ndim != 2:
+        array = array.ravel()
+    n = array.shape[-1]
+    if n == 0:
+        return np.median(array, axis=-1)
+    ordered = np.sort(array, axis=-1)
+    # np.median's own last step: the mean of the middle one or two values.
+    out = np.mean(ordered[..., (n - 1) // 2 : n // 2 + 1], axis=-1)
+    if array.dtype.kind == "f":  # a NaN anywhere makes np.median NaN; sorting put any last
+        nan = np.isnan(ordered[..., -1])
+        if nan.any():
+            out = np.where(nan, np.nan, out).astype(out.dtype)[()]
+    return out
+
+
 def _sky_fill(pixels: np.ndarray, mask: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Fill `mask`ed pixels with sky: the reference border's median plus noise of its spread.
 
@@ -439,8 +462,8 @@ def _fill_with_sky(
     # Medians per channel over a contiguous C x N copy: the same values, at a fraction of the cost of a median
     # along the strided first axis of N x C.
     columns = np.ascontiguousarray(sky_pixels.T)
-    sky = np.median(columns, axis=1)
-    sigma = 1.4826 * np.median(np.abs(columns - sky[:, np.newaxis]), axis=1)
+    sky = median(columns)
+    sigma = 1.4826 * median(np.abs(columns - sky[:, np.newaxis]))
     rng = np.random.default_rng(seed_shape[0] * 100_003 + seed_shape[1])
     noise = rng.standard_normal((int(mask.sum()), pixels.shape[-1])).astype(np.float32)
     fill = sky + noise * sigma
@@ -467,10 +490,7 @@ def undo_display_effects(pixels: np.ndarray) -> np.ndarray:
     width = max(1, min(out.shape[:2]) // 20)
     # Medians of the border and of a 1-in-16 sample of pixels: enough to tell a white sky, at a
     # fraction of the cost of the whole image's median.
-    if (
-        np.median(composites.border(out, width).mean(axis=1)) > _INVERTED_SKY
-        and np.median(out[::4, ::4]) > _INVERTED_SKY
-    ):
+    if median(composites.border(out, width).mean(axis=1)) > _INVERTED_SKY and median(out[::4, ::4]) > _INVERTED_SKY:
         out = 1.0 - out
     white = np.minimum.reduce([out[..., c] for c in range(out.shape[-1])]) >= _WHITE_FILL
     if not (white[0, 0] or white[0, -1] or white[-1, 0] or white[-1, -1]):
