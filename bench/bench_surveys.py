@@ -2,6 +2,7 @@
 
     nice -n 10 .venv/bin/python -m bench.survey_stamps        # renders the survey once (cached in var/)
     nice -n 10 .venv/bin/python -m bench.bench_surveys        # then this (about an hour on 2 shared cores)
+    .venv/bin/python -m bench.bench_surveys --evaluation-only --evaluation-setup --threads 2   # the evaluation alone
 
 The survey is simulated with the second galaxy source (GalSim, acquisition/galsim_renderer.py) in a look the
 shipped ensemble was not trained on (bench/survey_stamps.py BENCH_LOOK: 0.9"/px pixels, 1.8-2.8" seeing, a
@@ -17,6 +18,8 @@ harder, redder stretch with sky left in). Against a fresh PostgreSQL database (g
    GalSim SDSS-look test set (1,000, seed 203), and trains an ensemble on the survey from the start (random
    weights, the same data and time per member) for comparison.
 TensorFlow runs on one thread. Prints a Markdown block and writes it to --out.
+--evaluation-only times the evaluation again on the database a run left; with --evaluation-setup it first makes one
+with only what the evaluation reads (1,000 stamps are enough: `survey_stamps(1000)` renders just those).
 """
 
 from __future__ import annotations
