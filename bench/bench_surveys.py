@@ -2,6 +2,7 @@
 
     nice -n 10 .venv/bin/python -m bench.survey_stamps        # renders the survey once (cached in var/)
     nice -n 10 .venv/bin/python -m bench.bench_surveys        # then this (about an hour on 2 shared cores)
+    .venv/bin/python -m bench.bench_surveys --evaluation-only --evaluation-setup --threads 2   # the evaluation alone
 
 The survey is simulated with the second galaxy source (GalSim, acquisition/galsim_renderer.py) in a look the
 shipped ensemble was not trained on (bench/survey_stamps.py BENCH_LOOK: 0.9"/px pixels, 1.8-2.8" seeing, a
@@ -17,6 +18,8 @@ harder, redder stretch with sky left in). Against a fresh PostgreSQL database (g
    GalSim SDSS-look test set (1,000, seed 203), and trains an ensemble on the survey from the start (random
    weights, the same data and time per member) for comparison.
 TensorFlow runs on one thread. Prints a Markdown block and writes it to --out.
+--evaluation-only times the evaluation again on the database a run left; with --evaluation-setup it first makes one
+with only what the evaluation reads (1,000 stamps are enough: `survey_stamps(1000)` renders just those).
 """
 
 from __future__ import annotations
@@ -66,6 +69,13 @@ def parse_args():
         "--evaluation-only",
         action="store_true",
         help="time the evaluation again (cold, then warm; wall and CPU) on the database a full run left",
+    )
+    parser.add_argument(
+        "--evaluation-setup",
+        action="store_true",
+        help="with --evaluation-only: first make a fresh database holding just the survey, its --labelled galaxies' "
+        "stamps and accepted consensus labels (the truth plus 2.5 deg of scatter, no volunteers), so the evaluation "
+        "can be timed without a full run",
     )
     parser.add_argument("--out", default=str(REPO / "docs" / "bench" / "surveys.md"))
     return parser.parse_args()
@@ -129,16 +139,77 @@ def rms(predicted, true) -> float:
     return float(np.sqrt(np.mean((np.asarray(predicted) - np.asarray(true)) ** 2)))
 
 
-def evaluation_only() -> None:
-    """The survey's evaluation timed again on the database a full run left: cold (its stored predictions deleted
-    first) and warm, wall and CPU seconds of this process (TensorFlow on --threads)."""
+def create_survey(stamps: np.ndarray):
+    """The survey and its galaxies with their stored JPEG stamps (pgc 9,000,000 + index)."""
+    from django.core.files.base import ContentFile
+    from tqdm import tqdm
+
+    from acquisition.models import GalaxyImage
+    from labeling.models import Galaxy, Survey
+
+    survey = Survey.objects.create(
+        slug=SLUG,
+        name="Simulated ground-based survey",
+        pixel_scale=LOOK.pixel_scale,
+        bands="gri",
+        source_kind=Survey.SourceKind.TEMPLATE,
+        url_template="http://127.0.0.1:9/cutout?ra={ra}&dec={dec}&size={size}",
+        data_release="sim1",
+    )
+    for i in tqdm(range(len(stamps)), desc="galaxies", unit="galaxy", file=sys.stderr):
+        galaxy = Galaxy.objects.create(
+            pgc=9_000_000 + i, ra=(i * 0.37) % 360, dec=-30.0 + (i % 600) * 0.1, survey=survey, state="ready"
+        )
+        GalaxyImage.objects.create(
+            galaxy=galaxy,
+            survey=survey,
+            band=GalaxyImage.Band.COLOR,
+            format=GalaxyImage.Format.JPEG,
+            source=galaxy.source,
+            pixel_scale=LOOK.pixel_scale,
+            width=stamps.shape[2],
+            height=stamps.shape[1],
+            checksum="0" * 64,
+            file=ContentFile(jpeg(stamps[i]), name=f"{galaxy.pgc}-color.jpg"),
+        )
+    return survey
+
+
+def evaluation_setup() -> None:
+    """A fresh database with the shipped ensemble, the survey and --labelled galaxies with accepted consensus
+    labels written directly (the truth plus 2.5 deg of scatter, about what 3 simulated votes give)."""
+    stamps, truth, _ = survey_stamps.survey_stamps(ARGS.labelled, processes=1)
+    fresh_database()
     import django
 
     django.setup()
-    from inference import services
+    from django.core.management import call_command
+
+    from labeling.models import ConsensusLabel
+
+    call_command("migrate", verbosity=0)
+    call_command("activate_shipped", stdout=io.StringIO())
+    survey = create_survey(stamps)
+    rng = np.random.default_rng(13)
+    labels = np.clip(truth + rng.normal(0.0, 2.5, len(truth)), 45.0, 90.0)
+    ConsensusLabel.objects.bulk_create(
+        ConsensusLabel(galaxy=galaxy, status="accepted", inclination=float(labels[galaxy.pgc - 9_000_000]), n_votes=3)
+        for galaxy in survey.galaxies.all()
+    )
+
+
+def evaluation_only() -> None:
+    """The survey's evaluation timed again on the database a full run (or --evaluation-setup) left: cold (its
+    stored predictions deleted first) and warm, wall and CPU seconds of this process (TensorFlow on --threads),
+    with the ensemble loaded beforehand as in a worker."""
+    import django
+
+    django.setup()
+    from inference import ensemble, services
     from inference.models import EnsemblePrediction, Prediction
     from labeling.models import Survey
 
+    ensemble.current(max_age=0)
     survey = Survey.objects.get(slug=SLUG)
     Prediction.objects.filter(galaxy__survey=survey).delete()
     EnsemblePrediction.objects.filter(galaxy__survey=survey).delete()
@@ -263,6 +334,8 @@ def main() -> None:
     tf.config.threading.set_intra_op_parallelism_threads(ARGS.threads)
     tf.config.threading.set_inter_op_parallelism_threads(ARGS.threads)
     if ARGS.evaluation_only:
+        if ARGS.evaluation_setup:
+            evaluation_setup()
         return evaluation_only()
     if ARGS.held_out_only:
         return held_out_only()
@@ -277,46 +350,20 @@ def main() -> None:
 
     django.setup()
     from django.contrib.auth import get_user_model
-    from django.core.files.base import ContentFile
     from django.core.management import call_command
     from tqdm import tqdm
 
-    from acquisition.models import GalaxyImage
     from bench import volunteer_sim as sim
     from inference import services
     from inference.models import EnsemblePrediction, ModelVersion, Prediction, SurveyEvaluation, TrainingRun
     from labeling import services as labeling_services
-    from labeling.models import ConsensusLabel, Galaxy, StandardGalaxy, Survey, Vote
+    from labeling.models import ConsensusLabel, Galaxy, StandardGalaxy, Vote
 
     call_command("migrate", verbosity=0)
     call_command("activate_shipped", stdout=io.StringIO())
     shipped_versions = list(ModelVersion.objects.filter(status="active", kind="regression").order_by("name"))
-    survey = Survey.objects.create(
-        slug=SLUG,
-        name="Simulated ground-based survey",
-        pixel_scale=LOOK.pixel_scale,
-        bands="gri",
-        source_kind=Survey.SourceKind.TEMPLATE,
-        url_template="http://127.0.0.1:9/cutout?ra={ra}&dec={dec}&size={size}",
-        data_release="sim1",
-    )
     n = ARGS.labelled
-    for i in tqdm(range(n), desc="galaxies", unit="galaxy", file=sys.stderr):
-        galaxy = Galaxy.objects.create(
-            pgc=9_000_000 + i, ra=(i * 0.37) % 360, dec=-30.0 + (i % 600) * 0.1, survey=survey, state="ready"
-        )
-        GalaxyImage.objects.create(
-            galaxy=galaxy,
-            survey=survey,
-            band=GalaxyImage.Band.COLOR,
-            format=GalaxyImage.Format.JPEG,
-            source=galaxy.source,
-            pixel_scale=LOOK.pixel_scale,
-            width=stamps.shape[2],
-            height=stamps.shape[1],
-            checksum="0" * 64,
-            file=ContentFile(jpeg(stamps[i]), name=f"{galaxy.pgc}-color.jpg"),
-        )
+    survey = create_survey(stamps[:n])
     truth_by_pgc = {9_000_000 + i: float(truth[i]) for i in range(n)}
 
     # ---------------------------------------------------------------- volunteers vote through the services

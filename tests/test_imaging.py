@@ -368,3 +368,18 @@ def test_an_ordinary_stamp_is_not_touched_by_the_display_repairs():
     stamp = galaxy_stamp()
     decoded = DecodedImage(pixels=stamp.astype(np.float32) / 255.0, kind="rgb", format="png")
     assert np.array_equal(undo_display_effects(decoded.pixels), decoded.pixels)
+
+
+@pytest.mark.parametrize("shape", [(128, 128), (300, 120)])
+def test_a_decoded_image_prepared_again_gives_what_a_fresh_decode_gives(shape):
+    # The position angle and every model input share the repaired, padded picture kept on the decoded image:
+    # preparing it again, for another angle, size or mode, or after the caller changed an earlier result, must
+    # give exactly what a fresh decode gives.
+    stamp = np.asarray(Image.fromarray(galaxy_stamp(pa_image_deg=20.0)).resize(shape[::-1]))
+    data = encode(stamp, "JPEG", quality=90)
+    shared = decode_image(data, min_size=64)
+    first = prepare_for_model(shared, size=32)
+    first[:] = 0.0  # the caller's own array
+    for size, mode, angle in [(32, "color", None), (32, "color", 75.0), (32, "bands", 20.0), (16, "color", 75.0)]:
+        fresh = prepare_for_model(decode_image(data, min_size=64), size=size, mode=mode, position_angle=angle)
+        assert np.array_equal(prepare_for_model(shared, size=size, mode=mode, position_angle=angle), fresh)

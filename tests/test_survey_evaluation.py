@@ -197,6 +197,24 @@ class TestEvaluation:
         assert refused.status_code == 409 and refused.json()["error"]["code"] == "no_labels"
         assert api_client.post(reverse("api:survey-evaluations", args=["nowhere"])).status_code == 404
 
+    def test_an_evaluation_goes_batch_by_batch_and_counts_an_unreadable_image_as_failed(self, settings, ensemble):
+        # The next batch is read and prepared while the models answer the current one: each galaxy is still answered
+        # once, and an image that cannot be decoded fails alone, whichever batch it falls in.
+        settings.GIZ_INFERENCE_BATCH_SIZE = 2
+        settings.GIZ_SURVEY_EVAL_MIN_LABELS = 100
+        survey = SurveyFactory()
+        galaxies = labelled(survey, [58.0, 62.0, 75.0, 64.0, 56.0])
+        with default_storage.open(galaxies[2].images.get().file.name, "wb") as broken:
+            broken.write(b"not an image")
+
+        evaluation = services.survey_evaluation_request(survey=survey, queue=False)
+        evaluation = services.survey_evaluation_run(evaluation_id=evaluation.pk)
+
+        assert evaluation.status == "succeeded"
+        assert evaluation.figures["sources"] == {"stored": 0, "predicted": 4, "failed": 1}
+        assert (evaluation.n_labels, evaluation.total) == (4, 5)
+        assert evaluation.rms == pytest.approx(np.sqrt((4 + 4 + 16 + 16) / 4))  # the members' median is 60
+
     def test_the_command_prints_the_figures_behind_a_progress_bar(self, ensemble):
         survey = SurveyFactory()
         labelled(survey, [60.0, 70.0])

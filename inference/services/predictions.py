@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -254,8 +256,52 @@ def predict_images(
     answered from its colour.
     """
     ensemble = active_ensemble()
+    return _answer(ensemble, pairs, _inputs(ensemble, pairs, _stamps(ensemble, pairs)), save=save)
+
+
+def predict_images_in_batches(
+    *, pairs: list[tuple[Galaxy, GalaxyImage | None]], batch_size: int, save: bool = True
+) -> Iterator[tuple[list[tuple[Galaxy, GalaxyImage | None]], list]]:
+    """`predict_images` over consecutive batches of `pairs`, yielding (batch, outcomes) as each is answered.
+
+    The next batch is read and prepared in a second thread while the models run on this one: TensorFlow
+    releases the GIL, so image preparation (single-threaded Python) and the forward pass overlap instead of
+    taking turns. Outcomes are those `predict_images` gives for the same batch.
+    """
+    ensemble = active_ensemble()
+    batches = [pairs[start : start + batch_size] for start in range(0, len(pairs), batch_size)]
+    if not batches:
+        return
+    stamps = _stamps(ensemble, pairs)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="giz-prepare") as pool:
+        upcoming = pool.submit(_inputs, ensemble, batches[0], stamps)
+        for k, batch in enumerate(batches):
+            inputs = upcoming.result()
+            if k + 1 < len(batches):
+                upcoming = pool.submit(_inputs, ensemble, batches[k + 1], stamps)
+            yield batch, _answer(ensemble, batch, inputs, save=save)
+
+
+def _stamps(ensemble, pairs: list[tuple[Galaxy, GalaxyImage | None]]) -> dict[int, dict[str, GalaxyImage]]:
+    """The g, r, i stamps of the pairs' galaxies when the ensemble has members that read them (one query)."""
+    if "flux" not in ensemble.input_modes:
+        return {}
+    return band_stamps_of(sorted({g.pk for g, _ in pairs}))
+
+
+@dataclass
+class _Inputs:
+    """A batch of pairs read, decoded and prepared for the ensemble (no database access: a thread may do it)."""
+
+    outcomes: list  # the error of each pair that failed already, None for the others
+    index: list[int]  # the pairs that have inputs, in the order of the prepared rows
+    prepared: dict
+
+
+def _inputs(
+    ensemble, pairs: list[tuple[Galaxy, GalaxyImage | None]], stamps: dict[int, dict[str, GalaxyImage]]
+) -> _Inputs:
     largest = _largest_input(ensemble)
-    stamps = band_stamps_of(sorted({g.pk for g, _ in pairs})) if "flux" in ensemble.input_modes else {}
     outcomes: list = [None] * len(pairs)
     decoded, angles, bands, index = [], [], [], []
     for i, (galaxy, image) in enumerate(pairs):
@@ -282,11 +328,18 @@ def predict_images(
         angles.append(angle)
         bands.append(cube)
         index.append(i)
-    if decoded:
-        prepared = _prepare(ensemble, decoded, angles, bands)
-        results = _results(ensemble, ensemble.run_detailed(prepared, n=len(decoded)), len(decoded))
+    prepared = _prepare(ensemble, decoded, angles, bands) if decoded else {}
+    return _Inputs(outcomes=outcomes, index=index, prepared=prepared)
+
+
+def _answer(ensemble, pairs: list[tuple[Galaxy, GalaxyImage | None]], inputs: _Inputs, *, save: bool) -> list:
+    """The ensemble's answers for a prepared batch; saved (with alarms) when asked."""
+    outcomes = inputs.outcomes
+    if inputs.index:
+        n = len(inputs.index)
+        results = _results(ensemble, ensemble.run_detailed(inputs.prepared, n=n), n)
         answered = []
-        for i, result in zip(index, results, strict=True):
+        for i, result in zip(inputs.index, results, strict=True):
             outcomes[i] = result if result is not None else _no_member_reads(what=f"the images of {pairs[i][0]}")
             if result is not None:
                 answered.append(i)

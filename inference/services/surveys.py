@@ -27,7 +27,7 @@ from giz_site.exceptions import ApplicationError
 from inference import ensemble as ensemble_holder
 from inference import plots, survey_metrics
 from inference.models import EnsemblePrediction, ModelVersion, SurveyEvaluation, TrainingRun
-from inference.services.predictions import EnsembleResult, ensemble_key, predict_galaxies
+from inference.services.predictions import EnsembleResult, ensemble_key, predict_images_in_batches
 from inference.services.training_runs import training_run_create
 from labeling.models import ConsensusLabel, Survey
 from labeling.selectors import survey_labels
@@ -202,22 +202,23 @@ def _predictions(evaluation: SurveyEvaluation, labels: list[ConsensusLabel], key
         galaxy_id__in=[g.pk for g in missing], survey=survey, band=GalaxyImage.Band.COLOR
     ).order_by("format"):
         images.setdefault(image.galaxy_id, image)
-    batch = settings.GIZ_INFERENCE_BATCH_SIZE
-    failed = 0
-    for start in range(0, len(missing), batch):
-        galaxies = missing[start : start + batch]
-        outcomes = predict_galaxies(galaxies=galaxies, images=images, save=False)
-        for galaxy, outcome in zip(galaxies, outcomes, strict=True):
+    failed = done = 0
+    pairs = [(galaxy, images.get(galaxy.pk)) for galaxy in missing]
+    for batch, outcomes in predict_images_in_batches(
+        pairs=pairs, batch_size=settings.GIZ_INFERENCE_BATCH_SIZE, save=False
+    ):
+        for (galaxy, _), outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, EnsembleResult):
                 likelihood = outcome.rejection_likelihood
                 answers[galaxy.pk] = (outcome.median, np.nan if likelihood is None else likelihood)
             else:
                 failed += 1
+        done += len(batch)
         SurveyEvaluation.objects.beat(
             evaluation.pk,
-            done=stored + min(start + batch, len(missing)) - failed,
+            done=stored + done - failed,
             failed=failed,
-            message=f"Predicting: {min(start + batch, len(missing))}/{len(missing)}",
+            message=f"Predicting: {done}/{len(missing)}",
         )
     return answers, {"stored": stored, "predicted": len(missing) - failed, "failed": failed}
 
