@@ -44,6 +44,17 @@ SLUG = "bench-ground"
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", default="giz_bench_h13b_surveys")
+    parser.add_argument(
+        "--labels-only",
+        action="store_true",
+        help="steps 1-2 only: a fresh database, the galaxies and the volunteers' votes (then --reuse-labels)",
+    )
+    parser.add_argument(
+        "--reuse-labels",
+        action="store_true",
+        help="skip steps 1-2: reuse the galaxies and consensus labels a run (or --labels-only) left in --database; "
+        "the shipped ensemble is made active again and the adaptation the labels started (or a new one) is run",
+    )
     parser.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--labelled", type=int, default=1000, help="galaxies volunteers label")
     parser.add_argument("--held-out", type=int, default=1000)
@@ -257,40 +268,21 @@ def measure(run, survey, shipped_versions, adapted_versions, stamps, truth, star
     return results
 
 
-def main() -> None:
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(ARGS.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(ARGS.threads)
-    if ARGS.evaluation_only:
-        return evaluation_only()
-    if ARGS.held_out_only:
-        return held_out_only()
-    wall0, cpu0 = time.time(), time.process_time()
-    stamps, truth, _ = survey_stamps.survey_stamps(survey_stamps.N_STAMPS)  # the cached set; labelled, then held out
-    if ARGS.labelled + ARGS.held_out > len(stamps):
-        raise SystemExit(f"only {len(stamps)} survey stamps are rendered")
-    stamps, truth = stamps[: ARGS.labelled + ARGS.held_out], truth[: ARGS.labelled + ARGS.held_out]
-    fresh_database()
-
-    import django
-
-    django.setup()
+def label(stamps: np.ndarray, truth: np.ndarray):
+    """Steps 1-2 on the fresh database: the survey, its galaxies with stored stamps, and the simulated volunteers
+    voting through the services until every galaxy has its consensus label (the triggers' evaluations executed as
+    the workers would). Returns (survey, seconds of voting, {"evaluations": [(id, seconds)]})."""
     from django.contrib.auth import get_user_model
     from django.core.files.base import ContentFile
-    from django.core.management import call_command
     from tqdm import tqdm
 
     from acquisition.models import GalaxyImage
     from bench import volunteer_sim as sim
     from inference import services
-    from inference.models import EnsemblePrediction, ModelVersion, Prediction, SurveyEvaluation, TrainingRun
+    from inference.models import SurveyEvaluation
     from labeling import services as labeling_services
-    from labeling.models import ConsensusLabel, Galaxy, StandardGalaxy, Survey, Vote
+    from labeling.models import ConsensusLabel, Galaxy, StandardGalaxy, Survey
 
-    call_command("migrate", verbosity=0)
-    call_command("activate_shipped", stdout=io.StringIO())
-    shipped_versions = list(ModelVersion.objects.filter(status="active", kind="regression").order_by("name"))
     survey = Survey.objects.create(
         slug=SLUG,
         name="Simulated ground-based survey",
@@ -317,7 +309,6 @@ def main() -> None:
             checksum="0" * 64,
             file=ContentFile(jpeg(stamps[i]), name=f"{galaxy.pgc}-color.jpg"),
         )
-    truth_by_pgc = {9_000_000 + i: float(truth[i]) for i in range(n)}
 
     # ---------------------------------------------------------------- volunteers vote through the services
     rng = np.random.default_rng(13)
@@ -368,6 +359,53 @@ def main() -> None:
             timings["evaluations"].append((evaluation.pk, time.time() - started))
     bar.close()
     votes_seconds = time.time() - votes_started
+    return survey, votes_seconds, timings
+
+
+def main() -> None:
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(ARGS.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(ARGS.threads)
+    if ARGS.evaluation_only:
+        return evaluation_only()
+    if ARGS.held_out_only:
+        return held_out_only()
+    wall0, cpu0 = time.time(), time.process_time()
+    stamps, truth, _ = survey_stamps.survey_stamps(survey_stamps.N_STAMPS)  # the cached set; labelled, then held out
+    if ARGS.labelled + ARGS.held_out > len(stamps):
+        raise SystemExit(f"only {len(stamps)} survey stamps are rendered")
+    stamps, truth = stamps[: ARGS.labelled + ARGS.held_out], truth[: ARGS.labelled + ARGS.held_out]
+    if not ARGS.reuse_labels:
+        fresh_database()
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from tqdm import tqdm
+
+    from inference import services
+    from inference.models import EnsemblePrediction, ModelVersion, Prediction, SurveyEvaluation, TrainingRun
+    from labeling.models import ConsensusLabel, Survey, Vote
+
+    call_command("migrate", verbosity=0)
+    # Again on a reused database: a previous run's adaptation may have been promoted; this one starts from shipped.
+    call_command("activate_shipped", stdout=io.StringIO())
+    shipped_versions = list(ModelVersion.objects.filter(status="active", kind="regression").order_by("name"))
+    n = ARGS.labelled
+    truth_by_pgc = {9_000_000 + i: float(truth[i]) for i in range(n)}
+    labels_file = REPO / "var" / "bench_surveys" / f"labels-{ARGS.database}.json"
+    if ARGS.reuse_labels:
+        survey = Survey.objects.get(slug=SLUG)
+        timings = json.loads(labels_file.read_text())
+        votes_seconds = timings["votes_seconds"]
+    else:
+        survey, votes_seconds, timings = label(stamps, truth)
+        labels_file.write_text(json.dumps({"votes_seconds": votes_seconds, **timings}))
+        if ARGS.labels_only:
+            print(f"labels: {votes_seconds:.0f} s of voting; rerun with --reuse-labels", flush=True)
+            return
     labels = ConsensusLabel.objects.filter(galaxy__survey=survey).select_related("galaxy")
     accepted = [lab for lab in labels if lab.status == "accepted"]
     label_error = np.array([lab.inclination - truth_by_pgc[lab.galaxy.pgc] for lab in accepted])
@@ -393,10 +431,11 @@ def main() -> None:
     warm_seconds = time.time() - started
 
     # ---------------------------------------------------------------- the adaptation the labels started
-    run = TrainingRun.objects.filter(trigger="adaptation", survey=survey).first()
-    auto_adaptation = run is not None
+    # The run the labels started (on a reused database: still queued only the first time it is reused).
+    run = TrainingRun.objects.filter(trigger="adaptation", survey=survey, status="queued").first()
+    auto_adaptation = run is not None and run.config.get("survey") == SLUG and "bench" not in run.config
     if run is None:  # not started automatically (the survey was not marked): staff would start it
-        run = services.survey_adaptation_create(survey=survey, queue=False)
+        run = services.survey_adaptation_create(survey=survey, config={"bench": "reuse-labels"}, queue=False)
     TrainingRun.objects.filter(pk=run.pk).update(
         config={**run.config, "profile": ARGS.profile, "minutes_per_member": ARGS.minutes_per_member}
     )
@@ -428,8 +467,8 @@ def main() -> None:
     lines = [
         "### Latest run (shared machine)",
         "",
-        "- Command: `nice -n 10 .venv/bin/python -m bench.bench_surveys "
-        f"--minutes-per-member {ARGS.minutes_per_member:g}`",
+        f"- Command: `nice -n 10 .venv/bin/python -m bench.bench_surveys {' '.join(sys.argv[1:])}`"
+        + (f" (the labels of a `--labels-only` run: {votes_seconds:.0f} s of voting)" if ARGS.reuse_labels else ""),
         f"- Machine: {os.cpu_count()} CPUs; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average at the end "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (shared, not quiet); "
         f"wall {(time.time() - wall0) / 60:.1f} min, "
