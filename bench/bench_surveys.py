@@ -190,7 +190,7 @@ def measure(run, survey, shipped_versions, adapted_versions, stamps, truth, star
     from inference import shipped
     from inference import training_sets as synthetic_data
     from inference.ensemble import _load_from_storage
-    from inference.services.adaptation import PROFILES, SEED_LOOK, median_answers, predictor
+    from inference.services.adaptation import median_answers, predictor
 
     n = ARGS.labelled
     held_x = prepared(stamps[n : n + ARGS.held_out])
@@ -213,35 +213,11 @@ def measure(run, survey, shipped_versions, adapted_versions, stamps, truth, star
     if not ARGS.skip_scratch:
         from inference import keras_training
         from inference.architectures import build_sigma_regression_model
-        from inference.services.training import SEED_TRAIN, SEED_VAL, _labelled
+        from inference.services.adaptation import adaptation_data, config_for
 
-        config = {**PROFILES[ARGS.profile], **run.config}
-        lab_x, lab_inc, _, split = _labelled(run, 128, "color", survey=survey)
-        ok = ~np.isnan(lab_inc)
-        cache = Path(os.environ["GIZ_DATA_DIR"]) / "cache" / "synthetic"
-        common = {
-            "size": 128,
-            "render_size": int(config["render_size"]),
-            "look_strength": float(config["look_strength"]),
-            "processes": 2,
-        }
-        look_set = synthetic_data.cached_source_set(
-            cache, "ours", config["n_synthetic"], seed=SEED_LOOK, survey=LOOK, **common
-        )
-        look_val = synthetic_data.cached_source_set(
-            cache, "ours", config["n_val_synthetic"], seed=SEED_LOOK + SEED_VAL, survey=LOOK, **common
-        )
-        replay = synthetic_data.cached_source_set(cache, "ours", config["n_replay"], seed=SEED_TRAIN, **common)
-        train = keras_training.Split(
-            np.concatenate([lab_x[(split == "train") & ok], look_set.images, replay.images]),
-            np.concatenate([lab_inc[(split == "train") & ok], look_set.inclination, replay.inclination]).astype(
-                np.float32
-            ),
-        )
-        val = keras_training.Split(
-            np.concatenate([lab_x[(split == "val") & ok], look_val.images]),
-            np.concatenate([lab_inc[(split == "val") & ok], look_val.inclination]).astype(np.float32),
-        )
+        # The adaptation's own mix (labels, survey look, reference replay; rendered already, so from the cache).
+        data = adaptation_data(run, survey, 128, config_for(run))
+        train, val = data.train, data.val
         scratch_started = time.time()
         scratch = []
         for i, architecture in enumerate(["vgg_a", "vgg_b", "vgg_c"][: ARGS.scratch_members]):
@@ -489,6 +465,13 @@ def main() -> None:
         f"- Adaptation run {run.pk}: started {'automatically by the labels' if auto_adaptation else 'by the bench'}, "
         f"{adapt_seconds / 60:.1f} min (render + {ARGS.minutes_per_member:g} min per member + gate); "
         f"{promotion['reason']}",
+        f"- Fine-tuning mix and selection: {json.dumps(run.metrics.get('train'))}; "
+        f"{json.dumps(run.metrics.get('fine_tuning'))}; per member (epochs trained, kept, refused by the guard): "
+        + "; ".join(
+            f"{v.name} {v.metrics['fit']['epochs']}, {(v.metrics['fit'].get('selection') or {}).get('epoch')}, "
+            f"{(v.metrics['fit'].get('selection') or {}).get('refused')}"
+            for v in adapted_versions
+        ),
         "",
         "| measurement | value |",
         "|---|---|",
