@@ -189,7 +189,7 @@ def measure(run, survey, shipped_versions, adapted_versions, stamps, truth, star
     """Before/after on the held-out galaxies and the reference set, and the from-scratch ensemble; printed."""
     from inference import shipped
     from inference import training_sets as synthetic_data
-    from inference.ensemble import _load_from_storage
+    from inference.ensemble import load_from_storage
     from inference.services.adaptation import median_answers, predictor
 
     n = ARGS.labelled
@@ -199,8 +199,8 @@ def measure(run, survey, shipped_versions, adapted_versions, stamps, truth, star
     reference = synthetic_data.cached_source_set(
         shipped.CACHE_DIR, "galsim", min(ARGS.reference_n, n_reference), seed=seed_reference
     )
-    before = predictor([_load_from_storage(v.file.name) for v in shipped_versions], 128)
-    after = predictor([_load_from_storage(v.file.name) for v in adapted_versions], 128)
+    before = predictor([load_from_storage(v.file.name) for v in shipped_versions], 128)
+    after = predictor([load_from_storage(v.file.name) for v in adapted_versions], 128)
     results = {
         "survey_before": rms(median_answers(before, held_x), held_y),
         "survey_after": rms(median_answers(after, held_x), held_y),
@@ -405,6 +405,7 @@ def main() -> None:
     started = time.time()
     warm = services.survey_evaluation_run(evaluation_id=warm.pk)
     warm_seconds = time.time() - started
+    print(json.dumps({"cold_s": cold_seconds, "warm_s": warm_seconds, "cold_rms": cold.rms}), flush=True)
 
     # ---------------------------------------------------------------- the adaptation the labels started
     # The run the labels started (on a reused database: still queued only the first time it is reused).
