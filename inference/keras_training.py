@@ -164,7 +164,8 @@ class _GuardedSelection(keras.callbacks.Callback):
 
     The starting weights are candidate "epoch 0": a fine-tune that buys its gain only by forgetting the guard set
     gives the member back unchanged, instead of the val-loss-best epoch that early stopping alone would keep.
-    Stops after `patience` epochs without a better eligible epoch.
+    Stops after `patience` epochs without a better RMS on `val`, eligible or not: the guard's cost tends to fall as
+    the learning rate decays and the replay is relearnt, so refused epochs that still gain on `val` go on.
     """
 
     def __init__(self, *, val: Split, guard: Split, tolerance: float, patience: int, batch_size: int):
@@ -174,6 +175,7 @@ class _GuardedSelection(keras.callbacks.Callback):
         self.selection: dict = {}
         self._best_weights = None
         self._wait = 0
+        self._best_val = float("inf")  # any epoch's, for the stopping
 
     def _rms(self) -> tuple[float, float]:
         return (
@@ -184,6 +186,7 @@ class _GuardedSelection(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         val_rms, guard_rms = self._rms()
         self._best_weights = self.model.get_weights()
+        self._best_val = val_rms
         self.selection = {
             "epoch": 0,
             "val_rms": val_rms,
@@ -203,7 +206,8 @@ class _GuardedSelection(keras.callbacks.Callback):
         if eligible and val_rms < self.selection["val_rms"]:
             self.selection.update(epoch=epoch + 1, val_rms=val_rms, guard_rms=guard_rms)
             self._best_weights = self.model.get_weights()
-            self._wait = 0
+        if val_rms < self._best_val:
+            self._best_val, self._wait = val_rms, 0
         else:
             self._wait += 1
             if self._wait >= self.patience:
