@@ -47,6 +47,17 @@ SLUG = "bench-ground"
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", default="giz_bench_h13b_surveys")
+    parser.add_argument(
+        "--labels-only",
+        action="store_true",
+        help="steps 1-2 only: a fresh database, the galaxies and the volunteers' votes (then --reuse-labels)",
+    )
+    parser.add_argument(
+        "--reuse-labels",
+        action="store_true",
+        help="skip steps 1-2: reuse the galaxies and consensus labels a run (or --labels-only) left in --database; "
+        "the shipped ensemble is made active again and the adaptation the labels started (or a new one) is run",
+    )
     parser.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--labelled", type=int, default=1000, help="galaxies volunteers label")
     parser.add_argument("--held-out", type=int, default=1000)
@@ -249,8 +260,8 @@ def measure(run, survey, shipped_versions, adapted_versions, stamps, truth, star
     """Before/after on the held-out galaxies and the reference set, and the from-scratch ensemble; printed."""
     from inference import shipped
     from inference import training_sets as synthetic_data
-    from inference.ensemble import _load_from_storage
-    from inference.services.adaptation import PROFILES, SEED_LOOK, median_answers, predictor
+    from inference.ensemble import load_from_storage
+    from inference.services.adaptation import median_answers, predictor
 
     n = ARGS.labelled
     held_x = prepared(stamps[n : n + ARGS.held_out])
@@ -259,8 +270,8 @@ def measure(run, survey, shipped_versions, adapted_versions, stamps, truth, star
     reference = synthetic_data.cached_source_set(
         shipped.CACHE_DIR, "galsim", min(ARGS.reference_n, n_reference), seed=seed_reference
     )
-    before = predictor([_load_from_storage(v.file.name) for v in shipped_versions], 128)
-    after = predictor([_load_from_storage(v.file.name) for v in adapted_versions], 128)
+    before = predictor([load_from_storage(v.file.name) for v in shipped_versions], 128)
+    after = predictor([load_from_storage(v.file.name) for v in adapted_versions], 128)
     results = {
         "survey_before": rms(median_answers(before, held_x), held_y),
         "survey_after": rms(median_answers(after, held_x), held_y),
@@ -273,35 +284,11 @@ def measure(run, survey, shipped_versions, adapted_versions, stamps, truth, star
     if not ARGS.skip_scratch:
         from inference import keras_training
         from inference.architectures import build_sigma_regression_model
-        from inference.services.training import SEED_TRAIN, SEED_VAL, _labelled
+        from inference.services.adaptation import adaptation_data, config_for
 
-        config = {**PROFILES[ARGS.profile], **run.config}
-        lab_x, lab_inc, _, split = _labelled(run, 128, "color", survey=survey)
-        ok = ~np.isnan(lab_inc)
-        cache = Path(os.environ["GIZ_DATA_DIR"]) / "cache" / "synthetic"
-        common = {
-            "size": 128,
-            "render_size": int(config["render_size"]),
-            "look_strength": float(config["look_strength"]),
-            "processes": 2,
-        }
-        look_set = synthetic_data.cached_source_set(
-            cache, "ours", config["n_synthetic"], seed=SEED_LOOK, survey=LOOK, **common
-        )
-        look_val = synthetic_data.cached_source_set(
-            cache, "ours", config["n_val_synthetic"], seed=SEED_LOOK + SEED_VAL, survey=LOOK, **common
-        )
-        replay = synthetic_data.cached_source_set(cache, "ours", config["n_replay"], seed=SEED_TRAIN, **common)
-        train = keras_training.Split(
-            np.concatenate([lab_x[(split == "train") & ok], look_set.images, replay.images]),
-            np.concatenate([lab_inc[(split == "train") & ok], look_set.inclination, replay.inclination]).astype(
-                np.float32
-            ),
-        )
-        val = keras_training.Split(
-            np.concatenate([lab_x[(split == "val") & ok], look_val.images]),
-            np.concatenate([lab_inc[(split == "val") & ok], look_val.inclination]).astype(np.float32),
-        )
+        # The adaptation's own mix (labels, survey look, reference replay; rendered already, so from the cache).
+        data = adaptation_data(run, survey, 128, config_for(run))
+        train, val = data.train, data.val
         scratch_started = time.time()
         scratch = []
         for i, architecture in enumerate(["vgg_a", "vgg_b", "vgg_c"][: ARGS.scratch_members]):
@@ -328,43 +315,21 @@ def measure(run, survey, shipped_versions, adapted_versions, stamps, truth, star
     return results
 
 
-def main() -> None:
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(ARGS.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(ARGS.threads)
-    if ARGS.evaluation_only:
-        if ARGS.evaluation_setup:
-            evaluation_setup()
-        return evaluation_only()
-    if ARGS.held_out_only:
-        return held_out_only()
-    wall0, cpu0 = time.time(), time.process_time()
-    stamps, truth, _ = survey_stamps.survey_stamps(survey_stamps.N_STAMPS)  # the cached set; labelled, then held out
-    if ARGS.labelled + ARGS.held_out > len(stamps):
-        raise SystemExit(f"only {len(stamps)} survey stamps are rendered")
-    stamps, truth = stamps[: ARGS.labelled + ARGS.held_out], truth[: ARGS.labelled + ARGS.held_out]
-    fresh_database()
-
-    import django
-
-    django.setup()
+def label(stamps: np.ndarray, truth: np.ndarray):
+    """Steps 1-2 on the fresh database: the survey, its galaxies with stored stamps, and the simulated volunteers
+    voting through the services until every galaxy has its consensus label (the triggers' evaluations executed as
+    the workers would). Returns (survey, seconds of voting, {"evaluations": [(id, seconds)]})."""
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from tqdm import tqdm
 
     from bench import volunteer_sim as sim
     from inference import services
-    from inference.models import EnsemblePrediction, ModelVersion, Prediction, SurveyEvaluation, TrainingRun
+    from inference.models import SurveyEvaluation
     from labeling import services as labeling_services
-    from labeling.models import ConsensusLabel, Galaxy, StandardGalaxy, Vote
+    from labeling.models import ConsensusLabel, Galaxy, StandardGalaxy
 
-    call_command("migrate", verbosity=0)
-    call_command("activate_shipped", stdout=io.StringIO())
-    shipped_versions = list(ModelVersion.objects.filter(status="active", kind="regression").order_by("name"))
     n = ARGS.labelled
     survey = create_survey(stamps[:n])
-    truth_by_pgc = {9_000_000 + i: float(truth[i]) for i in range(n)}
 
     # ---------------------------------------------------------------- volunteers vote through the services
     rng = np.random.default_rng(13)
@@ -415,6 +380,55 @@ def main() -> None:
             timings["evaluations"].append((evaluation.pk, time.time() - started))
     bar.close()
     votes_seconds = time.time() - votes_started
+    return survey, votes_seconds, timings
+
+
+def main() -> None:
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(ARGS.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(ARGS.threads)
+    if ARGS.evaluation_only:
+        if ARGS.evaluation_setup:
+            evaluation_setup()
+        return evaluation_only()
+    if ARGS.held_out_only:
+        return held_out_only()
+    wall0, cpu0 = time.time(), time.process_time()
+    stamps, truth, _ = survey_stamps.survey_stamps(survey_stamps.N_STAMPS)  # the cached set; labelled, then held out
+    if ARGS.labelled + ARGS.held_out > len(stamps):
+        raise SystemExit(f"only {len(stamps)} survey stamps are rendered")
+    stamps, truth = stamps[: ARGS.labelled + ARGS.held_out], truth[: ARGS.labelled + ARGS.held_out]
+    if not ARGS.reuse_labels:
+        fresh_database()
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from tqdm import tqdm
+
+    from inference import services
+    from inference.models import EnsemblePrediction, ModelVersion, Prediction, SurveyEvaluation, TrainingRun
+    from labeling.models import ConsensusLabel, Survey, Vote
+
+    call_command("migrate", verbosity=0)
+    # Again on a reused database: a previous run's adaptation may have been promoted; this one starts from shipped.
+    call_command("activate_shipped", stdout=io.StringIO())
+    shipped_versions = list(ModelVersion.objects.filter(status="active", kind="regression").order_by("name"))
+    n = ARGS.labelled
+    truth_by_pgc = {9_000_000 + i: float(truth[i]) for i in range(n)}
+    labels_file = REPO / "var" / "bench_surveys" / f"labels-{ARGS.database}.json"
+    if ARGS.reuse_labels:
+        survey = Survey.objects.get(slug=SLUG)
+        timings = json.loads(labels_file.read_text())
+        votes_seconds = timings["votes_seconds"]
+    else:
+        survey, votes_seconds, timings = label(stamps, truth)
+        labels_file.write_text(json.dumps({"votes_seconds": votes_seconds, **timings}))
+        if ARGS.labels_only:
+            print(f"labels: {votes_seconds:.0f} s of voting; rerun with --reuse-labels", flush=True)
+            return
     labels = ConsensusLabel.objects.filter(galaxy__survey=survey).select_related("galaxy")
     accepted = [lab for lab in labels if lab.status == "accepted"]
     label_error = np.array([lab.inclination - truth_by_pgc[lab.galaxy.pgc] for lab in accepted])
@@ -438,12 +452,14 @@ def main() -> None:
     started = time.time()
     warm = services.survey_evaluation_run(evaluation_id=warm.pk)
     warm_seconds = time.time() - started
+    print(json.dumps({"cold_s": cold_seconds, "warm_s": warm_seconds, "cold_rms": cold.rms}), flush=True)
 
     # ---------------------------------------------------------------- the adaptation the labels started
-    run = TrainingRun.objects.filter(trigger="adaptation", survey=survey).first()
-    auto_adaptation = run is not None
+    # The run the labels started (on a reused database: still queued only the first time it is reused).
+    run = TrainingRun.objects.filter(trigger="adaptation", survey=survey, status="queued").first()
+    auto_adaptation = run is not None and run.config.get("survey") == SLUG and "bench" not in run.config
     if run is None:  # not started automatically (the survey was not marked): staff would start it
-        run = services.survey_adaptation_create(survey=survey, queue=False)
+        run = services.survey_adaptation_create(survey=survey, config={"bench": "reuse-labels"}, queue=False)
     TrainingRun.objects.filter(pk=run.pk).update(
         config={**run.config, "profile": ARGS.profile, "minutes_per_member": ARGS.minutes_per_member}
     )
@@ -475,8 +491,8 @@ def main() -> None:
     lines = [
         "### Latest run (shared machine)",
         "",
-        "- Command: `nice -n 10 .venv/bin/python -m bench.bench_surveys "
-        f"--minutes-per-member {ARGS.minutes_per_member:g}`",
+        f"- Command: `nice -n 10 .venv/bin/python -m bench.bench_surveys {' '.join(sys.argv[1:])}`"
+        + (f" (the labels of a `--labels-only` run: {votes_seconds:.0f} s of voting)" if ARGS.reuse_labels else ""),
         f"- Machine: {os.cpu_count()} CPUs; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average at the end "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (shared, not quiet); "
         f"wall {(time.time() - wall0) / 60:.1f} min, "
@@ -497,12 +513,21 @@ def main() -> None:
         f"- Adaptation run {run.pk}: started {'automatically by the labels' if auto_adaptation else 'by the bench'}, "
         f"{adapt_seconds / 60:.1f} min (render + {ARGS.minutes_per_member:g} min per member + gate); "
         f"{promotion['reason']}",
+        f"- Fine-tuning mix and selection: {json.dumps(run.metrics.get('train'))}; "
+        f"{json.dumps(run.metrics.get('fine_tuning'))}; per member (epochs trained, kept, refused by the guard): "
+        + "; ".join(
+            f"{v.name} {v.metrics['fit']['epochs']}, {(v.metrics['fit'].get('selection') or {}).get('epoch')}, "
+            f"{(v.metrics['fit'].get('selection') or {}).get('refused')}"
+            for v in adapted_versions
+        ),
         "",
         "| measurement | value |",
         "|---|---|",
         f"| evaluation of {cold.n_labels} accepted / {cold.total} labels, cold (every galaxy predicted now) | "
         f"{cold_seconds:.1f} s |",
-        f"| same, warm (stored predictions reused) | {warm_seconds:.1f} s |",
+        # Evaluations store no predictions any more, so the second one predicts again (it reuses stored ones
+        # only for images predicted when acquired, which the bench's galaxies were not).
+        f"| same, again (nothing stored to reuse) | {warm_seconds:.1f} s |",
         f"| RMS on the labels (evaluation, vs consensus) | {cold.rms:.2f} deg, bias {cold.bias:+.2f}, "
         f"{100 * cold.outlier_rate:.1f}% > 10 deg |",
         "",

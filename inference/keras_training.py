@@ -35,6 +35,8 @@ class FitResult:
     epochs: int = 0
     images_per_second: float = 0.0
     seconds: float = 0.0
+    # fine_tune_member with a guard set: which epoch was kept and why (0 = the starting weights).
+    selection: dict | None = None
 
 
 def split_by_key(keys, *, test_fraction: float = 0.1, val_fraction: float = 0.1) -> np.ndarray:
@@ -145,6 +147,75 @@ class _Schedule(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.max_seconds is not None and time.perf_counter() - self._start > self.max_seconds:
             self.model.stop_training = True
+
+
+def answer_rms(model: keras.Model, split: Split, *, batch_size: int = 64) -> float:
+    """RMS (deg) of a member's answers, clipped to 45-90 as the ensemble clips them, on a split (no TTA)."""
+    if len(split.target) == 0:
+        return float("nan")
+    dataset = make_dataset(Split(split.images, split.target), batch_size=batch_size, augment=False, shuffle=False)
+    answers = np.asarray(model.predict(dataset, verbose=0)).reshape(len(split.target), -1)[:, 0]
+    return float(np.sqrt(np.mean((np.clip(answers, 45.0, 90.0) - split.target) ** 2)))
+
+
+class _GuardedSelection(keras.callbacks.Callback):
+    """Keep the epoch best on the data being adapted to (RMS on `val`) among the epochs whose RMS on `guard` (the
+    data that must not be forgotten) is at most `tolerance` deg above the starting weights'.
+
+    The starting weights are candidate "epoch 0": a fine-tune that buys its gain only by forgetting the guard set
+    gives the member back unchanged, instead of the val-loss-best epoch that early stopping alone would keep.
+    Stops after `patience` epochs without a better RMS on `val`, eligible or not: the guard's cost tends to fall as
+    the learning rate decays and the replay is relearnt, so refused epochs that still gain on `val` go on.
+    """
+
+    def __init__(self, *, val: Split, guard: Split, tolerance: float, patience: int, batch_size: int):
+        super().__init__()
+        self.val, self.guard, self.tolerance, self.patience = val, guard, tolerance, patience
+        self.batch_size = batch_size
+        self.selection: dict = {}
+        self._best_weights = None
+        self._wait = 0
+        self._best_val = float("inf")  # any epoch's, for the stopping
+
+    def _rms(self) -> tuple[float, float]:
+        return (
+            answer_rms(self.model, self.val, batch_size=self.batch_size),
+            answer_rms(self.model, self.guard, batch_size=self.batch_size),
+        )
+
+    def on_train_begin(self, logs=None):
+        val_rms, guard_rms = self._rms()
+        self._best_weights = self.model.get_weights()
+        self._best_val = val_rms
+        self.selection = {
+            "epoch": 0,
+            "val_rms": val_rms,
+            "guard_rms": guard_rms,
+            "start": {"val_rms": val_rms, "guard_rms": guard_rms},
+            "guard_limit": guard_rms + self.tolerance,
+            "refused": [],
+        }
+
+    def on_epoch_end(self, epoch, logs=None):
+        val_rms, guard_rms = self._rms()
+        if logs is not None:  # into the history beside the losses (learning curves, the run's metrics)
+            logs["val_rms"], logs["guard_rms"] = val_rms, guard_rms
+        eligible = guard_rms <= self.selection["guard_limit"]
+        if not eligible:
+            self.selection["refused"].append(epoch + 1)
+        if eligible and val_rms < self.selection["val_rms"]:
+            self.selection.update(epoch=epoch + 1, val_rms=val_rms, guard_rms=guard_rms)
+            self._best_weights = self.model.get_weights()
+        if val_rms < self._best_val:
+            self._best_val, self._wait = val_rms, 0
+        else:
+            self._wait += 1
+            if self._wait >= self.patience:
+                self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self._best_weights is not None:
+            self.model.set_weights(self._best_weights)
 
 
 def has_sigma_head(model: keras.Model) -> bool:
@@ -417,12 +488,16 @@ def fine_tune_member(
     seed: int = 0,
     max_seconds: float | None = None,
     on_epoch: Callable[[int, int, dict], None] | None = None,
+    guard: Split | None = None,
+    guard_tolerance: float = 0.1,
 ) -> FitResult:
     """Go on training a trained regression member (its weights as they are) on new data, at a low learning rate.
 
     Members with a learned sigma (N x 2 output) keep training it with their own loss; plain members use the Huber
-    loss of `fit_member`. Early stopping on the validation loss restores the best epoch, so a fine-tune that only
-    hurts gives back weights close to the ones it started from.
+    loss of `fit_member`. Without `guard`, early stopping on the validation loss restores the best epoch. With
+    `guard` (labelled images of what the member must not forget), the epoch kept is the one with the lowest RMS on
+    `val` whose RMS on `guard` is at most `guard_tolerance` deg worse than at the start, the starting weights
+    included (see _GuardedSelection); FitResult.selection says which and why.
     """
     keras.utils.set_random_seed(seed)
     if train.weights is None:
@@ -433,16 +508,19 @@ def fine_tune_member(
     else:
         compile_member(model, kind="regression", learning_rate=learning_rate)
     progress = _Progress(on_epoch, epochs, math.ceil(len(train.target) / batch_size))
+    if guard is None:
+        selection = None
+        stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    else:
+        selection = stopping = _GuardedSelection(
+            val=val, guard=guard, tolerance=guard_tolerance, patience=patience, batch_size=batch_size * 2
+        )
     started = time.perf_counter()
     history = model.fit(
         make_dataset(train, batch_size=batch_size, augment=True, shuffle=True, seed=seed),
         validation_data=make_dataset(val, batch_size=batch_size * 2, augment=False, shuffle=False),
         epochs=epochs,
-        callbacks=[
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
-            progress,
-            _Schedule(learning_rate, epochs, max_seconds),
-        ],
+        callbacks=[stopping, progress, _Schedule(learning_rate, epochs, max_seconds)],
         verbose=0,
         shuffle=False,
     )
@@ -453,4 +531,5 @@ def fine_tune_member(
         epochs=len(progress.epoch_seconds),
         images_per_second=len(train.target) / float(np.median(epoch_seconds)),
         seconds=seconds,
+        selection=selection.selection if selection is not None else None,
     )

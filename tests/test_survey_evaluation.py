@@ -330,7 +330,9 @@ class TestAdaptation:
         assert (run.survey, run.status, run.live) == (survey, "succeeded", None), run.error
         promotion = run.metrics["promotion"]
         assert set(promotion["numbers"]) == {survey.slug, "sdss", "synthetic SDSS-like"}
-        assert run.metrics["sets"][survey.slug] == 2 and run.metrics["sets"]["sdss"] == 4
+        # The reference survey's train-split labels are replayed in training, so it is judged on the others.
+        reference_judged = sum(split_of(pgc) != "train" for pgc in range(7_000_000, 7_000_004))
+        assert run.metrics["sets"][survey.slug] == 2 and run.metrics["sets"]["sdss"] == reference_judged
         tuned = ModelVersion.objects.filter(training_run=run)
         assert sorted(v.metrics["adapted_from"]["name"] for v in tuned) == ["member-58", "member-62"]
         active = set(ModelVersion.objects.filter(status="active").values_list("pk", flat=True))
@@ -352,6 +354,53 @@ class TestAdaptation:
         html = self._admin(bob).get(reverse("admin:inference_trainingrun_change", args=[run.pk])).content.decode()
         assert "judged per survey" in html and "synthetic SDSS-like" in html
         assert ("Promoted" if promotion["promote"] else "Not promoted") in html
+
+    def test_fine_tuning_replays_the_reference_survey_and_keeps_no_epoch_that_forgets_it(self, settings):
+        """The mix holds GIZ_SURVEY_ADAPT_REPLAY_FRACTION of reference replay (its train-split labels first), and a
+        member whose every epoch costs more than GIZ_SURVEY_ADAPT_GUARD_DEG on the reference validation images is
+        given back with its starting weights: a learning rate of 1.0 wrecks both members, so with early stopping
+        on the validation loss alone (the first adaptation) the adapted answers would differ from the originals'."""
+        settings.GIZ_SURVEY_ADAPT_MIN_LABELS = 8
+        settings.GIZ_SURVEY_EVAL_MIN_LABELS = 4
+        settings.GIZ_SURVEY_LOOKS = {}
+        settings.GIZ_SURVEY_ADAPT_REPLAY_FRACTION = 0.5
+        settings.GIZ_SURVEY_ADAPT_REPLAY_SOURCES = ["ours"]  # GalSim's stamps cost seconds each
+        settings.GIZ_SURVEY_ADAPT_GUARD_DEG = 0.0
+        # 67.5 deg: the best constant answer on uniform 45-90 deg galaxies, so any move the wreck makes costs.
+        members = [ModelVersionFactory(name=f"member-{k}", answer=67.5) for k in range(2)]
+        survey = SurveyFactory()
+        for pgc in pgcs_with_splits({"train": 6, "val": 2, "test": 2}, 6_000_000):
+            labelled(survey, [85.0], start=pgc)
+        reference_pgcs = pgcs_with_splits({"train": 3, "val": 1, "test": 2}, 7_000_000)
+        for pgc, value in zip(reference_pgcs, [55.0, 60.0, 65.0, 70.0, 75.0, 80.0], strict=True):
+            labelled(reference_survey(), [value], start=pgc)
+
+        out = StringIO()
+        call_command("survey", "adapt", survey.slug, "--profile", "tiny", "--learning-rate", "1.0", stdout=out)
+
+        run = TrainingRun.objects.get(trigger="adaptation")
+        mix = run.metrics["train"]
+        # tiny profile: 8 synthetic galaxies in the survey's look beside its 6 train labels, so as many replayed:
+        # the reference survey's 3 train-split labels, topped up with 11 synthetic SDSS-look galaxies.
+        assert (mix["labels"], mix["synthetic_look"], mix["replay"]) == (6, 8, 14)
+        assert mix["replay_fraction"] == 0.5
+        assert (mix["replay_reference_labels"], mix["replay_synthetic"]) == (3, {"ours": 11})
+        assert (mix["guard"], mix["guard_reference_labels"]) == (4 + 1, 1)  # n_val_reference + its val label
+        assert run.metrics["sets"]["sdss"] == 3  # judged on its val and test labels, never on replayed ones
+
+        # The starting weights came back: the adapted members answer exactly as the originals did, everywhere.
+        for name, numbers in run.metrics["per_set"].items():
+            assert numbers["after"]["rms"] == numbers["before"]["rms"], name
+        fits = {m.name: m.metrics["fit"] for m in ModelVersion.objects.filter(training_run=run)}
+        assert len(fits) == 2 and run.metrics["fine_tuning"]["learning_rate"] == 1.0
+        for fit in fits.values():
+            selection = fit["selection"]
+            assert selection["epoch"] == 0, selection
+            assert selection["refused"] == list(range(1, fit["epochs"] + 1)) and fit["epochs"] >= 1
+            assert selection["guard_limit"] == selection["start"]["guard_rms"]
+        assert run.metrics["promotion"]["promote"] is False
+        assert set(ModelVersion.objects.filter(status="active").values_list("pk", flat=True)) == {m.pk for m in members}
+        assert f"  {survey.slug}: " in out.getvalue() and "  sdss: " in out.getvalue()  # the gate's numbers per set
 
 
 @pytest.mark.django_db(transaction=True)

@@ -343,6 +343,17 @@ GIZ_SURVEY_EVAL_MARGIN_DEG = env_float("GIZ_SURVEY_EVAL_MARGIN_DEG", 0.5, minimu
 # members are promoted only if better on it and no worse, by more than the tolerance, anywhere else.
 GIZ_SURVEY_ADAPT_MIN_LABELS = env_int("GIZ_SURVEY_ADAPT_MIN_LABELS", 1000, minimum=1)
 GIZ_SURVEY_ADAPT_TOLERANCE_DEG = env_float("GIZ_SURVEY_ADAPT_TOLERANCE_DEG", 0.2, minimum=0.0)
+# Fine-tuning forgets the reference survey unless it keeps seeing it (issue 13's first run: +0.54 deg on SDSS-look
+# galaxies with 18% replay at 3e-4). This share of the training images is replay of the reference survey: its own
+# train-split labels, topped up with synthetic SDSS-look galaxies of the sources the members learned from.
+GIZ_SURVEY_ADAPT_REPLAY_FRACTION = env_float("GIZ_SURVEY_ADAPT_REPLAY_FRACTION", 0.4, minimum=0.0)
+GIZ_SURVEY_ADAPT_REPLAY_SOURCES = env_list("GIZ_SURVEY_ADAPT_REPLAY_SOURCES", ["ours", "galsim"])
+# Peak learning rate of the fine-tuning (cosine decay); a run's config "learning_rate" overrides it.
+GIZ_SURVEY_ADAPT_LEARNING_RATE = env_float("GIZ_SURVEY_ADAPT_LEARNING_RATE", 1e-4, minimum=0.0)
+# Each member keeps its epoch best on the adapted survey's validation images among those at most this much worse
+# (RMS) than its starting weights on reference validation images; the starting weights are a candidate. The gate's
+# tolerance by default: at 0.1 every epoch of all three members was refused in the benchmark (docs/BENCHMARKS.md).
+GIZ_SURVEY_ADAPT_GUARD_DEG = env_float("GIZ_SURVEY_ADAPT_GUARD_DEG", GIZ_SURVEY_ADAPT_TOLERANCE_DEG, minimum=0.0)
 # How each survey's synthetic galaxies are rendered for its adaptation, by slug (acquisition.population.SurveyLook:
 # pixel_scale, seeing [lo, hi], stretch, softening, band_scales [g, r, i], noise, sky_level), e.g.
 # {"legacy": {"seeing": [1.0, 1.6], "stretch": 1.3}}. The survey's own pixel scale is used unless given here.

@@ -1,10 +1,14 @@
 """An adaptation run's work: fine-tune the active colour members, from their weights, to one survey.
 
 The members go on training on that survey's consensus labels mixed with synthetic galaxies rendered in its look
-(inference.services.surveys.survey_look) and a few SDSS-like ones (so they do not forget the reference survey).
-Promotion is judged set by set (inference.survey_metrics.promotion_decision): better on the survey's held-out
-labels, and no worse than GIZ_SURVEY_ADAPT_TOLERANCE_DEG on every other survey with enough labels and on
-synthetic SDSS-like galaxies. The decision and its numbers go into the run's metrics ("promotion").
+(inference.services.surveys.survey_look) and, as GIZ_SURVEY_ADAPT_REPLAY_FRACTION of the mix, replay of the
+reference survey (its train-split labels, topped up with synthetic SDSS-look galaxies of the sources in
+GIZ_SURVEY_ADAPT_REPLAY_SOURCES), at GIZ_SURVEY_ADAPT_LEARNING_RATE. Each member keeps the epoch best on the
+survey's validation images among those that cost at most GIZ_SURVEY_ADAPT_GUARD_DEG on reference validation images
+(its starting weights included): the first run forgot 0.54 deg of SDSS while gaining 8 on the survey, and the
+gate refused it. Promotion is judged set by set (inference.survey_metrics.promotion_decision): better on the
+survey's held-out labels, and no worse than GIZ_SURVEY_ADAPT_TOLERANCE_DEG on every other survey with enough labels
+and on synthetic SDSS-like galaxies. The decision and its numbers go into the run's metrics ("promotion").
 
 Called by inference.services.training.execute for runs with the adaptation trigger; like it, it stores files
 under the run's folder and returns a TrainingResult that training_runs records in one transaction.
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,45 +44,46 @@ from inference.services.training import (
 )
 from labeling.models import Survey
 from labeling.selectors import survey_labels
+from labeling.services import reference_survey
 
 PROFILES = {
     # A few minutes per member on two cores: the members are trained already, they only move.
     "standard": {
         "n_synthetic": 1500,
-        "n_replay": 500,
         "n_val_synthetic": 150,
+        "n_val_reference": 300,
         "n_reference": 400,
         "n_other": 500,
         "epochs": 8,
+        "patience": 3,
         "minutes_per_member": 5.0,
         "batch_size": 32,
-        "learning_rate": 3e-4,
         "render_size": 256,
         "look_strength": 0.5,
     },
     "quick": {
         "n_synthetic": 600,
-        "n_replay": 200,
         "n_val_synthetic": 100,
+        "n_val_reference": 150,
         "n_reference": 200,
         "n_other": 300,
         "epochs": 5,
+        "patience": 2,
         "minutes_per_member": 2.0,
         "batch_size": 32,
-        "learning_rate": 3e-4,
         "render_size": 256,
         "look_strength": 0.5,
     },
     "tiny": {
         "n_synthetic": 8,
-        "n_replay": 4,
         "n_val_synthetic": 4,
+        "n_val_reference": 4,
         "n_reference": 6,
         "n_other": 20,
-        "epochs": 1,
+        "epochs": 2,
+        "patience": 2,
         "minutes_per_member": None,
         "batch_size": 8,
-        "learning_rate": 3e-4,
         "render_size": 64,
         "look_strength": 0.0,
         "processes": 1,
@@ -88,8 +94,135 @@ REFERENCE_SET = "synthetic SDSS-like"
 
 
 def config_for(run: TrainingRun) -> dict:
+    """The profile's sizes, the adaptation settings, then the run's own config over both."""
     profile = run.config.get("profile") or settings.GIZ_TRAINING_PROFILE
-    return {**PROFILES[profile], **run.config, "profile": profile}
+    return {
+        **PROFILES[profile],
+        "replay_fraction": settings.GIZ_SURVEY_ADAPT_REPLAY_FRACTION,
+        "replay_sources": list(settings.GIZ_SURVEY_ADAPT_REPLAY_SOURCES),
+        "learning_rate": settings.GIZ_SURVEY_ADAPT_LEARNING_RATE,
+        "guard_deg": settings.GIZ_SURVEY_ADAPT_GUARD_DEG,
+        **run.config,
+        "profile": profile,
+    }
+
+
+def _shares(n: int, k: int) -> list[int]:
+    """n split as evenly as can be into k whole parts."""
+    return [n // k + (i < n % k) for i in range(k)]
+
+
+@dataclass
+class AdaptationData:
+    """What an adaptation trains, selects and judges on (also what the benchmark's from-scratch ensemble uses)."""
+
+    train: keras_training.Split
+    val: keras_training.Split  # the adapted survey: its val-split labels and synthetic galaxies in its look
+    guard: keras_training.Split  # the reference survey: its val-split labels and synthetic SDSS-look galaxies
+    judged: dict[str, tuple]  # set name -> (images, degrees) the promotion gate compares before and after
+    mix: dict  # how many of what, for the run's metrics
+    n_labels: int
+
+
+def adaptation_data(run: TrainingRun, survey: Survey, size: int, config: dict, progress=None) -> AdaptationData:
+    """Render (cached) and assemble an adaptation's data: the survey's labels and look, and the reference replay.
+
+    The replay is `replay_fraction` of the training images: the reference survey's accepted train-split labels
+    first, then synthetic SDSS-look galaxies split evenly over `replay_sources`. The reference survey's train-split
+    labels are then left out of the set the gate judges it on (val and test only).
+    """
+    progress = progress or (lambda fraction, message: None)
+    cache = Path(settings.DATA_DIR) / "cache" / "synthetic"
+    render = {
+        "size": size,
+        "render_size": int(config["render_size"]),
+        "look_strength": float(config["look_strength"]),
+        "processes": int(config.get("processes") or os.cpu_count() or 1),
+    }
+    look = survey_look(survey)
+    lab_x, lab_inc, _, split = _labelled(run, size, "color", survey=survey)
+    accepted = ~np.isnan(lab_inc)
+    train_mask, val_mask, test_mask = ((split == part) & accepted for part in ("train", "val", "test"))
+    progress(0.05, f"{int(accepted.sum())} accepted labels of {survey.name}")
+    reference = reference_survey()
+    ref_x, ref_inc, _, ref_split = (
+        _labelled(run, size, "color", survey=reference)
+        if reference.pk != survey.pk
+        else (lab_x[:0], lab_inc[:0], None, split[:0])
+    )
+    ref_ok = ~np.isnan(ref_inc)
+    ref_train, ref_val = ((ref_split == part) & ref_ok for part in ("train", "val"))
+
+    fraction = min(max(float(config["replay_fraction"]), 0.0), 0.9)
+    n_look = int(config["n_synthetic"])
+    n_replay = round(fraction / (1.0 - fraction) * (int(train_mask.sum()) + n_look))
+    n_replay_synthetic = max(n_replay - int(ref_train.sum()), 0)
+    sources = list(config["replay_sources"]) or ["ours"]
+    jobs = [
+        ("look", "ours", n_look, SEED_LOOK, {"survey": look}),
+        ("look_val", "ours", int(config["n_val_synthetic"]), SEED_LOOK + SEED_VAL, {"survey": look}),
+    ]
+    for key, n, seed in (
+        ("replay", n_replay_synthetic, SEED_TRAIN),
+        ("guard", int(config["n_val_reference"]), SEED_VAL),
+        ("reference", int(config["n_reference"]), SEED_TEST),
+    ):
+        shares = zip(sources, _shares(n, len(sources)), strict=True)
+        jobs += [(f"{key}:{source}", source, share, seed, {}) for source, share in shares if share]
+    sets = {}
+    for i, (key, source, n, seed, kwargs) in enumerate(jobs):
+        sets[key] = synthetic_data.cached_source_set(
+            cache,
+            source,
+            n,
+            seed=seed,
+            progress=lambda d, t, k=key, i=i: progress(0.1 + 0.8 * (i + d / max(t, 1)) / len(jobs), f"Rendering {k}"),
+            **render,
+            **kwargs,
+        )
+
+    def joined(prefix: str, *extra: tuple) -> tuple[np.ndarray, np.ndarray]:
+        parts = [*extra, *((sets[k].images, sets[k].inclination) for k in sets if k.split(":")[0] == prefix)]
+        parts = [(x, y) for x, y in parts if len(y)]
+        if not parts:
+            return np.zeros((0, size, size, 3), np.uint8), np.zeros(0, np.float32)
+        return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts]).astype(np.float32)
+
+    replay_x, replay_y = joined("replay", (ref_x[ref_train], ref_inc[ref_train]))
+    guard_x, guard_y = joined("guard", (ref_x[ref_val], ref_inc[ref_val]))
+    reference_x, reference_y = joined("reference")
+    train = keras_training.Split(
+        np.concatenate([lab_x[train_mask], sets["look"].images, replay_x]),
+        np.concatenate([lab_inc[train_mask], sets["look"].inclination, replay_y]).astype(np.float32),
+    )
+    val = keras_training.Split(
+        np.concatenate([lab_x[val_mask], sets["look_val"].images]),
+        np.concatenate([lab_inc[val_mask], sets["look_val"].inclination]).astype(np.float32),
+    )
+    others = _other_surveys(run, survey, size, int(config["n_other"]), reference=reference)
+    progress(1.0, f"{len(sets['look'])} synthetic galaxies in {survey.name}'s look, {len(replay_y)} replayed")
+    return AdaptationData(
+        train=train,
+        val=val,
+        guard=keras_training.Split(guard_x, guard_y),
+        judged={
+            survey.slug: (lab_x[test_mask], lab_inc[test_mask]),
+            **others,
+            REFERENCE_SET: (reference_x, reference_y),
+        },
+        mix={
+            "labels": int(train_mask.sum()),
+            "synthetic_look": len(sets["look"]),
+            "replay": len(replay_y),
+            "replay_fraction": round(len(replay_y) / max(len(train.target), 1), 3),
+            "replay_reference_labels": int(ref_train.sum()),
+            "replay_synthetic": {k.split(":")[1]: len(v) for k, v in sets.items() if k.startswith("replay:")},
+            "guard": len(guard_y),
+            "guard_reference_labels": int(ref_val.sum()),
+            "val": len(val.target),
+        },
+        n_labels=int(train_mask.sum() + val_mask.sum()),
+    )
 
 
 def _members() -> tuple[list[ModelVersion], list[int]]:
@@ -121,16 +254,21 @@ def median_answers(function, images: np.ndarray) -> np.ndarray:
     return np.median(np.clip(np.concatenate(out).astype(np.float64), 45.0, 90.0), axis=1)
 
 
-def _other_surveys(run: TrainingRun, survey: Survey, size: int, limit: int) -> dict[str, tuple]:
-    """Accepted labels of every other survey with GIZ_SURVEY_EVAL_MIN_LABELS of them: name -> (images, degrees)."""
+def _other_surveys(run: TrainingRun, survey: Survey, size: int, limit: int, *, reference: Survey) -> dict[str, tuple]:
+    """Accepted labels of every other survey with GIZ_SURVEY_EVAL_MIN_LABELS of them: name -> (images, degrees).
+    The reference survey's train split is replayed in training, so it is judged on the rest only."""
     out = {}
     for other in Survey.objects.exclude(pk=survey.pk).order_by("slug"):
         needed = settings.GIZ_SURVEY_EVAL_MIN_LABELS
         if survey_labels(survey=other).order_by()[:needed].count() < needed:
             continue
-        x, inc, _, _ = _labelled(run, size, "color", survey=other, limit=limit)
+        x, inc, _, split = _labelled(run, size, "color", survey=other, limit=limit)
         keep = ~np.isnan(inc)
-        if keep.sum() >= min(needed, limit):
+        if keep.sum() < min(needed, limit):
+            continue
+        if other.pk == reference.pk:
+            keep &= split != "train"
+        if keep.any():
             out[other.slug] = (x[keep], inc[keep])
     return out
 
@@ -149,52 +287,8 @@ def execute_adaptation(run: TrainingRun, *, progress_callback=None) -> TrainingR
     stages = [("data", 2.0), ("before", 1.0)] + [(f"member{i}", 3.0) for i in range(len(originals))] + [("after", 1.0)]
     progress = _Progress(progress_callback, stages)
     discard_partial(run)
-    cache = Path(settings.DATA_DIR) / "cache" / "synthetic"
-    render = {
-        "size": size,
-        "render_size": int(config["render_size"]),
-        "processes": int(config.get("processes") or os.cpu_count() or 1),
-    }
-
-    lab_x, lab_inc, _, split = _labelled(run, size, "color", survey=survey)
-    accepted = ~np.isnan(lab_inc)
-    progress("data", 0.1, f"{int(accepted.sum())} accepted labels of {survey.name}")
-    sets = {}
-    for i, (key, source, n, seed, kwargs) in enumerate(
-        [
-            ("look", "ours", config["n_synthetic"], SEED_LOOK, {"survey": look}),
-            ("look_val", "ours", config["n_val_synthetic"], SEED_LOOK + SEED_VAL, {"survey": look}),
-            ("replay", "ours", config["n_replay"], SEED_TRAIN, {}),
-            ("reference", "ours", config["n_reference"], SEED_TEST, {}),
-        ]
-    ):
-        sets[key] = synthetic_data.cached_source_set(
-            cache,
-            source,
-            int(n),
-            seed=seed,
-            look_strength=float(config["look_strength"]),
-            progress=lambda d, t, k=key, i=i: progress("data", 0.1 + 0.7 * (i + d / max(t, 1)) / 4, f"Rendering {k}"),
-            **render,
-            **kwargs,
-        )
-    others = _other_surveys(run, survey, size, int(config["n_other"]))
-    progress("data", 1.0, f"{len(sets['look'])} synthetic galaxies in {survey.name}'s look")
-
-    train_mask, val_mask, test_mask = ((split == part) & accepted for part in ("train", "val", "test"))
-    train = keras_training.Split(
-        np.concatenate([lab_x[train_mask], sets["look"].images, sets["replay"].images]),
-        np.concatenate([lab_inc[train_mask], sets["look"].inclination, sets["replay"].inclination]).astype(np.float32),
-    )
-    val = keras_training.Split(
-        np.concatenate([lab_x[val_mask], sets["look_val"].images]),
-        np.concatenate([lab_inc[val_mask], sets["look_val"].inclination]).astype(np.float32),
-    )
-    judged = {
-        survey.slug: (lab_x[test_mask], lab_inc[test_mask]),
-        **others,
-        REFERENCE_SET: (sets["reference"].images, sets["reference"].inclination),
-    }
+    data = adaptation_data(run, survey, size, config, progress=lambda f, m: progress("data", f, m))
+    train, val, guard, judged = data.train, data.val, data.guard, data.judged
 
     models = [ensemble_holder.load_from_storage(v.file.name) for v in originals]
     before_pred, before = {}, predictor(models, size)
@@ -213,6 +307,10 @@ def execute_adaptation(run: TrainingRun, *, progress_callback=None) -> TrainingR
             epochs=int(config["epochs"]),
             batch_size=int(config["batch_size"]),
             learning_rate=float(config["learning_rate"]),
+            patience=int(config["patience"]),
+            # Selected on the survey, guarded on the reference: without reference images, early stopping only.
+            guard=guard if len(guard.target) else None,
+            guard_tolerance=float(config["guard_deg"]),
             seed=run.pk * 100 + i,
             max_seconds=config["minutes_per_member"] * 60 if config["minutes_per_member"] else None,
             on_epoch=lambda e, n, logs, i=i, name=name: progress(
@@ -221,7 +319,12 @@ def execute_adaptation(run: TrainingRun, *, progress_callback=None) -> TrainingR
         )
         tuned.append((name, version, model))
         histories[name] = fit.history
-        fits[name] = {"epochs": fit.epochs, "images_per_second": fit.images_per_second, "seconds": fit.seconds}
+        fits[name] = {
+            "epochs": fit.epochs,
+            "images_per_second": fit.images_per_second,
+            "seconds": fit.seconds,
+            "selection": fit.selection,
+        }
 
     after_pred, after = {}, predictor([m for _, _, m in tuned], size)
     for j, (name, (x, _)) in enumerate(judged.items()):
@@ -267,8 +370,8 @@ def execute_adaptation(run: TrainingRun, *, progress_callback=None) -> TrainingR
             model.save(path)
             with open(path, "rb") as f:
                 stored_models[name] = default_storage.save(f"{folder}/{name}.keras", ContentFile(f.read()))
-    n_labels = int(train_mask.sum() + val_mask.sum())
-    n_synthetic = len(sets["look"]) + len(sets["replay"])
+    n_labels = data.n_labels
+    n_synthetic = data.mix["synthetic_look"] + sum(data.mix["replay_synthetic"].values())
     trained = [
         TrainedModel(
             name=name,
@@ -292,7 +395,12 @@ def execute_adaptation(run: TrainingRun, *, progress_callback=None) -> TrainingR
         "survey": survey.slug,
         "look": {k: getattr(look, k) for k in look.__dataclass_fields__},
         "sets": {name: int(len(y)) for name, (_, y) in judged.items()},
-        "train": {"labels": int(train_mask.sum()), "synthetic_look": len(sets["look"]), "replay": len(sets["replay"])},
+        "train": data.mix,
+        "fine_tuning": {
+            "learning_rate": float(config["learning_rate"]),
+            "guard_deg": float(config["guard_deg"]),
+            "epochs_kept": {name: (fit.get("selection") or {}).get("epoch") for name, fit in fits.items()},
+        },
         "per_set": figures,
         "promotion": {"promote": decision.value, "reason": decision.reason, "numbers": decision.numbers},
         "promoted": decision.value,

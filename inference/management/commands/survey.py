@@ -24,6 +24,9 @@ class Command(BaseCommand):
             "--profile", choices=["quick", "standard", "tiny"], help="adapt: default GIZ_TRAINING_PROFILE"
         )
         parser.add_argument("--minutes-per-member", type=float, help="adapt: fine-tuning time per member")
+        parser.add_argument(
+            "--learning-rate", type=float, help="adapt: peak fine-tuning learning rate (GIZ_SURVEY_ADAPT_LEARNING_RATE)"
+        )
         parser.add_argument("--queue", action="store_true", help="send it to a Celery worker instead")
 
     def handle(self, *args, **options):
@@ -35,6 +38,8 @@ class Command(BaseCommand):
                 config = {"profile": options["profile"]} if options["profile"] else {}
                 if options["minutes_per_member"] is not None:
                     config["minutes_per_member"] = options["minutes_per_member"]
+                if options["learning_rate"] is not None:
+                    config["learning_rate"] = options["learning_rate"]
                 run = services.survey_adaptation_create(survey=survey, config=config, queue=options["queue"])
                 if options["queue"]:
                     self.stdout.write(
