@@ -68,6 +68,7 @@ def parse_args():
     parser.add_argument("--skip-scratch", action="store_true")
     parser.add_argument("--threads", type=int, default=1, help="TensorFlow threads")
     parser.add_argument("--profile", default="standard", help="the adaptation's profile (tiny: a dry run)")
+    parser.add_argument("--epochs", type=int, default=0, help="the adaptation's most epochs (0: the profile's)")
     parser.add_argument("--reference-n", type=int, default=1000, help="GalSim SDSS-look reference galaxies")
     parser.add_argument(
         "--held-out-only",
@@ -461,7 +462,12 @@ def main() -> None:
     if run is None:  # not started automatically (the survey was not marked): staff would start it
         run = services.survey_adaptation_create(survey=survey, config={"bench": "reuse-labels"}, queue=False)
     TrainingRun.objects.filter(pk=run.pk).update(
-        config={**run.config, "profile": ARGS.profile, "minutes_per_member": ARGS.minutes_per_member}
+        config={
+            **run.config,
+            "profile": ARGS.profile,
+            "minutes_per_member": ARGS.minutes_per_member,
+            **({"epochs": ARGS.epochs} if ARGS.epochs else {}),
+        }
     )
     started = time.time()
     bar = tqdm(total=1000, desc=f"adaptation run {run.pk}", unit="‰", file=sys.stderr)
