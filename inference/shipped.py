@@ -45,9 +45,9 @@ CACHE_DIR = REPO / "var" / "shipped_cache"
 WORK_DIR = REPO / "var" / "shipped_training"
 
 # The cached data sets (source, n, seed): rendered once, uint8, outside git.
-TRAIN_SETS = {"ours": (3000, 101), "galsim": (3000, 201)}
-VAL_SETS = {"ours": (300, 102), "galsim": (300, 202)}
-TEST_SETS = {"ours": (1000, 103), "galsim": (1000, 203)}
+TRAIN_SETS = {"ours": (8000, 101), "galsim": (8000, 201)}
+VAL_SETS = {"ours": (500, 102), "galsim": (500, 202)}
+TEST_SETS = {"ours": (2000, 103), "galsim": (2000, 203)}
 # Small sets rendered afresh (never cached) by the test that checks the shipped files still score as
 # the manifest says: the same code, seeds and weights must give the same figures on any machine.
 CHECK_SETS = {"ours": (16, 104), "galsim": (16, 204)}
@@ -379,6 +379,12 @@ def rescore(*, directory: Path = SHIPPED_DIR, check_only: bool = False) -> dict:
     return manifest
 
 
+def _started(name: str) -> dict:
+    """What `train` recorded when the member's run began (its init, and the shipped file it started from)."""
+    path = WORK_DIR / name / "started.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def finish(*, members: tuple[str, ...] = SHIPPED_MEMBERS, directory: Path = SHIPPED_DIR) -> dict:
     """Copy trained members into `directory`, calibrate sigma on validation galaxies, score, write the manifest."""
 
@@ -395,6 +401,7 @@ def finish(*, members: tuple[str, ...] = SHIPPED_MEMBERS, directory: Path = SHIP
         model.save(target)
         models.append(model)
         history = json.loads((WORK_DIR / name / "history.json").read_text())
+        started = _started(name)
         entries.append(
             {
                 "name": name,
@@ -409,6 +416,8 @@ def finish(*, members: tuple[str, ...] = SHIPPED_MEMBERS, directory: Path = SHIP
                 "input_size": 128,
                 "input_mode": "color",
                 "debias": {"slope": round(slope, 4), "offset": round(offset, 3)},
+                # Fine-tuned members name the shipped file they started from (its epochs come on top).
+                **({"fine_tuned_from": started["previous"]} if started.get("init") == "shipped" else {}),
             }
         )
     sigma_scale, metrics, check = _calibrate_and_score(models, entries)
@@ -416,7 +425,12 @@ def finish(*, members: tuple[str, ...] = SHIPPED_MEMBERS, directory: Path = SHIP
         "format": 1,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": [
-            *(f"nice .venv/bin/python -m inference.shipped train --member {n} --until HH:MM" for n in members),
+            *(
+                f"nice .venv/bin/python -m inference.shipped train --member {n}"
+                + (" --init shipped" if _started(n).get("init") == "shipped" else "")
+                + " --until HH:MM"
+                for n in members
+            ),
             ".venv/bin/python -m inference.shipped finish",
         ],
         "data": {
@@ -455,20 +469,20 @@ REJECTION_THRESHOLD = 0.5
 # Training face-on galaxies stop at 42 deg, held-out ones at 45: a margin, so 45-50 deg spirals are kept.
 REJECTION_SETS = {
     "train": {
-        "clean": {"ours": (500, 301), "galsim": (300, 401)},
+        "clean": {"ours": (1000, 301), "galsim": (1000, 401)},
         "junk": {
-            "stars": (100, 501),
-            "blank": (80, 502),
-            "noise": (80, 503),
-            "overlap": (100, 504),
-            "face_on": (160, 505),
-            "cartoon": (80, 506),
+            "stars": (150, 501),
+            "blank": (100, 502),
+            "noise": (100, 503),
+            "overlap": (400, 504),
+            "face_on": (500, 505),
+            "cartoon": (100, 506),
         },
         "face_on_max": 42.0,
     },
     "validation": {
-        "clean": {"ours": (40, 302), "galsim": (40, 402)},
-        "junk": {kind: (15, 511 + k) for k, kind in enumerate(training_sets.JUNK_KINDS)},
+        "clean": {"ours": (100, 302), "galsim": (100, 402)},
+        "junk": {kind: (30, 511 + k) for k, kind in enumerate(training_sets.JUNK_KINDS)},
         "face_on_max": 45.0,
     },
     "test": {
@@ -540,8 +554,11 @@ def rejection_scores(probability_clean: dict, probability_junk: dict, *, thresho
     }
 
 
-def train_rejection(*, until: float, work_dir: Path | None = None) -> Path:
-    """Train (or resume) the shipped rejection classifier until `until`; returns its .keras file in the work dir."""
+def train_rejection(*, until: float, work_dir: Path | None = None, init: str = "scratch") -> Path:
+    """Train (or resume) the shipped rejection classifier until `until`; returns its .keras file in the work dir.
+
+    init="shipped" continues from the committed classifier at a lower learning rate, as for the members.
+    """
     import keras
 
     from inference.architectures import build_rejection_model
@@ -553,12 +570,16 @@ def train_rejection(*, until: float, work_dir: Path | None = None) -> Path:
     # The schedule's clock starts when the data is ready, not while it renders.
     state = work / "started.json"
     if state.exists():
-        started = json.loads(state.read_text())["started"]
+        recorded = json.loads(state.read_text())
+        started, init = recorded["started"], recorded.get("init", "scratch")
     else:
         started = time.time()
-        state.write_text(json.dumps({"started": started, "until": until}))
+        state.write_text(json.dumps({"started": started, "until": until, "init": init}))
     keras.utils.set_random_seed(REJECTION_SEED)
-    model = build_rejection_model(REJECTION_ARCHITECTURE, name="shipped_rejection")
+    if init == "shipped":
+        model, learning_rate = load_keras_file(str(SHIPPED_DIR / REJECTION_FILE)), 6e-4
+    else:
+        model, learning_rate = build_rejection_model(REJECTION_ARCHITECTURE, name="shipped_rejection"), 2e-3
     history = keras_training.fit_rejection_resumable(
         model,
         train=train,
@@ -567,6 +588,7 @@ def train_rejection(*, until: float, work_dir: Path | None = None) -> Path:
         started=started,
         until=until,
         seed=REJECTION_SEED,
+        learning_rate=learning_rate,
     )
     out = work / REJECTION_FILE
     model.save(out)
@@ -585,6 +607,10 @@ def finish_rejection(*, directory: Path = SHIPPED_DIR, work_dir: Path | None = N
     clean, junk = rejection_data("test")
     figures = rejection_scores(rejection_probabilities(model, clean), rejection_probabilities(model, junk))
     history = json.loads((work / "history.json").read_text()) if (work / "history.json").exists() else {}
+    started = json.loads((work / "started.json").read_text()) if (work / "started.json").exists() else {}
+    command = REJECTION_COMMAND
+    if started.get("init") == "shipped":
+        command = command.replace(" --until", " --init shipped --until")
     entry = {
         "name": "shipped_rejection",
         "file": target.name,
@@ -597,7 +623,7 @@ def finish_rejection(*, directory: Path = SHIPPED_DIR, work_dir: Path | None = N
         "input_size": 128,
         "input_mode": "color",
         "threshold": REJECTION_THRESHOLD,
-        "command": [REJECTION_COMMAND],
+        "command": [command],
         "data": {
             part: {
                 "clean": {s: {"n": n, "seed": seed} for s, (n, seed) in table["clean"].items()},
@@ -708,6 +734,9 @@ def main(argv: list[str] | None = None) -> None:
     rejection = sub.add_parser("train-rejection", help="train or resume the rejection classifier, then score it")
     rejection.add_argument("--until", required=True, help="HH:MM (UTC, today) or unix time: the training deadline")
     rejection.add_argument("--threads", type=int, default=1)
+    rejection.add_argument(
+        "--init", choices=["scratch", "shipped"], default="scratch", help="start from random or the shipped weights"
+    )
     sub.add_parser("finish-rejection", help="score the trained rejection classifier and write its manifest section")
     sub.add_parser("verify", help="check the shipped files against their manifest")
     args = parser.parse_args(argv)
@@ -736,7 +765,7 @@ def main(argv: list[str] | None = None) -> None:
 
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-        print(f"saved {train_rejection(until=_parse_until(args.until))}", flush=True)
+        print(f"saved {train_rejection(until=_parse_until(args.until), init=args.init)}", flush=True)
         print(json.dumps(finish_rejection()["metrics"], indent=2))
     elif args.command == "finish-rejection":
         print(json.dumps(finish_rejection()["metrics"], indent=2))

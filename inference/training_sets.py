@@ -251,7 +251,7 @@ def rejection_set(
 # Two independent sources over one realistic population, with the survey look applied
 
 SOURCES = ("ours", "galsim")
-SOURCE_CACHE_VERSION = 1
+SOURCE_CACHE_VERSION = 2  # 2: GalSim disks as thick as their q0 (SECH2_HEIGHT_PER_Q0)
 
 
 def estimate_position_angle(rgb_stamp: np.ndarray, *, size: int = 128) -> float | None:
@@ -394,7 +394,7 @@ def cached_source_set(cache_dir: Path | str, source: str, n: int, *, seed: int, 
 # preparation as the clean galaxies (so the classifier cannot tell them apart by the pipeline)
 
 JUNK_KINDS = ("stars", "blank", "noise", "overlap", "face_on", "cartoon")
-JUNK_CACHE_VERSION = 1
+JUNK_CACHE_VERSION = 2  # 2: GalSim disks as thick as their q0
 
 
 def _galaxy_free(draw, rng: np.random.Generator, *, stars: bool):

@@ -79,3 +79,14 @@ def test_population_follows_the_stamp_rules():
     assert np.mean([d.morphology == "Sa" for d in draws]) > 0.15  # bulge-dominated too
     small = np.mean([d.d25_arcmin < 0.7 for d in draws])
     assert small > 0.2
+
+
+@pytest.mark.parametrize("q0", [0.12, 0.2])
+def test_an_edge_on_disk_is_as_thick_as_its_q0(q0):
+    """Both sources must agree on what q0 means: an edge-on disk's axial ratio is q0 (Hubble's formula). With
+    GalSim's sech^2 scale height set to q0 h it measured 0.085 for q0 = 0.12 and 0.12 for 0.2: half as thick
+    as our renderer's disk of the same q0, so the same truth had two pictures."""
+    big = dict(d25_arcmin=3.0, stamp_scale=3.0 * 2.0 * 60 / population.STAMP_PX, seeing=1.0)
+    d = draw(inclination=90.0, q0=q0, bulge_fraction=0.0, bar_strength=0.0, **big)
+    q = baseline.measure_axial_ratio(galsim_renderer.render_bands(d, size=256, seed=2)[..., 1]).q
+    assert abs(q - q0) < 0.15 * q0
