@@ -74,10 +74,11 @@ def measured_q(source: str, draw, seed: int, *, height_per_q0: float | None = No
 
 def main() -> None:
     started, cpu = time.time(), time.process_time()
+    now = galsim_renderer.SECH2_HEIGHT_PER_Q0
     columns = {
         "ours": ("ours", None),
         "galsim, h_s = q0 h (before)": ("galsim", 1.0),
-        f"galsim, h_s = {galsim_renderer.SECH2_HEIGHT_PER_Q0} q0 h (now)": ("galsim", galsim_renderer.SECH2_HEIGHT_PER_Q0),
+        f"galsim, h_s = {now} q0 h (now)": ("galsim", now),
     }
     rows = []
     for inclination in INCLINATIONS:
