@@ -650,7 +650,8 @@ REPRODUCE_STATE = "reproduce.json"
 def _with_commands(manifest: dict) -> dict:
     """The manifest with the rejection classifier's and the one-command reproduction's lines in its command list."""
     commands = list(manifest.get("command", []))
-    for line in ([REJECTION_COMMAND] if "rejection" in manifest else []) + [REPRODUCE_COMMAND]:
+    rejection = manifest.get("rejection", {}).get("command", [REJECTION_COMMAND]) if "rejection" in manifest else []
+    for line in [*rejection, REPRODUCE_COMMAND]:
         if line not in commands:
             commands.append(line)
     return {**manifest, "command": commands}
