@@ -53,7 +53,7 @@ def _flux(mag: float | np.ndarray) -> float | np.ndarray:
     return 10 ** (-0.4 * (np.asarray(mag) - 22.5))
 
 
-def _components(draw: PopulationDraw, rng: np.random.Generator) -> tuple[list, list]:
+def _components(draw: PopulationDraw, rng: np.random.Generator, *, height_per_q0: float) -> tuple[list, list]:
     """Extended sources as (unit-flux profile, g r i fluxes) and point sources as (x, y, g r i fluxes)."""
     inc = galsim.Angle(draw.inclination, galsim.degrees)
     cos_i = math.cos(math.radians(draw.inclination))
@@ -69,7 +69,7 @@ def _components(draw: PopulationDraw, rng: np.random.Generator) -> tuple[list, l
 
     knot_share = rng.uniform(0.02, 0.12)
     disk_sed = _sed(draw.disk_g_r)
-    disk = galsim.InclinedExponential(inc, scale_radius=h, scale_height=SECH2_HEIGHT_PER_Q0 * draw.q0 * h, flux=1.0)
+    disk = galsim.InclinedExponential(inc, scale_radius=h, scale_height=height_per_q0 * draw.q0 * h, flux=1.0)
     galaxy_part(disk, disk_flux * (1 - knot_share) * disk_sed)
     # Star-forming clumps: points in the disk plane (exponential in radius), projected, then rotated.
     n_knots = int(rng.integers(60, 300))
@@ -100,7 +100,7 @@ def _components(draw: PopulationDraw, rng: np.random.Generator) -> tuple[list, l
     if draw.dust_tau > 0 and edge_on > 0:
         # Light the midplane blocks, as a thin disk of negative flux slightly towards the near side.
         lane = galsim.InclinedExponential(
-            inc, scale_radius=1.1 * h, scale_height=0.3 * SECH2_HEIGHT_PER_Q0 * draw.q0 * h, flux=1.0
+            inc, scale_radius=1.1 * h, scale_height=0.3 * height_per_q0 * draw.q0 * h, flux=1.0
         )
         lane = lane.shift(0.0, rng.choice([-1, 1]) * 0.25 * draw.q0 * h * (0.3 + cos_i))
         blocked = 0.5 * (1 - np.exp(-draw.dust_tau * DUST_BAND)) * edge_on
@@ -138,11 +138,19 @@ def _components(draw: PopulationDraw, rng: np.random.Generator) -> tuple[list, l
     return parts, points
 
 
-def render_bands(draw: PopulationDraw, *, size: int = 256, seed: int, native_scale: float = NATIVE_SCALE) -> np.ndarray:
+def render_bands(
+    draw: PopulationDraw,
+    *,
+    size: int = 256,
+    seed: int,
+    native_scale: float = NATIVE_SCALE,
+    height_per_q0: float = SECH2_HEIGHT_PER_Q0,
+) -> np.ndarray:
     """g, r, i images of `draw` (size x size, nanomaggies per SDSS-pixel area); same seed, same pixels.
 
     `native_scale` is the pixel scale (arcsec) of the survey the stamp comes from (SDSS's by default): the
-    galaxy is drawn on those pixels, then resampled to the stamp.
+    galaxy is drawn on those pixels, then resampled to the stamp. `height_per_q0` is the disk's sech^2 scale
+    height per q0 scale radius (bench/bench_thickness.py compares values).
     """
     rng = np.random.default_rng([seed, 0x6A15])
     gs_rng = galsim.BaseDeviate(int(seed) % (2**31 - 1) + 1)
@@ -155,7 +163,7 @@ def render_bands(draw: PopulationDraw, *, size: int = 256, seed: int, native_sca
         psf = galsim.Kolmogorov(fwhm=draw.seeing)
     else:
         psf = galsim.Moffat(beta=rng.uniform(2.5, 4.5), fwhm=draw.seeing)
-    parts, points = _components(draw, rng)
+    parts, points = _components(draw, rng, height_per_q0=height_per_q0)
     planes = np.zeros((3, n_draw, n_draw))
     params = galsim.GSParams(maximum_fft_size=8192, folding_threshold=1e-2)
     for profile, flux in parts:

@@ -63,12 +63,7 @@ def measured_q(source: str, draw, seed: int, *, height_per_q0: float | None = No
         params = dataclasses.replace(params, dust_tau=0.0, bulge_fraction=0.0)
         bands = renderer.render_galaxy(params, size=SIZE, seed=seed).bands
     else:
-        saved = galsim_renderer.SECH2_HEIGHT_PER_Q0
-        galsim_renderer.SECH2_HEIGHT_PER_Q0 = height_per_q0
-        try:
-            bands = galsim_renderer.render_bands(draw, size=SIZE, seed=seed)
-        finally:
-            galsim_renderer.SECH2_HEIGHT_PER_Q0 = saved
+        bands = galsim_renderer.render_bands(draw, size=SIZE, seed=seed, height_per_q0=height_per_q0)
     return baseline.measure_axial_ratio(np.ascontiguousarray(bands[..., 1])).q
 
 

@@ -379,9 +379,10 @@ def rescore(*, directory: Path = SHIPPED_DIR, check_only: bool = False) -> dict:
     return manifest
 
 
-def _started(name: str) -> dict:
-    """What `train` recorded when the member's run began (its init, and the shipped file it started from)."""
-    path = WORK_DIR / name / "started.json"
+def _started(name: str, work_dir: Path | None = None) -> dict:
+    """What `train` (or `train-rejection`, name "rejection") recorded when its run began: its init, and for a
+    member the shipped file it started from."""
+    path = Path(work_dir or WORK_DIR) / name / "started.json"
     return json.loads(path.read_text()) if path.exists() else {}
 
 
@@ -390,6 +391,7 @@ def finish(*, members: tuple[str, ...] = SHIPPED_MEMBERS, directory: Path = SHIP
 
     directory.mkdir(parents=True, exist_ok=True)
     val = _sets(VAL_SETS, ["ours", "galsim"])
+    started = {name: _started(name) for name in members}
     val_images = np.concatenate([v.images for v in val.values()])
     val_true = np.concatenate([v.inclination for v in val.values()]).astype(np.float64)
     models, entries = [], []
@@ -401,7 +403,6 @@ def finish(*, members: tuple[str, ...] = SHIPPED_MEMBERS, directory: Path = SHIP
         model.save(target)
         models.append(model)
         history = json.loads((WORK_DIR / name / "history.json").read_text())
-        started = _started(name)
         entries.append(
             {
                 "name": name,
@@ -417,7 +418,7 @@ def finish(*, members: tuple[str, ...] = SHIPPED_MEMBERS, directory: Path = SHIP
                 "input_mode": "color",
                 "debias": {"slope": round(slope, 4), "offset": round(offset, 3)},
                 # Fine-tuned members name the shipped file they started from (its epochs come on top).
-                **({"fine_tuned_from": started["previous"]} if started.get("init") == "shipped" else {}),
+                **({"fine_tuned_from": started[name]["previous"]} if started[name].get("init") == "shipped" else {}),
             }
         )
     sigma_scale, metrics, check = _calibrate_and_score(models, entries)
@@ -427,7 +428,7 @@ def finish(*, members: tuple[str, ...] = SHIPPED_MEMBERS, directory: Path = SHIP
         "command": [
             *(
                 f"nice .venv/bin/python -m inference.shipped train --member {n}"
-                + (" --init shipped" if _started(n).get("init") == "shipped" else "")
+                + (" --init shipped" if started[n].get("init") == "shipped" else "")
                 + " --until HH:MM"
                 for n in members
             ),
@@ -607,9 +608,8 @@ def finish_rejection(*, directory: Path = SHIPPED_DIR, work_dir: Path | None = N
     clean, junk = rejection_data("test")
     figures = rejection_scores(rejection_probabilities(model, clean), rejection_probabilities(model, junk))
     history = json.loads((work / "history.json").read_text()) if (work / "history.json").exists() else {}
-    started = json.loads((work / "started.json").read_text()) if (work / "started.json").exists() else {}
     command = REJECTION_COMMAND
-    if started.get("init") == "shipped":
+    if _started("rejection", work_dir).get("init") == "shipped":
         command = command.replace(" --until", " --init shipped --until")
     entry = {
         "name": "shipped_rejection",
