@@ -22,7 +22,7 @@ import galsim
 import numpy as np
 from astropy.visualization import make_lupton_rgb
 from PIL import Image
-from scipy import signal
+from scipy import ndimage, signal
 
 from acquisition.population import SDSS_LOOK, PopulationDraw, SurveyLook
 
@@ -53,8 +53,31 @@ def _flux(mag: float | np.ndarray) -> float | np.ndarray:
     return 10 ** (-0.4 * (np.asarray(mag) - 22.5))
 
 
-def _components(draw: PopulationDraw, rng: np.random.Generator, *, height_per_q0: float) -> tuple[list, list]:
-    """Extended sources as (unit-flux profile, g r i fluxes) and point sources as (x, y, g r i fluxes)."""
+# Share of the disk's light in its arms, by type: early types have smooth, faint arms.
+ARM_SHARE = {"Sa": (0.05, 0.2), "Sb": (0.1, 0.3), "Sc": (0.15, 0.4), "Sd": (0.15, 0.4)}
+
+
+class _Spiral:
+    """Logarithmic arms in the disk plane: m arms wound by the pitch angle, one way or the other."""
+
+    def __init__(self, rng: np.random.Generator, draw: PopulationDraw):
+        self.rng = rng
+        self.h = draw.disk_scale
+        self.m = int(rng.choice([2, 2, 3, 4]))
+        self.wind = rng.choice([-1, 1]) / math.tan(math.radians(rng.uniform(10.0, 35.0)))
+        self.phase = rng.uniform(0, 2 * math.pi)
+
+    def points(self, n: int, *, spread: float, lead: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """n (radius, azimuth) points around the arms (exponential in radius, gaussian `spread` rad across)."""
+        radius = self.rng.gamma(2.0, self.h, n) + 0.2 * self.h
+        arm = self.rng.integers(0, self.m, n)
+        phi = self.phase + 2 * math.pi * arm / self.m + self.wind * np.log(radius / self.h)
+        return radius, phi + lead + self.rng.normal(0, spread, n)
+
+
+def _components(draw: PopulationDraw, rng: np.random.Generator, *, height_per_q0: float) -> tuple[list, list, list]:
+    """Extended sources as (unit-flux profile, g r i fluxes); point sources and diffuse points (arm light,
+    dust clouds: blurred to a tenth of the disk scale length before the seeing) as (x, y, g r i fluxes)."""
     inc = galsim.Angle(draw.inclination, galsim.degrees)
     cos_i = math.cos(math.radians(draw.inclination))
     h = draw.disk_scale
@@ -62,27 +85,53 @@ def _components(draw: PopulationDraw, rng: np.random.Generator, *, height_per_q0
     rotate = galsim.Angle(90.0 + draw.position_angle, galsim.degrees)
     fov = draw.fov_arcsec
     shift = (draw.offset_x * fov, draw.offset_y * fov)
-    parts, points = [], []
+    parts, points, diffuse = [], [], []
 
     def galaxy_part(profile, flux_gri):
         parts.append((profile.rotate(rotate).shift(*shift), np.asarray(flux_gri, dtype=float)))
 
     knot_share = rng.uniform(0.02, 0.12)
+    # Spiral arms carry part of the disk's light (more in late types), as a cloud of points along
+    # logarithmic spirals, blurred (`diffuse`) into arms a tenth of the scale length wide.
+    arm_share = rng.uniform(*ARM_SHARE.get(draw.morphology, (0.1, 0.35)))
     disk_sed = _sed(draw.disk_g_r)
+    smooth_share = 1 - knot_share - arm_share
     disk = galsim.InclinedExponential(inc, scale_radius=h, scale_height=height_per_q0 * draw.q0 * h, flux=1.0)
-    galaxy_part(disk, disk_flux * (1 - knot_share) * disk_sed)
-    # Star-forming clumps: points in the disk plane (exponential in radius), projected, then rotated.
-    n_knots = int(rng.integers(60, 300))
-    radius = rng.gamma(2.0, h, n_knots)
-    phi = rng.uniform(0, 2 * math.pi, n_knots)
-    u, v = radius * np.cos(phi), radius * np.sin(phi) * cos_i + rng.normal(0, 0.3 * draw.q0 * h, n_knots)
+    galaxy_part(disk, disk_flux * smooth_share * disk_sed)
+    spiral = _Spiral(rng, draw)
+
+    def to_sky(radius, phi, z):
+        """Disk-plane (radius, azimuth, height) -> sky (x, y) arcsec, as the disk is inclined and turned."""
+        u, v = radius * np.cos(phi), radius * np.sin(phi) * cos_i + z * sin_i
+        return u * cos_t - v * sin_t + shift[0], u * sin_t + v * cos_t + shift[1]
+
+    sin_i = math.sin(math.radians(draw.inclination))
     theta = math.radians(90.0 + draw.position_angle)
+    cos_t, sin_t = math.cos(theta), math.sin(theta)
+    thickness = 0.3 * draw.q0 * h  # of the young clumps and the dust, thinner than the disk
+    n_arm = int(rng.integers(1500, 4000))
+    radius, phi = spiral.points(n_arm, spread=rng.uniform(0.15, 0.35))
+    # The arms' light is as thick as the disk it belongs to: sech^2(z / h_s) is a logistic of scale h_s / 2.
+    x, y = to_sky(radius, phi, rng.logistic(0, 0.5 * height_per_q0 * draw.q0 * h, n_arm))
+    arm_flux = disk_flux * arm_share * _sed(draw.disk_g_r - rng.uniform(0.1, 0.3)) / n_arm
+    diffuse.extend((xk, yk, arm_flux) for xk, yk in zip(x, y, strict=True))
+    # Star-forming clumps, most along the arms, the rest anywhere in the disk.
+    n_knots = int(rng.integers(60, 300))
+    on_arms = rng.uniform(size=n_knots) < 0.7
+    radius, phi = spiral.points(n_knots, spread=0.12)
+    phi = np.where(on_arms, phi, rng.uniform(0, 2 * math.pi, n_knots))
     weights = rng.lognormal(0.0, 0.7, n_knots)
     weights *= disk_flux * knot_share / weights.sum()
-    for uk, vk, wk in zip(u, v, weights, strict=True):
-        x = uk * math.cos(theta) - vk * math.sin(theta) + shift[0]
-        y = uk * math.sin(theta) + vk * math.cos(theta) + shift[1]
-        points.append((x, y, wk * _sed(0.25)))
+    x, y = to_sky(radius, phi, rng.normal(0, thickness, n_knots))
+    points.extend((xk, yk, wk * _sed(0.25)) for xk, yk, wk in zip(x, y, weights, strict=True))
+    # Patchy dust: absorbing clouds on the arms' inner edges, taking light in proportion to the disk's
+    # local brightness (clouds follow the disk's radial profile with equal weights).
+    if draw.dust_tau > 0:
+        n_dust = int(rng.integers(1000, 3000))
+        radius, phi = spiral.points(n_dust, spread=0.2, lead=-0.35)
+        x, y = to_sky(radius, phi, rng.normal(0, 0.5 * thickness, n_dust))
+        absorbed = disk_flux * min(0.015 * draw.dust_tau, 0.06) * disk_sed * DUST_BAND / n_dust
+        diffuse.extend((xk, yk, -absorbed) for xk, yk in zip(x, y, strict=True))
     if draw.bulge_fraction > 0.01:
         bulge_flux = disk_flux * draw.bulge_fraction / (1 - draw.bulge_fraction)
         re = h * rng.uniform(0.15, 0.35)
@@ -135,7 +184,21 @@ def _components(draw: PopulationDraw, rng: np.random.Generator, *, height_per_q0
         background.append(one.shear(q=rng.uniform(0.3, 1.0), beta=beta).shift(x, y))
     if background:
         parts.append((galsim.Sum(background), _sed(rng.uniform(0.6, 1.2))))
-    return parts, points
+    return parts, points, diffuse
+
+
+def _deposit(points: list, n_draw: int, scale: float) -> np.ndarray:
+    """3 x n x n image of (x, y, g r i flux) points (arcsec from the centre) summed into their pixels."""
+    dots = np.zeros((3, n_draw, n_draw))
+    if not points:
+        return dots
+    xy = np.array([(x, y) for x, y, _ in points]) / scale + n_draw / 2.0
+    inside = (xy >= 0).all(axis=1) & (xy < n_draw).all(axis=1)
+    cols, rows = xy[inside, 0].astype(int), xy[inside, 1].astype(int)
+    fluxes = np.array([f for _, _, f in points])[inside]
+    for k in range(3):
+        np.add.at(dots[k], (rows, cols), fluxes[:, k])
+    return dots
 
 
 def render_bands(
@@ -163,22 +226,20 @@ def render_bands(
         psf = galsim.Kolmogorov(fwhm=draw.seeing)
     else:
         psf = galsim.Moffat(beta=rng.uniform(2.5, 4.5), fwhm=draw.seeing)
-    parts, points = _components(draw, rng, height_per_q0=height_per_q0)
+    parts, points, diffuse = _components(draw, rng, height_per_q0=height_per_q0)
     planes = np.zeros((3, n_draw, n_draw))
     params = galsim.GSParams(maximum_fft_size=8192, folding_threshold=1e-2)
     for profile, flux in parts:
         image = galsim.Convolve(profile, psf, gsparams=params).drawImage(nx=n_draw, ny=n_draw, scale=scale)
         planes += image.array[np.newaxis] * flux[:, np.newaxis, np.newaxis]
-    # Point sources (clumps, stars): deposited on the pixel grid, then one convolution with the
-    # pixelised PSF; one GalSim draw per point would cost a second per stamp.
-    if points:
-        dots = np.zeros((3, n_draw, n_draw))
-        xy = np.array([(x, y) for x, y, _ in points]) / scale + n_draw / 2.0
-        inside = (xy >= 0).all(axis=1) & (xy < n_draw).all(axis=1)
-        cols, rows = xy[inside, 0].astype(int), xy[inside, 1].astype(int)
-        fluxes = np.array([f for _, _, f in points])[inside]
-        for k in range(3):
-            np.add.at(dots[k], (rows, cols), fluxes[:, k])
+    # Point sources (clumps, stars) and diffuse points (arms, dust): deposited on the pixel grid (the
+    # diffuse ones blurred first), then one convolution with the pixelised PSF; one GalSim draw per
+    # point would cost a second per stamp.
+    if points or diffuse:
+        dots = _deposit(points, n_draw, scale)
+        if diffuse:
+            blur = 0.1 * draw.disk_scale / scale
+            dots += ndimage.gaussian_filter(_deposit(diffuse, n_draw, scale), (0, blur, blur), mode="constant")
         psf_size = int(min(n_draw, 2 * math.ceil(4 * draw.seeing / scale) + 1))
         kernel = psf.drawImage(nx=psf_size, ny=psf_size, scale=scale).array
         planes += signal.fftconvolve(dots, kernel[np.newaxis], mode="same", axes=(1, 2))

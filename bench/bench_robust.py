@@ -153,10 +153,11 @@ def main() -> None:
 
     from inference import shipped
     from inference.ensemble import load_keras_file
+    from inference.metrics import fit_calibration
 
     started, cpu_started = time.perf_counter(), time.process_time()
     manifest, models = shipped.load_members()
-    scale = manifest["sigma_scale"]
+    scale, calibrations = manifest["sigma_scale"], shipped.calibrations_of(manifest)
     tests = shipped._sets(shipped.TEST_SETS, ["ours", "galsim"])
 
     lines = [
@@ -168,7 +169,7 @@ def main() -> None:
     for source, data in tests.items():
         # finish() stored the answers of these exact files (sha256) on these sets: reuse, CPU is scarce.
         prediction = shipped.cached_test_prediction(manifest, source) or shipped.predict(
-            models, data.images, sigma_scale=scale
+            models, data.images, sigma_scale=scale, calibrations=calibrations
         )
         ens = shipped.scores(prediction, data.inclination)
         formula = _baseline(data.images)
@@ -196,13 +197,15 @@ def main() -> None:
             cross_rows.append(f"| {trained} only | (not trained) | |")
             continue
         model = load_keras_file(str(path))
-        # Debiased like the shipped members, but on its own source's validation galaxies only: nothing of the
-        # other source reaches it before the test.
+        # Debiased and calibrated like the shipped members, but on its own source's validation galaxies only:
+        # nothing of the other source reaches it before the test.
         own = shipped._sets(shipped.VAL_SETS, [trained])[trained]
-        shipped.debias(model, own.images, own.inclination.astype(np.float64))
+        own_true = own.inclination.astype(np.float64)
+        shipped.debias(model, own.images, own_true)
+        curve = [fit_calibration(shipped.predict([model], own.images, clip=False).inclination, own_true)]
         row = []
         for tested in ("ours", "galsim"):
-            p = shipped.predict([model], tests[tested].images)
+            p = shipped.predict([model], tests[tested].images, calibrations=curve)
             s = _plain_scores(p.inclination, tests[tested].inclination)
             results.setdefault("cross_source", {})[f"{trained}->{tested}"] = s
             row.append(f"{s['rms']:.2f} ({100 * s['frac_gt10']:.1f}% > 10)")
@@ -213,10 +216,11 @@ def main() -> None:
     changes: dict[str, list[float]] = {name: [] for name in transforms}
     for source, seed in (("ours", 9101), ("galsim", 9201)):
         stamps = list(_robust_stamps(source, args.robust, seed))
-        base = shipped.predict(models, np.stack([_prepare(s) for s in stamps])).inclination
+        base = shipped.predict(models, np.stack([_prepare(s) for s in stamps]), calibrations=calibrations).inclination
         per_source = {}
         for name, transform in transforms.items():
-            moved = shipped.predict(models, np.stack([_prepare(transform(s)) for s in stamps])).inclination
+            moved = np.stack([_prepare(transform(s)) for s in stamps])
+            moved = shipped.predict(models, moved, calibrations=calibrations).inclination
             delta = np.abs(moved - base)
             changes[name] += list(delta)
             per_source[name] = float(np.median(delta))

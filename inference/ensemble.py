@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from inference import metrics
+
 logger = logging.getLogger(__name__)
 
 SCALED_CENTRE, SCALED_HALF_RANGE = 67.5, 22.5
@@ -40,6 +42,9 @@ class Member:
     output: str  # "degrees" or "scaled"
     # Multiplies the member's learned sigma so it covers 68% of errors (fitted on validation galaxies).
     sigma_scale: float = 1.0
+    # The member's monotone calibration curve (metrics.fit_calibration), fitted with the shipped members on
+    # validation galaxies; members trained or adapted later have none (their pull toward the middle differs).
+    calibration: dict | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,8 @@ class Ensemble:
                 column, sigma = values[:, j, 0], values[:, j, 1]
                 if member.kind == "regression" and member.output == "scaled":
                     column = SCALED_CENTRE + SCALED_HALF_RANGE * column
+                if member.kind == "regression":
+                    column, sigma = metrics.apply_calibration(column, sigma, member.calibration)
                 if rows is not None:
                     full_column, full_sigma = np.full(n, np.nan), np.zeros(n)
                     full_column[rows], full_sigma[rows] = column, sigma
@@ -185,6 +192,7 @@ def build(rows: list[dict]) -> Ensemble | None:
             r["input_mode"],
             r["output"],
             float((r.get("metrics") or {}).get("sigma_scale", 1.0)),
+            (r.get("metrics") or {}).get("calibration"),
         )
         by_input.setdefault((member.input_size, member.input_mode), []).append((member, load_from_storage(r["file"])))
         _stats["models_loaded"] += 1
@@ -199,7 +207,12 @@ def build(rows: list[dict]) -> Ensemble | None:
 
 
 def _generation_of(rows: list[dict]) -> tuple:
-    return tuple(sorted((r["id"], r["file"], r["output"]) for r in rows))
+    # A new sigma scale or calibration curve on the same file (a rescored manifest) is a new ensemble too.
+    def tuning(r):
+        m = r.get("metrics") or {}
+        return repr((m.get("sigma_scale"), m.get("calibration")))
+
+    return tuple(sorted((r["id"], r["file"], r["output"], tuning(r)) for r in rows))
 
 
 # ---------------------------------------------------------------------------------------------- the holder

@@ -251,7 +251,9 @@ def rejection_set(
 # Two independent sources over one realistic population, with the survey look applied
 
 SOURCES = ("ours", "galsim")
-SOURCE_CACHE_VERSION = 2  # 2: GalSim disks as thick as their q0 (SECH2_HEIGHT_PER_Q0)
+# Per source, so a change to one renderer re-renders only its own sets. galsim 2: disks as thick as their
+# q0 (SECH2_HEIGHT_PER_Q0); 3: light and knots along spiral arms, patchy dust.
+SOURCE_CACHE_VERSION = {"ours": 2, "galsim": 3}
 
 
 def estimate_position_angle(rgb_stamp: np.ndarray, *, size: int = 128) -> float | None:
@@ -376,7 +378,7 @@ def cached_source_set(cache_dir: Path | str, source: str, n: int, *, seed: int, 
     if kwargs.get("survey") == population.SDSS_LOOK:
         kwargs.pop("survey")  # the reference look: the same cache file as before surveys had looks
     options = sorted((k, v) for k, v in kwargs.items() if k not in ("progress", "processes"))
-    key = repr((SOURCE_CACHE_VERSION, source, n, seed, options))
+    key = repr((SOURCE_CACHE_VERSION[source], source, n, seed, options))
     path = Path(cache_dir) / f"{source}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
     if path.exists():
         with np.load(path) as data:
@@ -394,7 +396,7 @@ def cached_source_set(cache_dir: Path | str, source: str, n: int, *, seed: int, 
 # preparation as the clean galaxies (so the classifier cannot tell them apart by the pipeline)
 
 JUNK_KINDS = ("stars", "blank", "noise", "overlap", "face_on", "cartoon")
-JUNK_CACHE_VERSION = 2  # 2: GalSim disks as thick as their q0
+JUNK_CACHE_VERSION = 3  # 2: GalSim disks as thick as their q0; 3: GalSim arms and patchy dust
 
 
 def _galaxy_free(draw, rng: np.random.Generator, *, stars: bool):

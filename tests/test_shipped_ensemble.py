@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 from PIL import Image, ImageDraw
 
 from acquisition import population
+from inference import ensemble as ensemble_holder
 from inference import shipped, training_sets
 from inference.models import ModelVersion
 from tests.api_fixtures import ensemble, fresh_ensemble, token_client, upload  # noqa: F401
@@ -41,7 +42,8 @@ def test_the_rejection_classifier_is_checksummed_and_scored_per_source_and_junk_
     figures = entry["metrics"]
     assert set(figures["keep_rate"]) == {"ours", "galsim"}
     assert set(figures["reject_rate"]) == set(training_sets.JUNK_KINDS)
-    assert figures["threshold"] == entry["threshold"] == shipped.REJECTION_THRESHOLD
+    assert figures["threshold"] == entry["threshold"] in shipped.REJECTION_THRESHOLDS
+    assert entry["threshold_choice"]["validation"]["threshold"] == entry["threshold"]
     assert entry["command"] and entry["data"]["test"]["clean"]["galsim"]["n"] > 0
 
 
@@ -68,7 +70,9 @@ def test_an_altered_or_missing_file_is_refused(tmp_path):
 def test_shipped_ensemble_scores_within_half_a_degree_of_its_manifest(loaded, source):
     manifest, models = loaded
     data = shipped.check_set(source)
-    prediction = shipped.predict(models, data.images, sigma_scale=manifest["sigma_scale"])
+    prediction = shipped.predict(
+        models, data.images, sigma_scale=manifest["sigma_scale"], calibrations=shipped.calibrations_of(manifest)
+    )
     rms = float(np.sqrt(np.mean((prediction.inclination - data.inclination) ** 2)))
     assert abs(rms - manifest["check"][source]["rms"]) <= 0.5
     assert (prediction.sigma > 0).all()
@@ -187,3 +191,40 @@ def test_an_image_that_is_not_a_galaxy_gets_a_high_rejection_likelihood_and_a_wi
         original = client.post("/api/file", {"file": upload("x.jpg", data)}, format="multipart").json()
         assert original["rejection_likelihood"]["summary"]["mean"] >= 100 * threshold, kind
         assert original["inclinations"]["summary"]["sigma"] >= 9, kind
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("ensemble")
+def test_a_members_calibration_curve_moves_its_answer_on_the_site(alice):
+    """The curve a member carries (the manifest's, copied to its version) is applied to its answer in the API."""
+    call_command("activate_shipped", stdout=io.StringIO())
+    regression = ModelVersion.objects.filter(status="active", kind="regression").order_by("name")
+    assert [v.metrics.get("calibration") for v in regression] == shipped.calibrations_of(shipped.load_manifest())
+    client = token_client(alice)
+    version = regression.first()
+
+    def answers_with(curve):
+        version.metrics = {**version.metrics, "calibration": curve}
+        version.save(update_fields=["metrics"])
+        ensemble_holder.invalidate()
+        response = client.post("/api/inference/upload/", {"file": upload("g.jpg", stamp)}, format="multipart")
+        assert response.status_code == 200, response.content
+        return response.json()
+
+    # A rendered spiral the rejection classifier keeps, so its sigma is the models' own, not widened as junk's.
+    draw = population.draw_population(np.random.default_rng(3), inclination=62.0)
+    out = io.BytesIO()
+    Image.fromarray(training_sets.render_stamp("ours", draw, seed=3, look=False)).save(out, "JPEG", quality=90)
+    stamp = out.getvalue()
+    raw = answers_with(None)
+    assert raw["rejection_likelihood"] < 0.25
+    # The identity plus 3 deg, then a curve twice as steep: the answer moves 3 deg, then its sigma doubles.
+    shifted = answers_with({"answer": [45.0, 90.0], "true": [48.0, 93.0]})
+    assert shifted["members"][version.name] == pytest.approx(min(raw["members"][version.name] + 3.0, 90.0), abs=1e-3)
+    others = {k: v for k, v in raw["members"].items() if k != version.name}
+    assert {k: v for k, v in shifted["members"].items() if k != version.name} == pytest.approx(others, abs=1e-6)
+    # Twice as steep around the raw answer: the answer stays, the member's learned sigma doubles.
+    answer = raw["members"][version.name]
+    steep = answers_with({"answer": [answer - 1.0, answer + 1.0], "true": [answer - 2.0, answer + 2.0]})
+    assert steep["members"] == pytest.approx(raw["members"], abs=1e-3)
+    assert steep["spread"] == pytest.approx(raw["spread"], abs=1e-3) and steep["sigma"] > raw["sigma"] + 0.1

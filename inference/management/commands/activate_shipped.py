@@ -38,7 +38,11 @@ class Command(BaseCommand):
                         member,
                         kind=ModelVersion.Kind.REGRESSION,
                         notes=f"Shipped ensemble ({manifest['created']}), trained on {', '.join(member['sources'])}.",
-                        metrics={"shipped": manifest["metrics"], "sigma_scale": manifest["sigma_scale"]},
+                        metrics={
+                            "shipped": manifest["metrics"],
+                            "sigma_scale": manifest["sigma_scale"],
+                            **({"calibration": member["calibration"]} if member.get("calibration") else {}),
+                        },
                     )
                 )
             rejection = manifest.get("rejection")
@@ -70,6 +74,9 @@ def _version(entry: dict, *, kind: str, notes: str, metrics: dict) -> ModelVersi
     name = f"shipped-{entry['name']}-{entry['sha256'][:8]}"
     version = ModelVersion.objects.filter(name=name).first()
     if version is not None:
+        if version.metrics != metrics:  # the same file, rescored: its calibration follows the manifest
+            version.metrics = metrics
+            version.save(update_fields=["metrics"])
         return version
     data = (shipped.SHIPPED_DIR / entry["file"]).read_bytes()  # verified by the caller
     stored = default_storage.save(f"models/shipped/{entry['file']}", ContentFile(data))
