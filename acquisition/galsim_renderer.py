@@ -2,10 +2,12 @@
 
 Django-free, and it shares no rendering code with `acquisition.renderer` (only the population
 drawn by `acquisition.population`). Where our own renderer builds an oblate exponential with
-logarithmic arms, a dust screen and a double-Gaussian PSF by hand, this one uses GalSim's
-physics: `InclinedExponential` (a thick exponential disk, sech^2 vertically, as thick as q0 says),
-`InclinedSersic` (an oblate bulge), clumpy star formation as `RandomKnots`, a midplane dust lane
-as a thin negative-flux disk, Kolmogorov or Moffat seeing convolved exactly, Poisson sky and
+logarithmic arms as a brightness pattern on the disk, a dust screen and a double-Gaussian PSF by
+hand, this one uses GalSim's physics: `InclinedExponential` (a thick exponential disk, sech^2
+vertically, as thick as q0 says), `InclinedSersic` (an oblate bulge), a midplane dust lane as a thin
+negative-flux disk; arms as clouds of points in the disk plane (light as thick as the disk, young
+clumps and absorbing dust clouds thinner) that are projected, blurred and convolved with the seeing;
+Kolmogorov or Moffat seeing convolved exactly, Poisson sky and
 source noise (`galsim.PoissonNoise`), drawn on SDSS's native 0.396" pixels and resampled to the
 stamp the way SkyServer serves small galaxies (interpolated, so the noise is correlated).
 
