@@ -95,7 +95,7 @@ def _components(draw: PopulationDraw, rng: np.random.Generator, *, height_per_q0
     knot_share = rng.uniform(0.02, 0.12)
     # Spiral arms carry part of the disk's light (more in late types), as a cloud of points along
     # logarithmic spirals, blurred (`diffuse`) into arms a tenth of the scale length wide.
-    arm_share = rng.uniform(*ARM_SHARE.get(draw.morphology, (0.1, 0.35)))
+    arm_share = rng.uniform(*ARM_SHARE[draw.morphology])
     disk_sed = _sed(draw.disk_g_r)
     smooth_share = 1 - knot_share - arm_share
     disk = galsim.InclinedExponential(inc, scale_radius=h, scale_height=height_per_q0 * draw.q0 * h, flux=1.0)

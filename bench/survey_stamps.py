@@ -49,7 +49,9 @@ def _one(job: tuple) -> tuple[np.ndarray, float, float]:
 
 def survey_stamps(n: int, *, seed: int = SURVEY_SEED, look: SurveyLook = BENCH_LOOK, processes: int = 2):
     """(stamps uint8 N x 256 x 256 x 3, true inclination, position angle) of the simulated survey, cached."""
-    key = hashlib.sha256(repr((n, seed, look, RENDER_SIZE)).encode()).hexdigest()[:16]
+    # The GalSim renderer's cache version in the key: a changed renderer renders its stamps again.
+    version = training_sets.SOURCE_CACHE_VERSION["galsim"]
+    key = hashlib.sha256(repr((n, seed, look, RENDER_SIZE, version)).encode()).hexdigest()[:16]
     path = CACHE / f"survey-{key}.npz"
     if path.exists():
         with np.load(path) as data:

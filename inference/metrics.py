@@ -87,7 +87,7 @@ UNINFORMATIVE_SIGMA = 45.0 / 12**0.5
 
 # The classifier's probabilities are not calibrated at the low end (clean spirals get 0-0.3), so the
 # mixture weight rises linearly from 0 at p = 0.25 to 1 at p = 0.75: a galaxy the classifier keeps
-# keeps its sigma, one at the default threshold (0.5) gets about 9 deg, certain junk 13 deg.
+# keeps its sigma, one at p = 0.5 gets about 9 deg, certain junk 13 deg.
 JUNK_WEIGHT_FROM, JUNK_WEIGHT_TO = 0.25, 0.75
 
 
@@ -107,41 +107,57 @@ def sigma_with_rejection(answer: float, sigma: float, rejection: float) -> float
 # ---------------------------------------------------------------------------------------------- calibration
 
 
+# The steepest and flattest a calibration curve may be: steeper would multiply sigmas (and noise) by more than
+# the validation galaxies can vouch for, flatter would squash answers together.
+CALIBRATION_SLOPES = (1 / 3, 3.0)
+
+
 def fit_calibration(answers, true, *, width: float = 5.0) -> dict | None:
     """A member's monotone calibration curve from validation galaxies: mean answer -> mean truth per bin.
 
     A regression pulls toward the middle of the range most where the picture changes least: at 85-90 deg
     a disk hardly changes shape, so the answers there average 1-2 deg low. Mapping each `width`-degree
-    bin's mean answer back to its mean truth (straight lines between, slope 1 beyond) makes the answers
-    unbiased per bin of the true inclination, at the cost of a wider spread where the curve is steep.
+    bin's mean answer back to its mean truth (straight lines between, the end segments' slopes beyond)
+    makes the answers unbiased per bin of the true inclination, at the cost of a wider spread where the
+    curve is steep. Neighbouring bins that would make the curve turn back or steeper (flatter) than
+    CALIBRATION_SLOPES are pooled first (pool-adjacent-violators, weighted by their galaxies).
     """
     answers, true = np.asarray(answers, dtype=np.float64), np.asarray(true, dtype=np.float64)
     edges = np.arange(45.0, 90.0 + width, width)
     index = np.clip(np.digitize(true, edges) - 1, 0, len(edges) - 2)
-    bins = [k for k in range(len(edges) - 1) if (index == k).sum() >= 10]
-    if len(bins) < 2:
+    # [count, mean answer, mean truth] per bin with enough galaxies to trust its means.
+    knots = [
+        [float((index == k).sum()), answers[index == k].mean(), true[index == k].mean()]
+        for k in range(len(edges) - 1)
+        if (index == k).sum() >= 10
+    ]
+    low, high = CALIBRATION_SLOPES
+    k = 0
+    while k < len(knots) - 1:
+        (n0, a0, t0), (n1, a1, t1) = knots[k], knots[k + 1]
+        if a1 > a0 and low <= (t1 - t0) / (a1 - a0) <= high:
+            k += 1
+            continue
+        n = n0 + n1
+        knots[k : k + 2] = [[n, (n0 * a0 + n1 * a1) / n, (n0 * t0 + n1 * t1) / n]]
+        k = max(k - 1, 0)  # the pooled bin may now violate with the one before
+    if len(knots) < 2:
         return None  # too few galaxies to draw a curve through: answers stay as they are
-    answer_knots = np.array([answers[index == k].mean() for k in bins])
-    true_knots = np.array([true[index == k].mean() for k in bins])
-    # Monotone: a curve that turned back would answer two inclinations for one picture.
-    answer_knots = np.maximum.accumulate(answer_knots) + 1e-6 * np.arange(len(bins))
-    return {"answer": [round(float(x), 3) for x in answer_knots], "true": [round(float(x), 3) for x in true_knots]}
+    return {"answer": [round(float(a), 3) for _, a, _ in knots], "true": [round(float(t), 3) for _, _, t in knots]}
 
 
 def apply_calibration(answers, sigma, calibration: dict | None) -> tuple[np.ndarray, np.ndarray]:
     """(answers, sigmas) through a calibration curve of `fit_calibration` (unchanged without one).
 
-    The sigma is stretched by the curve's local slope, as the error is.
+    Beyond its end knots the curve goes on with its end segments' slopes; the sigma is stretched by the
+    curve's local slope, as the error is.
     """
     answers, sigma = np.asarray(answers, dtype=np.float64), np.asarray(sigma, dtype=np.float64)
     if not calibration:
         return answers, sigma
     x, y = np.asarray(calibration["answer"]), np.asarray(calibration["true"])
-    mapped = np.interp(answers, x, y)
-    mapped = np.where(answers > x[-1], y[-1] + answers - x[-1], mapped)
-    mapped = np.where(answers < x[0], y[0] + answers - x[0], mapped)
     slopes = np.diff(y) / np.diff(x)
-    slope = np.where(
-        (answers < x[0]) | (answers > x[-1]), 1.0, slopes[np.clip(np.searchsorted(x, answers) - 1, 0, len(slopes) - 1)]
-    )
-    return mapped, sigma * slope
+    segment = np.clip(np.searchsorted(x, answers) - 1, 0, len(slopes) - 1)
+    slope = slopes[segment]
+    # The segment's own line: between the knots it is the interpolation, beyond them its extension.
+    return y[segment] + slope * (answers - x[segment]), sigma * slope

@@ -155,7 +155,8 @@ def predict(
         out.append(function(tf.constant(chunk)).numpy())
     values = np.concatenate(out).astype(np.float64)
     answers, member_sigma = values[..., 0], values[..., 1]
-    for j, calibration in enumerate(calibrations or []):
+    curves = calibrations if calibrations is not None else [None] * len(models)
+    for j, calibration in zip(range(len(models)), curves, strict=True):
         answers[:, j], member_sigma[:, j] = apply_calibration(answers[:, j], member_sigma[:, j], calibration)
     if clip:
         answers = np.clip(answers, 45.0, 90.0)
@@ -205,8 +206,10 @@ def debias(model, images: np.ndarray, true: np.ndarray) -> tuple[float, float]:
 
 
 def members_key(members: list[dict]) -> str:
-    """One string naming a set of member files by content, and their calibration curves."""
-    return ",".join(m["sha256"] for m in members) + json.dumps(calibrations_of({"members": members}))
+    """One string naming a set of member files by content, their calibration curves and the test sets they
+    answered (a renderer's new cache version re-renders them: the stored answers are then stale)."""
+    tests = {s: (TEST_SETS[s], training_sets.SOURCE_CACHE_VERSION[s]) for s in TEST_SETS}
+    return ",".join(m["sha256"] for m in members) + json.dumps([calibrations_of({"members": members}), tests])
 
 
 def cached_test_prediction(manifest: dict, source: str) -> Prediction | None:
@@ -500,7 +503,7 @@ REJECTION_SEED = 31
 # chooses it on the validation sets: the lowest of REJECTION_THRESHOLDS that keeps REJECTION_KEEP of the
 # clean spirals of every source (so as much junk as possible goes), never below REJECTION_THRESHOLD.
 REJECTION_THRESHOLD = 0.5
-REJECTION_THRESHOLDS = tuple(round(0.5 + 0.05 * k, 2) for k in range(9))  # 0.5 .. 0.9
+REJECTION_THRESHOLDS = tuple(round(REJECTION_THRESHOLD + 0.05 * k, 2) for k in range(9))  # 0.5 .. 0.9
 REJECTION_KEEP = 0.96  # a margin over the 95% target: the validation sets are samples too
 # (n, seed) per set. Clean spirals of both sources (45-90 deg, survey look) against junk of every kind.
 # Training face-on galaxies stop at 42 deg, held-out ones at 45: a margin, so 45-50 deg spirals are kept.
@@ -592,12 +595,13 @@ def rejection_scores(probability_clean: dict, probability_junk: dict, *, thresho
     }
 
 
-def choose_rejection_threshold(probability_clean: dict) -> float:
-    """The lowest candidate threshold that keeps REJECTION_KEEP of every source's clean validation spirals."""
+def choose_rejection_threshold(probability_clean: dict) -> tuple[float, bool]:
+    """(threshold, met): the lowest candidate that keeps REJECTION_KEEP of every source's clean validation
+    spirals; the highest candidate, met False, when none does (the classifier needs training, and says so)."""
     for threshold in REJECTION_THRESHOLDS:
-        if all(np.mean(p < threshold) >= REJECTION_KEEP for p in probability_clean.values()):
-            return threshold
-    return REJECTION_THRESHOLDS[-1]
+        if all(len(p) and np.mean(p < threshold) >= REJECTION_KEEP for p in probability_clean.values()):
+            return threshold, True
+    return REJECTION_THRESHOLDS[-1], False
 
 
 def train_rejection(*, until: float, work_dir: Path | None = None, init: str = "scratch") -> Path:
@@ -651,7 +655,7 @@ def finish_rejection(*, directory: Path = SHIPPED_DIR, work_dir: Path | None = N
     model = load_keras_file(str(work / REJECTION_FILE))
     model.save(target)
     val_clean, val_junk = (rejection_probabilities(model, images) for images in rejection_data("validation"))
-    threshold = choose_rejection_threshold(val_clean)
+    threshold, met = choose_rejection_threshold(val_clean)
     validation = rejection_scores(val_clean, val_junk, threshold=threshold)
     clean, junk = rejection_data("test")
     figures = rejection_scores(
@@ -676,6 +680,7 @@ def finish_rejection(*, directory: Path = SHIPPED_DIR, work_dir: Path | None = N
         "threshold_choice": {
             "rule": f"lowest of {list(REJECTION_THRESHOLDS)} keeping >= {REJECTION_KEEP:.0%} of every source's "
             "clean validation spirals",
+            "met": met,
             "validation": validation,
         },
         "command": [command],
