@@ -32,6 +32,8 @@ def test_manifest_lists_checksummed_members_with_their_provenance(loaded):
         assert set(member["sources"]) == {"ours", "galsim"}
     assert set(manifest["metrics"]) == {"ours", "galsim"}
     assert all(len(m["bins"]) == 9 for m in manifest["metrics"].values())  # 5-deg bins over 45-90
+    for curve in shipped.calibrations_of(manifest):  # fitted by `finish`, monotone
+        assert curve and np.all(np.diff(curve["answer"]) > 0) and np.all(np.diff(curve["true"]) > 0)
     assert manifest["sigma_scale"] > 0 and manifest["command"]
 
 
@@ -43,7 +45,13 @@ def test_the_rejection_classifier_is_checksummed_and_scored_per_source_and_junk_
     assert set(figures["keep_rate"]) == {"ours", "galsim"}
     assert set(figures["reject_rate"]) == set(training_sets.JUNK_KINDS)
     assert figures["threshold"] == entry["threshold"] in shipped.REJECTION_THRESHOLDS
-    assert entry["threshold_choice"]["validation"]["threshold"] == entry["threshold"]
+    choice = entry["threshold_choice"]
+    assert choice["validation"]["threshold"] == entry["threshold"] and choice["met"]
+    # Chosen on the validation sets: the lowest candidate keeping the share of clean spirals of every source.
+    assert min(choice["validation"]["keep_rate"].values()) >= shipped.REJECTION_KEEP
+    assert choice["validation"]["n_clean"] == {
+        s: n for s, (n, _) in shipped.REJECTION_SETS["validation"]["clean"].items()
+    }
     assert entry["command"] and entry["data"]["test"]["clean"]["galsim"]["n"] > 0
 
 
