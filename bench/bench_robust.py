@@ -165,7 +165,7 @@ def main() -> None:
         "|---|---|---|---|---|---|",
     ]
     results: dict = {"sigma_scale": scale, "sources": {}}
-    bias_rows, coverage_rows = [], []
+    bias_rows, coverage_rows, curve_rows = [], [], []
     for source, data in tests.items():
         # finish() stored the answers of these exact files (sha256) on these sets: reuse, CPU is scarce.
         prediction = shipped.cached_test_prediction(manifest, source) or shipped.predict(
@@ -185,6 +185,15 @@ def main() -> None:
         ens_fitted = _plain_scores(prediction.inclination[fitted], data.inclination[fitted])
         lines.append(_row(f"{source}: shipped ensemble on those same fitted images", ens_fitted))
         bias_rows.append(f"| {source} | " + " | ".join(f"{b['bias']:+.2f}" for b in ens["bins"].values()) + " |")
+        # The same members without their calibration curves: what the curves buy (bias) and cost (RMS).
+        without = shipped.scores(shipped.predict(models, data.images, sigma_scale=scale), data.inclination)
+        for label, figures in (("without", without), ("with", ens)):
+            worst = max(figures["bins"].items(), key=lambda kv: abs(kv[1]["bias"]))
+            curve_rows.append(
+                f"| {source} | {label} | {figures['rms']:.2f} | {worst[1]['bias']:+.2f} ({worst[0]}) | "
+                f"{100 * figures['within_1_sigma']:.1f}% / {100 * figures['within_2_sigma']:.1f}% |"
+            )
+        results["sources"][source]["ensemble_without_curves"] = without
         coverage_rows.append(
             f"| {source} | {100 * ens['within_1_sigma']:.1f}% | {100 * ens['within_2_sigma']:.1f}% | "
             f"{ens['median_sigma']:.2f} |"
@@ -252,6 +261,11 @@ def main() -> None:
             "| source | within 1 sigma | within 2 sigma | median sigma (deg) |",
             "|---|---|---|---|",
             *coverage_rows,
+            "",
+            "The members' calibration curves on and off (same members and galaxies; sigma scale fitted with them):\n",
+            "| source | curves | RMS | worst bin bias | within 1 / 2 sigma |",
+            "|---|---|---|---|---|",
+            *curve_rows,
             "",
             "Cross-source (one member trained on one source only, debiased on that source's validation galaxies; "
             "RMS in deg, share off by > 10 deg):\n",
