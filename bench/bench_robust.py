@@ -7,7 +7,8 @@
    103 and 203, never seen in training): the shipped ensemble (mean of the members over the 8
    rotations/flips), the axial-ratio formula (inference.baseline) on the same prepared images.
 2. Mean signed error per 5-deg bin, and sigma coverage (|error| < sigma, < 2 sigma).
-3. Cross-source: a member trained on one source only, tested on the other (and on its own).
+3. Cross-source: a member trained on one source only, tested on the other (and on its own). The pair is
+   committed in bench/cross_source (`python -m inference.shipped keep-cross-source` after training it).
 4. Robustness: freshly rendered stamps of each source, each transformed once (JPEG q=50, inversion,
    stretch change, 90-deg rotation, flip, 3-px shift at the model's scale, white corners), prepared the
    way an upload is (position angle estimated); the median absolute change of the ensemble's answer.
@@ -201,11 +202,15 @@ def main() -> None:
 
     cross_rows = []
     for trained in ("ours", "galsim"):
-        path = shipped.WORK_DIR / f"{trained}_only_vgg_a" / f"{trained}_only_vgg_a.keras"
-        if not path.exists():
+        # The committed pair (`keep-cross-source`), else one trained here and not yet kept.
+        name = f"{trained}_only_vgg_a"
+        path = shipped.WORK_DIR / name / f"{name}.keras"
+        model = shipped.load_cross_source(name)
+        if model is None and path.exists():
+            model = load_keras_file(str(path))
+        if model is None:
             cross_rows.append(f"| {trained} only | (not trained) | |")
             continue
-        model = load_keras_file(str(path))
         # Debiased and calibrated like the shipped members, but on its own source's validation galaxies only:
         # nothing of the other source reaches it before the test.
         own = shipped._sets(shipped.VAL_SETS, [trained])[trained]

@@ -74,6 +74,24 @@ def test_an_altered_or_missing_file_is_refused(tmp_path):
         shipped.load_rejection(copy)
 
 
+def test_the_cross_source_pair_is_committed_checksummed_and_saw_one_source_each(tmp_path):
+    # bench_robust's cross-source figure needs them; without the files it could not be rerun.
+    kept = shipped.load_manifest(shipped.CROSS_SOURCE_DIR)
+    assert [m["name"] for m in kept["members"]] == list(shipped.CROSS_SOURCE_MEMBERS)
+    for entry in kept["members"]:
+        model = shipped.load_cross_source(entry["name"])
+        assert model.output_shape == (None, 2) and len(entry["sources"]) == 1
+        assert entry["sources"] == shipped.MEMBERS[entry["name"]][1] and entry["epochs"] > 0
+    copy = tmp_path / "cross"
+    shutil.copytree(shipped.CROSS_SOURCE_DIR, copy)
+    name = kept["members"][0]["name"]
+    data = bytearray((copy / f"{name}.keras").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / f"{name}.keras").write_bytes(bytes(data))
+    with pytest.raises(shipped.ManifestError, match="does not match the manifest"):
+        shipped.load_cross_source(name, directory=copy)
+
+
 @pytest.mark.parametrize("source", ["ours", "galsim"])
 def test_shipped_ensemble_scores_within_half_a_degree_of_its_manifest(loaded, source):
     manifest, models = loaded
