@@ -170,17 +170,28 @@ def calibrations_of(manifest: dict) -> list[dict | None]:
     return [m.get("calibration") for m in manifest["members"]]
 
 
-def calibrate_sigma_scale(error: np.ndarray, members: np.ndarray, member_sigma: np.ndarray) -> float:
-    """The factor on the learned sigma that puts 68.3% of |error| within the combined sigma."""
-    lo, hi = 0.05, 20.0
-    for _ in range(60):
-        mid = (lo * hi) ** 0.5
-        _, sigma = combine(members, member_sigma, sigma_scale=mid)
-        if np.mean(np.abs(error) < sigma) < 0.683:
-            lo = mid
-        else:
-            hi = mid
-    return float((lo * hi) ** 0.5)
+# (sigmas, share of |error| within that many sigmas, the issue's tolerance on it)
+COVERAGE_TARGETS = ((1.0, 0.683, 0.05), (2.0, 0.954, 0.03))
+
+
+def calibrate_sigma_scale(groups: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> float:
+    """The factor on the learned sigma that keeps every group's coverage nearest its targets.
+
+    groups: (error, members, member_sigma) per source of validation galaxies. One scale serves every source
+    (an upload does not say where it comes from), and their errors differ in their tails: ours has more
+    large errors for its sigma than GalSim. The scale minimises the worst deviation, over the sources and
+    over 1 and 2 sigma, from 68.3% and 95.4%, each in units of its tolerance (5 and 3 points), so that no
+    source is given up for a pooled figure.
+    """
+    scales = np.geomspace(0.05, 20.0, 1200)
+    worst = np.zeros(len(scales))
+    for error, members, member_sigma in groups:
+        for k, scale in enumerate(scales):
+            _, sigma = combine(members, member_sigma, sigma_scale=scale)
+            for n_sigma, target, tolerance in COVERAGE_TARGETS:
+                share = np.mean(np.abs(error) < n_sigma * sigma)
+                worst[k] = max(worst[k], abs(share - target) / tolerance)
+    return float(scales[int(np.argmin(worst))])
 
 
 def debias(model, images: np.ndarray, true: np.ndarray) -> tuple[float, float]:
@@ -419,9 +430,8 @@ def _calibrate_and_score(models: list, entries: list[dict], *, scale_only_check:
     if scale_only_check is None:
         val = _sets(VAL_SETS, ["ours", "galsim"])
         raw = {s: predict(models, v.images, calibrations=calibrations) for s, v in val.items()}
-        error = np.concatenate([raw[s].inclination - val[s].inclination for s in val])
         sigma_scale = calibrate_sigma_scale(
-            error, np.concatenate([raw[s].members for s in val]), np.concatenate([raw[s].member_sigma for s in val])
+            [(raw[s].inclination - val[s].inclination, raw[s].members, raw[s].member_sigma) for s in val]
         )
         saved = {}
         for source, data in _sets(TEST_SETS, ["ours", "galsim"]).items():

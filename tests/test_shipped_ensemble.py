@@ -74,6 +74,27 @@ def test_an_altered_or_missing_file_is_refused(tmp_path):
         shipped.load_rejection(copy)
 
 
+def test_one_sigma_scale_serves_sources_whose_error_tails_differ():
+    rng = np.random.default_rng(5)
+    learned = np.ones((4000, 1))  # one member, learned sigma 1 deg: its spread adds nothing
+
+    def group(error):
+        return error, np.zeros((len(error), 1)), learned
+
+    gaussian = group(2.0 * rng.standard_normal(4000))
+    assert shipped.calibrate_sigma_scale([gaussian]) == pytest.approx(2.0, rel=0.04)
+    # A source with heavy tails needs a wider sigma for its 2-sigma share: the scale moves toward it
+    # as far as the other source's targets allow.
+    heavy = group(1.6 * rng.standard_t(3, 4000))
+    scale = shipped.calibrate_sigma_scale([gaussian, heavy])
+    assert shipped.calibrate_sigma_scale([heavy]) >= scale > 2.0
+
+    def share(group_, n_sigma):
+        return np.mean(np.abs(group_[0]) < n_sigma * scale)
+
+    assert share(heavy, 1) >= 0.63 and share(heavy, 2) >= 0.92 and share(gaussian, 1) <= 0.73
+
+
 def test_the_cross_source_pair_is_committed_checksummed_and_saw_one_source_each(tmp_path):
     # bench_robust's cross-source figure needs them; without the files it could not be rerun.
     kept = shipped.load_manifest(shipped.CROSS_SOURCE_DIR)
