@@ -328,11 +328,23 @@ def render_stamp(
     )
 
 
+def source_draw(
+    seed: int,
+    index: int,
+    *,
+    inclination_range: tuple[float, float] = (45.0, 90.0),
+    survey: population.SurveyLook = population.SDSS_LOOK,
+):
+    """(rng, draw): the population draw behind image `index` of a source set with `seed`, and the generator
+    that goes on to randomise its stamp (so a benchmark can ask what kind of galaxy an image was)."""
+    rng = np.random.default_rng([seed, index, 7])
+    return rng, population.draw_population(rng, inclination=float(rng.uniform(*inclination_range)), look=survey)
+
+
 def _source_one(job: tuple) -> tuple[np.ndarray, float, float, float]:
 
     source, seed, index, size, render_size, inc_lo, inc_hi, look_strength, survey = job
-    rng = np.random.default_rng([seed, index, 7])
-    draw = population.draw_population(rng, inclination=float(rng.uniform(inc_lo, inc_hi)), look=survey)
+    rng, draw = source_draw(seed, index, inclination_range=(inc_lo, inc_hi), survey=survey)
     stamp_seed = int(seed * 1_000_003 + index)
     stamp = render_stamp(source, draw, seed=stamp_seed, render_size=render_size, look=look_strength > 0, survey=survey)
     stamp, rotation = survey_look.randomise_stamp(stamp, rng, strength=look_strength)
