@@ -370,26 +370,36 @@ CROSS_SOURCE_MEMBERS = ("ours_only_vgg_a", "galsim_only_vgg_a")
 CROSS_SOURCE_DIR = REPO / "bench" / "cross_source"
 
 
+def _trained_entry(name: str, target: Path) -> tuple[dict, dict]:
+    """(the manifest fields every committed member starts with, its training history) for a member trained in
+    WORK_DIR and saved as `target`."""
+    architecture, sources, seed = MEMBERS[name]
+    history = json.loads((WORK_DIR / name / "history.json").read_text())
+    entry = {
+        "name": name,
+        "file": target.name,
+        "sha256": sha256_of(target),
+        "architecture": architecture,
+        "sources": sources,
+        "seed": seed,
+        "epochs": len(history.get("loss", [])),
+    }
+    return entry, history
+
+
 def keep_cross_source(*, directory: Path = CROSS_SOURCE_DIR) -> dict:
     """Copy the trained single-source pair from WORK_DIR into `directory` with a manifest (sha256, epochs, the
     command); returns the manifest. bench_robust scores these files."""
     directory.mkdir(parents=True, exist_ok=True)
     entries = []
     for name in CROSS_SOURCE_MEMBERS:
-        architecture, sources, seed = MEMBERS[name]
         target = directory / f"{name}.keras"
         # Loaded and saved again: the weights alone, without the optimizer's state (a third of the size).
         load_keras_file(str(WORK_DIR / name / f"{name}.keras")).save(target)
-        history = json.loads((WORK_DIR / name / "history.json").read_text())
+        entry, history = _trained_entry(name, target)
         entries.append(
             {
-                "name": name,
-                "file": target.name,
-                "sha256": sha256_of(target),
-                "architecture": architecture,
-                "sources": sources,
-                "seed": seed,
-                "epochs": len(history.get("loss", [])),
+                **entry,
                 "final_val_mae": round(history["val_inclination_mae"][-1], 3),
                 "command": f"nice .venv/bin/python -m inference.shipped train --member {name} --until HH:MM",
             }
@@ -490,7 +500,6 @@ def finish(*, members: tuple[str, ...] = SHIPPED_MEMBERS, directory: Path = SHIP
     val_true = np.concatenate([v.inclination for v in val.values()]).astype(np.float64)
     models, entries = [], []
     for name in members:
-        architecture, sources, seed = MEMBERS[name]
         target = directory / f"{name}.keras"
         model = load_keras_file(str(WORK_DIR / name / f"{name}.keras"))
         slope, offset = debias(model, val_images, val_true)
@@ -498,17 +507,10 @@ def finish(*, members: tuple[str, ...] = SHIPPED_MEMBERS, directory: Path = SHIP
         # What the straight line leaves (the top bin's pull) is taken out by a curve, outside the weights.
         calibration = fit_calibration(predict([model], val_images, clip=False).inclination, val_true)
         models.append(model)
-        history = json.loads((WORK_DIR / name / "history.json").read_text())
         entries.append(
             {
-                "name": name,
-                "file": target.name,
-                "sha256": sha256_of(target),
-                "architecture": architecture,
-                "sources": sources,
-                "seed": seed,
+                **_trained_entry(name, target)[0],
                 "parameters": int(model.count_params()),
-                "epochs": len(history.get("loss", [])),
                 "output": "degrees_and_sigma",
                 "input_size": 128,
                 "input_mode": "color",
