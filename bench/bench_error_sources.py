@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -75,18 +76,20 @@ def main() -> None:
             mask = np.array([d.morphology == morphology for d in draws[s]])
             cells.append(f"{_rms(errors[s][mask]):.2f} (n {mask.sum()})")
         lines.append(f"| type {morphology} | " + " | ".join(cells) + " |")
-    for lo in (45, 80):
+    for label, inside in (("45-80", lambda t: t < 80.0), ("80-90", lambda t: t >= 80.0)):
         cells = []
         for s in sources:
-            true = raw["test", s][2]
-            mask = (true >= lo) & (true < lo + 35 if lo == 45 else true <= 90)
+            mask = inside(raw["test", s][2])
             cells.append(f"{_rms(errors[s][mask]):.2f} (n {mask.sum()})")
-        lines.append(f"| true inclination {'45-80' if lo == 45 else '80-90'} deg | " + " | ".join(cells) + " |")
-    for field, label in (("q0", "intrinsic thickness q0"), ("mu0_r", "disk surface brightness mu0_r")):
+        lines.append(f"| true inclination {label} deg | " + " | ".join(cells) + " |")
+    fields = (
+        ("q0", "intrinsic thickness q0"),
+        ("mu0_r", "disk surface brightness mu0_r"),
+        ("bulge_fraction", "bulge fraction"),
+    )
+    for field, label in fields:
         values = {s: np.array([getattr(d, field) for d in draws[s]], dtype=np.float64) for s in sources}
         lines += _quartile_rows(label, values, errors)
-    values = {s: np.array([d.bulge_fraction for d in draws[s]], dtype=np.float64) for s in sources}
-    lines += _quartile_rows("bulge fraction", values, errors)
 
     member_rows = ["| source | " + " | ".join(m["name"] for m in manifest["members"]) + " | ensemble |"]
     member_rows.append("|---|" + "---|" * (len(models) + 1))
@@ -116,7 +119,7 @@ def main() -> None:
         cells = [f"{_rms(combo[part, s][name] - raw[part, s][2]):.3f}" for part in ("val", "test") for s in sources]
         combo_rows.append(f"| {name} | " + " | ".join(cells) + " |")
 
-    load = " / ".join(f"{x:.1f}" for x in __import__("os").getloadavg())
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     print("- Command: `.venv/bin/python -m bench.bench_error_sources`")
     print(
         f"- Machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average at the end "

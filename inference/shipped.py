@@ -416,16 +416,12 @@ def keep_cross_source(*, directory: Path = CROSS_SOURCE_DIR) -> dict:
 
 
 def load_cross_source(name: str, *, directory: Path = CROSS_SOURCE_DIR):
-    """One committed single-source member, its sha256 checked against its manifest (None if not kept)."""
+    """One committed single-source member, its files checked against their manifest like the shipped ones
+    (`verify`); None if the pair was never kept."""
     if not (directory / MANIFEST).exists():
         return None
-    entry = {m["name"]: m for m in json.loads((directory / MANIFEST).read_text())["members"]}.get(name)
-    if entry is None:
-        return None
-    path = directory / entry["file"]
-    if not path.exists() or sha256_of(path) != entry["sha256"]:
-        raise ManifestError(f"{entry['file']}: missing or does not match the manifest's sha256")
-    return load_keras_file(str(path))
+    entry = {m["name"]: m for m in verify(directory)["members"]}.get(name)
+    return None if entry is None else load_keras_file(str(directory / entry["file"]))
 
 
 def _calibrate_and_score(models: list, entries: list[dict], *, scale_only_check: float | None = None):
