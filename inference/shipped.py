@@ -318,13 +318,22 @@ def _parse_until(text: str) -> float:
 
 
 def train_member(
-    *, name: str, architecture: str, sources: list[str], seed: int, until: float, init: str = "scratch"
+    *,
+    name: str,
+    architecture: str,
+    sources: list[str],
+    seed: int,
+    until: float,
+    init: str = "scratch",
+    learning_rate: float | None = None,
 ) -> Path:
     """Train (or resume) one member; returns the saved .keras file in WORK_DIR.
 
     init="shipped" continues from the member's committed weights in SHIPPED_DIR at a lower learning
     rate: how the shipped members are improved (after a change to the image preparation, say) without
-    repeating the hours already spent on them.
+    repeating the hours already spent on them. `learning_rate` is where the cosine starts (default 2e-3 from
+    scratch, 6e-4 from the shipped weights); a fine-tuning of only a few epochs wants less, or it spends them
+    climbing back to where the shipped weights were.
     """
     import keras
 
@@ -335,9 +344,10 @@ def train_member(
     if state.exists():
         recorded = json.loads(state.read_text())
         started, init = recorded["started"], recorded.get("init", "scratch")
+        learning_rate = recorded.get("learning_rate")
     else:
         started = time.time()
-        recorded = {"started": started, "until": until, "init": init}
+        recorded = {"started": started, "until": until, "init": init, "learning_rate": learning_rate}
         if init == "shipped":
             previous = {m["name"]: m for m in load_manifest()["members"]}[name]
             recorded["previous"] = {"sha256": previous["sha256"], "epochs": previous["epochs"]}
@@ -346,10 +356,10 @@ def train_member(
     val = _split(_sets(VAL_SETS, sources))
     if init == "shipped":
         model = load_keras_file(str(SHIPPED_DIR / f"{name}.keras"))
-        learning_rate = 6e-4
+        learning_rate = learning_rate or 6e-4
     else:
         model = build_sigma_regression_model(architecture, name=name)
-        learning_rate = 2e-3
+        learning_rate = learning_rate or 2e-3
     history = keras_training.fit_resumable(
         model,
         train=train,
@@ -541,6 +551,7 @@ def finish(*, members: tuple[str, ...] = SHIPPED_MEMBERS, directory: Path = SHIP
             *(
                 f"nice .venv/bin/python -m inference.shipped train --member {n}"
                 + (" --init shipped" if started[n].get("init") == "shipped" else "")
+                + (f" --learning-rate {started[n]['learning_rate']:g}" if started[n].get("learning_rate") else "")
                 + " --until HH:MM"
                 for n in members
             ),
@@ -865,6 +876,9 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--until", required=True, help="HH:MM (UTC, today) or unix time: the training deadline")
     train.add_argument("--threads", type=int, default=1)
     train.add_argument(
+        "--learning-rate", type=float, help="the cosine's start (default 2e-3, 6e-4 with --init shipped)"
+    )
+    train.add_argument(
         "--init", choices=["scratch", "shipped"], default="scratch", help="start from random or the shipped weights"
     )
     sub.add_parser("finish", help="calibrate, score and write the manifest of the shipped members")
@@ -893,6 +907,7 @@ def main(argv: list[str] | None = None) -> None:
             seed=seed,
             until=_parse_until(args.until),
             init=args.init,
+            learning_rate=args.learning_rate,
         )
         print(f"saved {path}")
     elif args.command == "finish":
