@@ -1,6 +1,7 @@
 """`pretrain_ensemble --profile shipped` reproduces the shipped ensemble (here with tiny models and tiny sets)."""
 
 import shutil
+import time
 from io import StringIO
 
 import pytest
@@ -19,9 +20,7 @@ def tiny_recipe(tmp_path, monkeypatch):
     monkeypatch.setattr(shipped, "SHIPPED_DIR", directory)
     monkeypatch.setattr(shipped, "CACHE_DIR", tmp_path / "cache")
     monkeypatch.setattr(shipped, "WORK_DIR", tmp_path / "work")
-    # Two chunks of ours, as shipped.
-    monkeypatch.setattr(shipped, "TRAIN_SETS", {"ours": ((4, 101), (2, 111)), "galsim": ((6, 201),)})
-    for table, seed in (("VAL_SETS", 2), ("TEST_SETS", 3)):
+    for table, seed in (("TRAIN_SETS", 1), ("VAL_SETS", 2), ("TEST_SETS", 3)):
         monkeypatch.setattr(shipped, table, {"ours": (6, 100 + seed), "galsim": (6, 200 + seed)})
     monkeypatch.setattr(shipped, "CHECK_SETS", {"ours": (2, 104), "galsim": (2, 204)})
     monkeypatch.setattr(
@@ -70,3 +69,26 @@ def test_pretrain_profile_shipped_runs_every_step_resumably_and_activates_the_re
     again = shipped.finish(directory=tiny_recipe)
     assert again["rejection"] == manifest["rejection"]
     shipped.verify(tiny_recipe)
+
+
+@pytest.mark.django_db
+def test_a_member_is_fine_tuned_from_the_shipped_file_at_the_learning_rate_asked_and_the_manifest_says_so(tiny_recipe):
+    shipped_before = {m["name"]: m for m in shipped.load_manifest(tiny_recipe)["members"]}["mixed_vgg_a"]
+    shipped.train_member(
+        name="mixed_vgg_a",
+        architecture="tiny",
+        sources=["ours", "galsim"],
+        seed=11,
+        until=time.time() + 1,
+        init="shipped",
+        learning_rate=1e-4,
+    )
+
+    manifest = shipped.finish(members=("mixed_vgg_a",), directory=tiny_recipe)
+    member = manifest["members"][0]
+    # Started from the shipped file (its parameter count, not a new tiny model's), at the rate asked.
+    assert member["parameters"] == shipped_before["parameters"]
+    assert member["fine_tuned_from"]["sha256"] == shipped_before["sha256"]
+    assert member["sha256"] != shipped_before["sha256"]
+    expected = "train --member mixed_vgg_a --init shipped --learning-rate 0.0001 --until HH:MM"
+    assert any(c.endswith(expected) for c in manifest["command"])
