@@ -8,6 +8,7 @@ checksum does not match.
 Training (resumable: rerun the same command after an interruption):
 
     nice .venv/bin/python -m inference.shipped train --member mixed_vgg_a --init shipped --until 18:35
+    # a fine-tuning of a few epochs: start the cosine lower than 6e-4 (--learning-rate 1.5e-4)
     .venv/bin/python -m inference.shipped finish    # debiasing, calibration curves, sigma scale, metrics, manifest
 
 The rejection classifier (`rejection.keras`, the manifest's "rejection" section) is trained on its own

@@ -86,7 +86,7 @@ def test_a_member_is_fine_tuned_from_the_shipped_file_at_the_learning_rate_asked
 
     manifest = shipped.finish(members=("mixed_vgg_a",), directory=tiny_recipe)
     member = manifest["members"][0]
-    # Started from the shipped file (its parameter count, not a new tiny model's), at the rate asked.
+    # Started from the shipped file (its parameter count, not a new tiny model's); the rate is in its command.
     assert member["parameters"] == shipped_before["parameters"]
     assert member["fine_tuned_from"]["sha256"] == shipped_before["sha256"]
     assert member["sha256"] != shipped_before["sha256"]
