@@ -50,8 +50,11 @@ REPO = Path(__file__).resolve().parents[1]
 CACHE_DIR = REPO / "var" / "shipped_cache"
 WORK_DIR = REPO / "var" / "shipped_training"
 
-# The cached data sets (source, n, seed): rendered once, uint8, outside git.
-TRAIN_SETS = {"ours": (8000, 101), "galsim": (8000, 201)}
+# The cached data sets (source, n, seed): rendered once, uint8, outside git. Training sets come in chunks (n,
+# seed), so more galaxies can be added without rendering again the ones the members already saw. The shipped
+# members fitted ours' training galaxies 0.3 deg better than its validation ones (1.83 vs 2.16 RMS on 400 of
+# each), a gap that more galaxies close; both sources grow alike, or the members drift toward the one that grew.
+TRAIN_SETS = {"ours": ((8000, 101), (8000, 111)), "galsim": ((8000, 201), (8000, 211))}
 VAL_SETS = {"ours": (1000, 102), "galsim": (1000, 202)}
 TEST_SETS = {"ours": (2000, 103), "galsim": (2000, 203)}
 # Small sets rendered afresh (never cached) by the test that checks the shipped files still score as
@@ -278,6 +281,20 @@ def _sets(table: dict, sources: list[str]):
     return {s: training_sets.cached_source_set(CACHE_DIR, s, table[s][0], seed=table[s][1]) for s in sources}
 
 
+def _train_chunks(sources: list[str]) -> dict:
+    """{(source, seed): one training chunk} of every chunk of the sources."""
+    return {
+        (s, seed): training_sets.cached_source_set(CACHE_DIR, s, n, seed=seed)
+        for s in sources
+        for n, seed in TRAIN_SETS[s]
+    }
+
+
+def _train_table() -> dict:
+    """TRAIN_SETS as the manifests record it."""
+    return {s: [{"n": n, "seed": seed} for n, seed in chunks] for s, chunks in TRAIN_SETS.items()}
+
+
 def check_set(source: str):
     """The small freshly rendered set the manifest's "check" figures come from."""
 
@@ -336,7 +353,7 @@ def train_member(
             previous = {m["name"]: m for m in load_manifest()["members"]}[name]
             recorded["previous"] = {"sha256": previous["sha256"], "epochs": previous["epochs"]}
         state.write_text(json.dumps(recorded))
-    train = _split(_sets(TRAIN_SETS, sources))
+    train = _split(_train_chunks(sources))
     val = _split(_sets(VAL_SETS, sources))
     if init == "shipped":
         model = load_keras_file(str(SHIPPED_DIR / f"{name}.keras"))
@@ -418,7 +435,7 @@ def keep_cross_source(*, directory: Path = CROSS_SOURCE_DIR) -> dict:
     manifest = {
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "purpose": "cross-source check of issue 11: each member saw one galaxy source only",
-        "train": {s: {"n": n, "seed": seed} for s, (n, seed) in TRAIN_SETS.items()},
+        "train": _train_table(),
         "members": entries,
         "command": [e["command"] for e in entries] + [".venv/bin/python -m inference.shipped keep-cross-source"],
     }
@@ -546,7 +563,7 @@ def finish(*, members: tuple[str, ...] = SHIPPED_MEMBERS, directory: Path = SHIP
                 "ours": "acquisition.renderer (our renderer) over acquisition.population",
                 "galsim": "acquisition.galsim_renderer (GalSim 2.8) over acquisition.population",
             },
-            "train": {s: {"n": n, "seed": seed} for s, (n, seed) in TRAIN_SETS.items()},
+            "train": _train_table(),
             "validation": {s: {"n": n, "seed": seed} for s, (n, seed) in VAL_SETS.items()},
             "test": {s: {"n": n, "seed": seed} for s, (n, seed) in TEST_SETS.items()},
             "inclination_range": [45.0, 90.0],

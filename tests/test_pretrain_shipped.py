@@ -20,7 +20,9 @@ def tiny_recipe(tmp_path, monkeypatch):
     monkeypatch.setattr(shipped, "SHIPPED_DIR", directory)
     monkeypatch.setattr(shipped, "CACHE_DIR", tmp_path / "cache")
     monkeypatch.setattr(shipped, "WORK_DIR", tmp_path / "work")
-    for table, seed in (("TRAIN_SETS", 1), ("VAL_SETS", 2), ("TEST_SETS", 3)):
+    # Two chunks per source, as shipped.
+    monkeypatch.setattr(shipped, "TRAIN_SETS", {"ours": ((4, 101), (2, 111)), "galsim": ((4, 201), (2, 211))})
+    for table, seed in (("VAL_SETS", 2), ("TEST_SETS", 3)):
         monkeypatch.setattr(shipped, table, {"ours": (6, 100 + seed), "galsim": (6, 200 + seed)})
     monkeypatch.setattr(shipped, "CHECK_SETS", {"ours": (2, 104), "galsim": (2, 204)})
     monkeypatch.setattr(
