@@ -7,6 +7,7 @@ import threading
 import time
 from io import StringIO
 
+import numpy as np
 import pytest
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -308,3 +309,32 @@ class TestKilledRuns:
         )
         assert files == []
         assert services.training_run_create(trigger="manual", queue=False) is not None
+
+
+def test_a_deadline_training_stops_after_the_last_epoch_that_ends_before_the_deadline(tmp_path, monkeypatch):
+    # A clock that moves 25 s at each reading. The schedule reads it when an epoch begins and when it ends, so
+    # epochs last 25 s and end at 75, 125, 175 and 225. A fifth would end at 275, past the deadline of 240: four
+    # epochs, where stopping at the first epoch to end past the deadline would have run five.
+    class Clock:
+        now = 0.0
+
+        def time(self):
+            self.now += 25.0
+            return self.now
+
+    monkeypatch.setattr(training, "time", Clock())
+    from inference.architectures import build_sigma_regression_model
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (8, 32, 32, 3), dtype=np.uint8)
+    split = training.Split(images, rng.uniform(45, 90, 8).astype(np.float32))
+    history = training.fit_resumable(
+        build_sigma_regression_model("tiny", input_size=32),
+        train=split,
+        val=split,
+        checkpoint_dir=str(tmp_path / "backup"),
+        started=0.0,
+        until=240.0,
+        verbose=0,
+    )
+    assert len(history["loss"]) == 4
