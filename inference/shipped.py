@@ -281,13 +281,9 @@ def _sets(table: dict, sources: list[str]):
     return {s: training_sets.cached_source_set(CACHE_DIR, s, table[s][0], seed=table[s][1]) for s in sources}
 
 
-def _train_chunks(sources: list[str]) -> dict:
-    """{(source, seed): one training chunk} of every chunk of the sources."""
-    return {
-        (s, seed): training_sets.cached_source_set(CACHE_DIR, s, n, seed=seed)
-        for s in sources
-        for n, seed in TRAIN_SETS[s]
-    }
+def _train_chunks(sources: list[str]) -> list:
+    """Every training chunk of the sources."""
+    return [training_sets.cached_source_set(CACHE_DIR, s, n, seed=seed) for s in sources for n, seed in TRAIN_SETS[s]]
 
 
 def _train_table() -> dict:
@@ -302,10 +298,11 @@ def check_set(source: str):
     return training_sets.render_source_set(source, n, seed=seed, processes=1)
 
 
-def _split(sets: dict):
-
-    images = np.concatenate([s.images for s in sets.values()])
-    target = np.concatenate([s.inclination for s in sets.values()]).astype(np.float32)
+def _split(sets) -> Split:
+    """One Split of the images of several sets, in order."""
+    sets = list(sets)
+    images = np.concatenate([s.images for s in sets])
+    target = np.concatenate([s.inclination for s in sets]).astype(np.float32)
     return Split(images, target)
 
 
@@ -354,7 +351,7 @@ def train_member(
             recorded["previous"] = {"sha256": previous["sha256"], "epochs": previous["epochs"]}
         state.write_text(json.dumps(recorded))
     train = _split(_train_chunks(sources))
-    val = _split(_sets(VAL_SETS, sources))
+    val = _split(_sets(VAL_SETS, sources).values())
     if init == "shipped":
         model = load_keras_file(str(SHIPPED_DIR / f"{name}.keras"))
         learning_rate = learning_rate or 6e-4

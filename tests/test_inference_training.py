@@ -18,6 +18,7 @@ from django.urls import reverse
 
 from inference import keras_training as training
 from inference import services
+from inference.architectures import build_sigma_regression_model
 from inference.models import ModelVersion, TrainingRun
 from inference.services import training as training_service
 from inference.tasks import train_task
@@ -323,8 +324,6 @@ def test_a_deadline_training_stops_after_the_last_epoch_that_ends_before_the_dea
             return self.now
 
     monkeypatch.setattr(training, "time", Clock())
-    from inference.architectures import build_sigma_regression_model
-
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (8, 32, 32, 3), dtype=np.uint8)
     split = training.Split(images, rng.uniform(45, 90, 8).astype(np.float32))
