@@ -4,6 +4,7 @@ import shutil
 import time
 from io import StringIO
 
+import numpy as np
 import pytest
 from django.core.management import call_command
 
@@ -94,3 +95,17 @@ def test_a_member_is_fine_tuned_from_the_shipped_file_at_the_learning_rate_asked
     assert member["sha256"] != shipped_before["sha256"]
     expected = "train --member mixed_vgg_a --init shipped --learning-rate 0.0001 --until HH:MM"
     assert any(c.endswith(expected) for c in manifest["command"])
+
+
+def test_each_source_weighs_the_same_in_training_however_many_galaxies_it_has(tiny_recipe, monkeypatch):
+    monkeypatch.setattr(shipped, "TRAIN_SETS", {"ours": ((4, 101), (2, 111), (6, 121)), "galsim": ((4, 201),)})
+    split = shipped.training_split(["ours", "galsim"])
+
+    assert len(split.target) == 16
+    ours, galsim = slice(0, 12), slice(12, 16)
+    assert split.weights[ours].sum() == pytest.approx(split.weights[galsim].sum())
+    assert split.weights.mean() == pytest.approx(1.0)
+    for part in (ours, galsim):  # within a source, every occupied 5-deg bin counts the same
+        bins = np.clip((split.target[part] - 45.0) // 5.0, 0, 8)
+        totals = [split.weights[part][bins == b].sum() for b in np.unique(bins)]
+        assert totals == pytest.approx([totals[0]] * len(totals))
