@@ -152,7 +152,7 @@ def main() -> None:
         print("\n".join(rows))
         return
 
-    from inference import shipped
+    from inference import plots, shipped
     from inference.ensemble import load_keras_file
     from inference.metrics import fit_calibration
 
@@ -166,6 +166,7 @@ def main() -> None:
         "|---|---|---|---|---|---|",
     ]
     results: dict = {"sigma_scale": scale, "sources": {}}
+    pictures: dict[str, bytes] = {}
     bias_rows, coverage_rows, curve_rows = [], [], []
     for source, data in tests.items():
         # finish() stored the answers of these exact files (sha256) on these sets: reuse, CPU is scarce.
@@ -182,6 +183,13 @@ def main() -> None:
         lines.append(_row(f"{source}: axial-ratio formula, same prepared images (a failed fit counts as 0)", base))
         lines.append(
             _row(f"{source}: axial-ratio formula, only the {100 * fitted.mean():.0f}% it could fit", base_fitted)
+        )
+        pictures[f"predicted-vs-true-{source}.png"] = plots.predicted_vs_true(
+            data.inclination,
+            prediction.inclination,
+            baseline=formula,
+            label="shipped ensemble (members' mean, 8-fold TTA)",
+            title=f"{source}: ensemble RMS {ens['rms']:.2f} deg, formula {base['rms']:.2f} deg",
         )
         ens_fitted = _plain_scores(prediction.inclination[fitted], data.inclination[fitted])
         lines.append(_row(f"{source}: shipped ensemble on those same fitted images", ens_fitted))
@@ -291,6 +299,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "robust.md").write_text(text + "\n")
     (out / "robust.json").write_text(json.dumps(results, indent=1))
+    for name, png in pictures.items():
+        (out / name).write_bytes(png)
+    print(f"Plots of predicted against true inclination: {', '.join(str(out / name) for name in pictures)}")
 
 
 if __name__ == "__main__":

@@ -18,11 +18,11 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def predicted_vs_true(true, predicted, *, title: str, baseline=None) -> bytes:
+def predicted_vs_true(true, predicted, *, title: str, baseline=None, label: str = "ensemble median") -> bytes:
     fig, ax = plt.subplots(figsize=(5, 5))
     if baseline is not None:
         ax.scatter(true, baseline, s=6, alpha=0.35, color="tab:gray", label="axial-ratio baseline")
-    ax.scatter(true, predicted, s=6, alpha=0.6, color="tab:blue", label="ensemble median")
+    ax.scatter(true, predicted, s=6, alpha=0.6, color="tab:blue", label=label)
     ax.plot([45, 90], [45, 90], color="k", lw=1)
     ax.set(xlim=(43, 92), ylim=(43, 92), xlabel="true inclination (deg)", ylabel="predicted (deg)", title=title)
     ax.legend(loc="upper left", fontsize=8)
