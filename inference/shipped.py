@@ -53,9 +53,9 @@ WORK_DIR = REPO / "var" / "shipped_training"
 # The cached data sets (source, n, seed): rendered once, uint8, outside git. Training sets come in chunks (n,
 # seed), so more galaxies can be added without rendering again the ones the members already saw. The shipped
 # members fitted ours' training galaxies 0.3 deg better than its validation ones (1.83 vs 2.16 RMS on 400 of
-# each), a gap that more galaxies close. Ours is the harder source (test RMS 2.03 against GalSim's 1.77 after
-# 16,000 of each), so it has a third chunk; the sources still weigh the same in training (`training_split`).
-TRAIN_SETS = {"ours": ((8000, 101), (8000, 111), (8000, 121)), "galsim": ((8000, 201), (8000, 211))}
+# each), a gap that more galaxies close. Each source weighs the same in training however many chunks it has
+# (`training_split`): session 10 tried a third chunk of ours that way (docs/BENCHMARKS.md, not kept).
+TRAIN_SETS = {"ours": ((8000, 101), (8000, 111)), "galsim": ((8000, 201), (8000, 211))}
 VAL_SETS = {"ours": (1000, 102), "galsim": (1000, 202)}
 TEST_SETS = {"ours": (2000, 103), "galsim": (2000, 203)}
 # Small sets rendered afresh (never cached) by the test that checks the shipped files still score as
