@@ -262,7 +262,7 @@ def measure(run, survey, shipped_versions, adapted_versions, stamps, truth, star
     from inference import shipped
     from inference import training_sets as synthetic_data
     from inference.ensemble import load_from_storage
-    from inference.services.adaptation import median_answers, predictor
+    from inference.services.adaptation import calibrations_of, median_answers, predictor
 
     n = ARGS.labelled
     held_x = prepared(stamps[n : n + ARGS.held_out])
@@ -273,10 +273,11 @@ def measure(run, survey, shipped_versions, adapted_versions, stamps, truth, star
     )
     before = predictor([load_from_storage(v.file.name) for v in shipped_versions], 128)
     after = predictor([load_from_storage(v.file.name) for v in adapted_versions], 128)
+    curves = calibrations_of(shipped_versions)  # the shipped members' answers as the site gives them
     results = {
-        "survey_before": rms(median_answers(before, held_x), held_y),
+        "survey_before": rms(median_answers(before, held_x, curves), held_y),
         "survey_after": rms(median_answers(after, held_x), held_y),
-        "reference_before": rms(median_answers(before, reference.images), reference.inclination),
+        "reference_before": rms(median_answers(before, reference.images, curves), reference.inclination),
         "reference_after": rms(median_answers(after, reference.images), reference.inclination),
         "held_out": len(held_y),
         "reference_n": len(reference),

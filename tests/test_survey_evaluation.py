@@ -20,7 +20,8 @@ from labeling.models import ConsensusLabel, Galaxy
 from labeling.services import reference_survey
 from labeling.signals import consensus_labels_added
 from tests import inference_fixtures
-from tests.factories import GalaxyFactory, ModelVersionFactory, SurveyFactory, TrainingRunFactory
+from tests.api_fixtures import fresh_ensemble, upload  # noqa: F401
+from tests.factories import GalaxyFactory, ModelVersionFactory, SurveyFactory, TrainingRunFactory, galaxy_jpeg
 from tests.services import require_postgres
 
 tiny_inference_settings = inference_fixtures.tiny_inference_settings
@@ -401,6 +402,39 @@ class TestAdaptation:
         assert run.metrics["promotion"]["promote"] is False
         assert set(ModelVersion.objects.filter(status="active").values_list("pk", flat=True)) == {m.pk for m in members}
         assert f"  {survey.slug}: " in out.getvalue() and "  sdss: " in out.getvalue()  # the gate's numbers per set
+
+    @pytest.mark.usefixtures("fresh_ensemble")
+    def test_the_active_ensemble_is_judged_on_the_answers_the_site_gives_through_its_calibration_curves(
+        self, settings, api_client
+    ):
+        """The shipped members carry curves that the site applies to their answers; the adaptation's "before"
+        figure must be the answer astronomers get, or a survey the curves already serve looks worse than it is.
+        Both members answer 67.5 deg raw; their curve maps that to 85 deg, the survey's labels."""
+        settings.GIZ_SURVEY_ADAPT_MIN_LABELS = 8
+        settings.GIZ_SURVEY_EVAL_MIN_LABELS = 4
+        settings.GIZ_SURVEY_LOOKS = {}
+        settings.GIZ_SURVEY_ADAPT_REPLAY_SOURCES = ["ours"]
+        settings.GIZ_SURVEY_ADAPT_GUARD_DEG = 0.0  # a wrecked member is given back as it was
+        curve = {"answer": [45.0, 67.5, 90.0], "true": [45.0, 85.0, 90.0]}
+        for k in range(2):
+            ModelVersionFactory(name=f"member-{k}", answer=67.5, metrics={"calibration": curve})
+        survey = SurveyFactory()
+        for pgc in pgcs_with_splits({"train": 6, "val": 2, "test": 2}, 6_000_000):
+            labelled(survey, [85.0], start=pgc)
+        reference_pgcs = pgcs_with_splits({"train": 3, "val": 1, "test": 2}, 7_000_000)
+        for pgc, value in zip(reference_pgcs, range(55, 85, 5), strict=True):
+            labelled(reference_survey(), [float(value)], start=pgc)
+
+        site = api_client.post(
+            "/api/inference/upload/", {"file": upload("g.jpg", galaxy_jpeg())}, format="multipart"
+        ).json()
+        assert site["median"] == pytest.approx(85.0, abs=0.01)
+        call_command("survey", "adapt", survey.slug, "--profile", "tiny", "--learning-rate", "1.0", stdout=StringIO())
+
+        judged = TrainingRun.objects.get(trigger="adaptation").metrics["per_set"][survey.slug]
+        assert judged["before"]["rms"] == pytest.approx(0.0, abs=0.01)
+        # The adapted members (given back their starting weights) have no curve: their raw 67.5 deg is judged.
+        assert judged["after"]["rms"] == pytest.approx(17.5, abs=0.01)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -241,8 +241,12 @@ def predictor(models: list, size: int):
     return ensemble_holder.compile_group(models, size)
 
 
-def median_answers(function, images: np.ndarray) -> np.ndarray:
-    """The members' median answer per image (prepared uint8 images) through a `predictor`."""
+def median_answers(function, images: np.ndarray, calibrations: list[dict | None] | None = None) -> np.ndarray:
+    """The members' median answer per image (prepared uint8 images) through a `predictor`.
+
+    calibrations: each member's curve, in the predictor's order, as the site applies it (inference.ensemble):
+    the active ensemble is judged on the answers it gives, not on its members' raw ones.
+    """
     if len(images) == 0:
         return np.zeros(0)
     import tensorflow as tf
@@ -251,7 +255,15 @@ def median_answers(function, images: np.ndarray) -> np.ndarray:
     for start in range(0, len(images), 64):
         chunk = images[start : start + 64].astype(np.float32) / 255.0
         out.append(function(tf.constant(chunk)).numpy()[..., 0])
-    return np.median(np.clip(np.concatenate(out).astype(np.float64), 45.0, 90.0), axis=1)
+    answers = np.concatenate(out).astype(np.float64)
+    for j, calibration in enumerate(calibrations or []):
+        answers[:, j], _ = metrics.apply_calibration(answers[:, j], answers[:, j], calibration)
+    return np.median(np.clip(answers, 45.0, 90.0), axis=1)
+
+
+def calibrations_of(versions: list[ModelVersion]) -> list[dict | None]:
+    """The members' calibration curves as the site reads them from their metrics (None: answers as they are)."""
+    return [(v.metrics or {}).get("calibration") for v in versions]
 
 
 def _other_surveys(run: TrainingRun, survey: Survey, size: int, limit: int, *, reference: Survey) -> dict[str, tuple]:
@@ -293,7 +305,7 @@ def execute_adaptation(run: TrainingRun, *, progress_callback=None) -> TrainingR
     models = [ensemble_holder.load_from_storage(v.file.name) for v in originals]
     before_pred, before = {}, predictor(models, size)
     for j, (name, (x, _)) in enumerate(judged.items()):
-        before_pred[name] = median_answers(before, x)
+        before_pred[name] = median_answers(before, x, calibrations_of(originals))
         progress("before", (j + 1) / len(judged), f"Active ensemble on {name}")
 
     tuned, histories, fits = [], {}, {}
