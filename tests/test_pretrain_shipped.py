@@ -23,7 +23,7 @@ def tiny_recipe(tmp_path, monkeypatch):
     monkeypatch.setattr(shipped, "WORK_DIR", tmp_path / "work")
     # Two chunks per source, as shipped.
     monkeypatch.setattr(shipped, "TRAIN_SETS", {"ours": ((4, 101), (2, 111)), "galsim": ((4, 201), (2, 211))})
-    for table, seed in (("VAL_SETS", 2), ("TEST_SETS", 3)):
+    for table, seed in (("VAL_SETS", 2), ("TEST_SETS", 3), ("SIGMA_SETS", 5)):
         monkeypatch.setattr(shipped, table, {"ours": (6, 100 + seed), "galsim": (6, 200 + seed)})
     monkeypatch.setattr(shipped, "CHECK_SETS", {"ours": (2, 104), "galsim": (2, 204)})
     monkeypatch.setattr(
@@ -75,7 +75,9 @@ def test_pretrain_profile_shipped_runs_every_step_resumably_and_activates_the_re
 
 
 @pytest.mark.django_db
-def test_a_member_is_fine_tuned_from_the_shipped_file_at_the_learning_rate_asked_and_the_manifest_says_so(tiny_recipe):
+def test_a_member_is_fine_tuned_from_the_shipped_file_at_the_learning_rate_asked_and_the_manifest_says_so(
+    tiny_recipe, monkeypatch
+):
     shipped_before = {m["name"]: m for m in shipped.load_manifest(tiny_recipe)["members"]}["mixed_vgg_a"]
     shipped.train_member(
         name="mixed_vgg_a",
@@ -87,8 +89,14 @@ def test_a_member_is_fine_tuned_from_the_shipped_file_at_the_learning_rate_asked
         learning_rate=1e-4,
     )
 
+    fitted_on = []
+    calibrate = shipped.calibrate_sigma_scale
+    monkeypatch.setattr(shipped, "calibrate_sigma_scale", lambda groups: fitted_on.append(groups) or calibrate(groups))
     manifest = shipped.finish(members=("mixed_vgg_a",), directory=tiny_recipe)
     member = manifest["members"][0]
+    # The sigma scale saw each source's validation galaxies and its SIGMA_SETS galaxies (6 + 6), recorded.
+    assert [len(error) for error, _, _ in fitted_on[0]] == [12, 12]
+    assert manifest["data"]["sigma_scale"]["galsim"] == {"n": 6, "seed": 205, "with": "validation"}
     # Started from the shipped file (its parameter count, not a new tiny model's); the rate is in its command.
     assert member["parameters"] == shipped_before["parameters"]
     assert member["fine_tuned_from"]["sha256"] == shipped_before["sha256"]
