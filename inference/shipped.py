@@ -473,22 +473,29 @@ def load_cross_source(name: str, *, directory: Path = CROSS_SOURCE_DIR):
 
 
 def _calibrate_and_score(models: list, entries: list[dict], *, scale_only_check: float | None = None):
-    """(sigma_scale, metrics, check) of the members as they are.
+    """(sigma_scale, fit, metrics, check) of the members as they are.
 
-    sigma_scale is calibrated on the validation and SIGMA_SETS galaxies; metrics come from the test sets (whose
-    answers are saved for the benchmark, keyed by the members' sha256s), check from the small freshly rendered sets.
+    sigma_scale is calibrated on the validation and SIGMA_SETS galaxies (fit: each source's coverage on them at
+    that scale); metrics come from the test sets (whose answers are saved for the benchmark, keyed by the members'
+    sha256s), check from the small freshly rendered sets.
     With `scale_only_check`, only the check sets are scored, at that scale (no validation or test renders).
     """
-    metrics = {}
+    metrics, fit = {}, {}
     calibrations = calibrations_of({"members": entries})
     if scale_only_check is None:
-        groups = []
+        groups = {}
         for source in ("ours", "galsim"):
             held_out = [_sets(table, [source])[source] for table in (VAL_SETS, SIGMA_SETS)]
             raw = predict(models, np.concatenate([h.images for h in held_out]), calibrations=calibrations)
             true = np.concatenate([h.inclination for h in held_out])
-            groups.append((raw.inclination - true, raw.members, raw.member_sigma))
-        sigma_scale = calibrate_sigma_scale(groups)
+            groups[source] = (raw.inclination - true, raw.members, raw.member_sigma)
+        sigma_scale = calibrate_sigma_scale(list(groups.values()))
+        for source, (error, members, member_sigma) in groups.items():
+            sigma = combine(members, member_sigma, sigma_scale=sigma_scale)[1]
+            fit[source] = {
+                "n": int(len(error)),
+                **{f"within_{k}_sigma": round(float(np.mean(np.abs(error) < k * sigma)), 4) for k in (1, 2)},
+            }
         saved = {}
         for source, data in _sets(TEST_SETS, ["ours", "galsim"]).items():
             prediction = predict(models, data.images, sigma_scale=sigma_scale, calibrations=calibrations)
@@ -505,7 +512,7 @@ def _calibrate_and_score(models: list, entries: list[dict], *, scale_only_check:
         prediction = predict(models, data.images, sigma_scale=sigma_scale, calibrations=calibrations)
         check[source] = scores(prediction, data.inclination)
         check[source].pop("bins")
-    return sigma_scale, metrics, check
+    return sigma_scale, fit, metrics, check
 
 
 def rescore(*, directory: Path = SHIPPED_DIR, check_only: bool = False) -> dict:
@@ -516,11 +523,12 @@ def rescore(*, directory: Path = SHIPPED_DIR, check_only: bool = False) -> dict:
     """
     manifest, models = load_members(directory)
     scale = manifest["sigma_scale"] if check_only else None
-    sigma_scale, metrics, check = _calibrate_and_score(models, manifest["members"], scale_only_check=scale)
+    sigma_scale, fit, metrics, check = _calibrate_and_score(models, manifest["members"], scale_only_check=scale)
     manifest["sigma_scale"] = round(sigma_scale, 4)
     if metrics:
         manifest["metrics"] = metrics
         manifest["data"]["sigma_scale"] = _sigma_table()
+        manifest["sigma_fit"] = fit
     manifest["check"] = {"sets": manifest["check"]["sets"], **check}
     manifest["rescored"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     manifest["command"] = [c for c in manifest["command"] if "rescore" not in c]
@@ -567,7 +575,7 @@ def finish(*, members: tuple[str, ...] = SHIPPED_MEMBERS, directory: Path = SHIP
                 **({"fine_tuned_from": started[name]["previous"]} if started[name].get("init") == "shipped" else {}),
             }
         )
-    sigma_scale, metrics, check = _calibrate_and_score(models, entries)
+    sigma_scale, fit, metrics, check = _calibrate_and_score(models, entries)
     manifest = {
         "format": 1,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -596,6 +604,7 @@ def finish(*, members: tuple[str, ...] = SHIPPED_MEMBERS, directory: Path = SHIP
         "prediction": "mean over members of the mean over the 8 rotations/flips, each member's answer through its "
         "calibration curve and clipped to 45-90 deg",
         "sigma_scale": round(sigma_scale, 4),
+        "sigma_fit": fit,  # each source's coverage on the galaxies the scale was fitted on
         "members": entries,
         "metrics": metrics,
         "check": {"sets": {s: {"n": n, "seed": seed} for s, (n, seed) in CHECK_SETS.items()}, **check},

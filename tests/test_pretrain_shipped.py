@@ -97,6 +97,7 @@ def test_a_member_is_fine_tuned_from_the_shipped_file_at_the_learning_rate_asked
     # The sigma scale saw each source's validation galaxies and its SIGMA_SETS galaxies (6 + 6), recorded.
     assert [len(error) for error, _, _ in fitted_on[0]] == [12, 12]
     assert manifest["data"]["sigma_scale"]["galsim"] == {"n": 6, "seed": 205, "with": "validation"}
+    assert manifest["sigma_fit"]["ours"]["n"] == 12 and 0 <= manifest["sigma_fit"]["ours"]["within_1_sigma"] <= 1
     # Started from the shipped file (its parameter count, not a new tiny model's); the rate is in its command.
     assert member["parameters"] == shipped_before["parameters"]
     assert member["fine_tuned_from"]["sha256"] == shipped_before["sha256"]
