@@ -21,7 +21,7 @@ Prediction is `predict(models, images, calibrations=...)`: every member sees the
 image (inference.ensemble.compile_group), its answer goes through its calibration curve (as on the
 site: inference.ensemble applies the same curve from the model version's metrics); the ensemble's
 answer is the mean of the members, and its sigma combines the members' learned sigmas (scaled by the
-factor calibrated on validation galaxies) with their spread.
+factor calibrated on held-out galaxies: VAL_SETS and SIGMA_SETS) with their spread.
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ COVERAGE_TARGETS = ((1.0, 0.683, 0.05), (2.0, 0.954, 0.03))
 def calibrate_sigma_scale(groups: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> float:
     """The factor on the learned sigma that keeps every group's coverage nearest its targets.
 
-    groups: (error, members, member_sigma) per source of validation galaxies. One scale serves every source
+    groups: (error, members, member_sigma) per source of held-out galaxies. One scale serves every source
     (an upload does not say where it comes from), and their errors differ in their tails: ours has more
     large errors for its sigma than GalSim. The scale minimises the worst deviation, over the sources and
     over 1 and 2 sigma, from 68.3% and 95.4%, each in units of its tolerance (5 and 3 points), so that no

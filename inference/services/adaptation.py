@@ -257,7 +257,7 @@ def median_answers(function, images: np.ndarray, calibrations: list[dict | None]
         out.append(function(tf.constant(chunk)).numpy()[..., 0])
     answers = np.concatenate(out).astype(np.float64)
     for j, calibration in enumerate(calibrations or []):
-        answers[:, j], _ = metrics.apply_calibration(answers[:, j], answers[:, j], calibration)
+        answers[:, j] = metrics.apply_calibration(answers[:, j], np.zeros(len(answers)), calibration)[0]  # no sigma
     return np.median(np.clip(answers, 45.0, 90.0), axis=1)
 
 
