@@ -65,14 +65,11 @@ def _coverage(error: np.ndarray, sigma: np.ndarray) -> list[float]:
 
 
 def _worst(groups: list[tuple], form, a: float, b: float) -> float:
-    from inference.shipped import COVERAGE_TARGETS
+    from inference.shipped import coverage_deviation
 
-    worst = 0.0
-    for error, learned, spread, answer in groups:
-        sigma = form(learned, spread, answer, a, b)
-        for share, (_, target, tolerance) in zip(_coverage(error, sigma), COVERAGE_TARGETS, strict=True):
-            worst = max(worst, abs(share - target) / tolerance)
-    return worst
+    return max(
+        coverage_deviation(error, form(learned, spread, answer, a, b)) for error, learned, spread, answer in groups
+    )
 
 
 def sigma_form_rows(fitted: dict, test: dict) -> list[str]:
