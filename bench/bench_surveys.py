@@ -262,7 +262,7 @@ def measure(run, survey, shipped_versions, adapted_versions, stamps, truth, star
     from inference import shipped
     from inference import training_sets as synthetic_data
     from inference.ensemble import load_from_storage
-    from inference.services.adaptation import calibrations_of, median_answers, predictor
+    from inference.services.curves import calibrations_of, median_answers, predictor
 
     n = ARGS.labelled
     held_x = prepared(stamps[n : n + ARGS.held_out])
@@ -273,12 +273,14 @@ def measure(run, survey, shipped_versions, adapted_versions, stamps, truth, star
     )
     before = predictor([load_from_storage(v.file.name) for v in shipped_versions], 128)
     after = predictor([load_from_storage(v.file.name) for v in adapted_versions], 128)
-    curves = calibrations_of(shipped_versions)  # the shipped members' answers as the site gives them
+    # Both ensembles as the site answers: each member through its calibration curve (an adapted member's own, or
+    # the one it kept from its shipped member).
+    curves, adapted_curves = calibrations_of(shipped_versions), calibrations_of(adapted_versions)
     results = {
         "survey_before": rms(median_answers(before, held_x, curves), held_y),
-        "survey_after": rms(median_answers(after, held_x), held_y),
+        "survey_after": rms(median_answers(after, held_x, adapted_curves), held_y),
         "reference_before": rms(median_answers(before, reference.images, curves), reference.inclination),
-        "reference_after": rms(median_answers(after, reference.images), reference.inclination),
+        "reference_after": rms(median_answers(after, reference.images, adapted_curves), reference.inclination),
         "held_out": len(held_y),
         "reference_n": len(reference),
     }

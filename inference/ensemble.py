@@ -42,8 +42,8 @@ class Member:
     output: str  # "degrees" or "scaled"
     # Multiplies the member's learned sigma so it covers 68% of errors (fitted on validation galaxies).
     sigma_scale: float = 1.0
-    # The member's monotone calibration curve (metrics.fit_calibration), fitted with the shipped members on
-    # validation galaxies; members trained or adapted later have none (their pull toward the middle differs).
+    # The member's monotone calibration curve (metrics.fit_calibration), fitted on validation galaxies: with the
+    # shipped members, or by the training run or adaptation that made the member (inference.services.curves).
     calibration: dict | None = field(default=None, compare=False)
 
 

@@ -417,7 +417,8 @@ class TestAdaptation:
         self, settings, api_client
     ):
         """The shipped members carry curves that the site applies to their answers; the adaptation's "before"
-        figure must be the answer astronomers get, or a survey the curves already serve looks worse than it is.
+        figure must be the answer astronomers get, or a survey the curves already serve looks worse than it is; and
+        an adapted member given back unchanged must answer through the same curve.
         Both members answer 67.5 deg raw; their curve maps that to 85 deg, the survey's labels."""
         settings.GIZ_SURVEY_ADAPT_MIN_LABELS = 8
         settings.GIZ_SURVEY_EVAL_MIN_LABELS = 4
@@ -440,10 +441,14 @@ class TestAdaptation:
         assert site["median"] == pytest.approx(85.0, abs=0.01)
         call_command("survey", "adapt", survey.slug, "--profile", "tiny", "--learning-rate", "1.0", stdout=StringIO())
 
-        judged = TrainingRun.objects.get(trigger="adaptation").metrics["per_set"][survey.slug]
+        run = TrainingRun.objects.get(trigger="adaptation")
+        judged = run.metrics["per_set"][survey.slug]
         assert judged["before"]["rms"] == pytest.approx(0.0, abs=0.01)
-        # The adapted members (given back their starting weights) have no curve: their raw 67.5 deg is judged.
-        assert judged["after"]["rms"] == pytest.approx(17.5, abs=0.01)
+        # The adapted members, given back their starting weights, keep their curves: they answer as before.
+        assert judged["after"]["rms"] == pytest.approx(0.0, abs=0.01)
+        for version in ModelVersion.objects.filter(training_run=run):
+            assert version.metrics["calibration"] == curve
+            assert version.metrics["calibration_from"] == f"kept from {version.metrics['adapted_from']['name']}"
 
 
 @pytest.mark.django_db(transaction=True)

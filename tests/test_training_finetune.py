@@ -16,6 +16,9 @@ from tests.factories import ModelVersionFactory
 tiny_inference_settings = inference_fixtures.tiny_inference_settings
 
 
+CURVE = {"answer": [45.0, 60.0, 90.0], "true": [45.0, 62.0, 90.0]}
+
+
 def first_kernel(version: ModelVersion) -> np.ndarray:
     return load_from_storage(version.file.name).get_layer("block0_conv0").get_weights()[0]
 
@@ -34,7 +37,7 @@ def test_a_retrain_starts_from_the_active_weights_and_falls_back_to_scratch_only
     with_sigma = ModelVersionFactory(
         name="reg-sigma",
         keras_model=build_sigma_regression_model("tiny", input_size=inference_fixtures.SIZE),
-        metrics={"sigma_scale": 0.8},
+        metrics={"sigma_scale": 0.8, "calibration": CURVE},
     )
     sources.append(with_sigma)
     by_pk = {v.pk: v for v in sources}
@@ -62,6 +65,11 @@ def test_a_retrain_starts_from_the_active_weights_and_falls_back_to_scratch_only
     tuned_sigma = next(v for v in new if v.initialized_from_id == with_sigma.pk)
     assert load_from_storage(tuned_sigma.file.name).output_shape == (None, 2)
     assert tuned_sigma.metrics["sigma_scale"] == 0.8 and "sigma_scale" not in regression.metrics
+    # The tiny run's few validation galaxies cannot draw a curve of its own: the member keeps the one it started
+    # from; one that started from a member without a curve answers as it is.
+    assert tuned_sigma.metrics["calibration"] == CURVE
+    assert tuned_sigma.metrics["calibration_from"] == "kept from reg-sigma"
+    assert "calibration" not in regression.metrics and "calibration_from" not in regression.metrics
 
     body = api_client.get(f"/api/models/{regression.pk}/").json()
     assert body["initialized_from"]["id"] == regression.initialized_from_id
@@ -85,3 +93,39 @@ def test_a_retrain_starts_from_the_active_weights_and_falls_back_to_scratch_only
     member = next(v for v in fresh if v.kind == "regression")
     assert np.abs(first_kernel(member) - first_kernel(sources[0])).max() > 0.1
     assert api_client.get(f"/api/models/{member.pk}/").json()["initialized_from"] is None
+
+
+def brightness_model(size: int):
+    """A member whose answer is a known function of the image: uniform grey p answers 49.5 + 36 p deg, which on
+    galaxies of 45 + 45 p deg is 0.8 of the way from the middle of the range (67.5) to the truth."""
+    import keras
+
+    inputs = keras.Input((size, size, 3))
+    mean = keras.layers.GlobalAveragePooling2D()(inputs)
+    answer = keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(12.0), bias_initializer="zeros")(mean)
+    model = keras.Model(inputs, keras.layers.Rescaling(1.0, offset=49.5)(answer))
+    return model
+
+
+def test_a_fine_tuned_member_gets_its_own_curve_from_enough_validation_galaxies():
+    """curves.fitted_curves maps each member's answers back to the truth, bin by bin, when every 5-deg bin holds
+    CURVE_MIN_PER_BIN validation galaxies, and draws none from fewer: a part-range curve would go on with its end
+    slopes over the bins it never saw."""
+    from inference.metrics import apply_calibration
+    from inference.services import curves
+
+    size = inference_fixtures.SIZE
+    truth = np.repeat(np.arange(45.5, 90.0, 1.0), 7)  # 35 per 5-deg bin
+    grey = np.round((truth - 45.0) / 45.0 * 255.0).astype(np.uint8)
+    images = np.broadcast_to(grey[:, None, None, None], (len(truth), size, size, 3)).copy()
+    model = brightness_model(size)
+    raw = curves.member_answers(curves.predictor([model], size), images)[:, 0]
+    assert np.abs(raw - (67.5 + 0.8 * (truth - 67.5))).max() < 0.2  # pulled toward the middle
+
+    (curve,) = curves.fitted_curves([model], size, images, truth)
+    calibrated = apply_calibration(raw, np.zeros(len(raw)), curve)[0]
+    assert np.abs(calibrated - truth).max() < 0.2
+    assert np.abs(raw - truth).max() > 4.0
+
+    few = np.concatenate([np.flatnonzero(truth < 85.0), np.flatnonzero(truth >= 85.0)[: curves.CURVE_MIN_PER_BIN - 1]])
+    assert curves.fitted_curves([model], size, images[few], truth[few]) == [None]

@@ -30,6 +30,7 @@ from inference import ensemble as ensemble_holder
 from inference import keras_training, metrics, plots, survey_metrics
 from inference import training_sets as synthetic_data
 from inference.models import ModelVersion, TrainingRun
+from inference.services.curves import calibrations_of, fitted_curves, median_answers, predictor
 from inference.services.surveys import survey_look
 from inference.services.training import (
     SEED_TEST,
@@ -236,34 +237,27 @@ def _members() -> tuple[list[ModelVersion], list[int]]:
     return tuned, [v.pk for v in active if v not in tuned]
 
 
-def predictor(models: list, size: int):
-    """The members as one compiled function (each sees the 8 rotations/flips, as on the site)."""
-    return ensemble_holder.compile_group(models, size)
+def adapted_curves(tuned: list[tuple], fits: dict, size: int, val: keras_training.Split, guard: keras_training.Split):
+    """name -> {"calibration": the curve the adapted member answers through, "calibration_from": where it came from}.
 
-
-def median_answers(function, images: np.ndarray, calibrations: list[dict | None] | None = None) -> np.ndarray:
-    """The members' median answer per image (prepared uint8 images) through a `predictor`.
-
-    calibrations: each member's curve, in the predictor's order, as the site applies it (inference.ensemble):
-    the active ensemble is judged on the answers it gives, not on its members' raw ones.
+    A member given back with its starting weights keeps its curve, so it answers exactly as before. The others get
+    their own, fitted on the survey's and the reference's validation images (`fitted_curves`), or keep the curve
+    they started from where those are too few.
     """
-    if len(images) == 0:
-        return np.zeros(0)
-    import tensorflow as tf
-
-    out = []
-    for start in range(0, len(images), 64):
-        chunk = images[start : start + 64].astype(np.float32) / 255.0
-        out.append(function(tf.constant(chunk)).numpy()[..., 0])
-    answers = np.concatenate(out).astype(np.float64)
-    for j, calibration in enumerate(calibrations or []):
-        answers[:, j] = metrics.apply_calibration(answers[:, j], np.zeros(len(answers)), calibration)[0]  # no sigma
-    return np.median(np.clip(answers, 45.0, 90.0), axis=1)
-
-
-def calibrations_of(versions: list[ModelVersion]) -> list[dict | None]:
-    """The members' calibration curves as the site reads them from their metrics (None: answers as they are)."""
-    return [(v.metrics or {}).get("calibration") for v in versions]
+    x, y = np.concatenate([val.images, guard.images]), np.concatenate([val.target, guard.target])
+    changed = [(name, model) for name, _, model in tuned if (fits[name].get("selection") or {}).get("epoch") != 0]
+    fitted = {}
+    if changed:
+        curves = fitted_curves([m for _, m in changed], size, x, y)
+        fitted = {name: curve for (name, _), curve in zip(changed, curves, strict=True)}
+    out = {}
+    for name, version, _ in tuned:
+        if fitted.get(name) is not None:
+            out[name] = {"calibration": fitted[name], "calibration_from": f"fitted on {len(y)} validation galaxies"}
+        else:
+            kept = (version.metrics or {}).get("calibration")
+            out[name] = {"calibration": kept, "calibration_from": f"kept from {version.name}" if kept else None}
+    return out
 
 
 def _other_surveys(run: TrainingRun, survey: Survey, size: int, limit: int, *, reference: Survey) -> dict[str, tuple]:
@@ -338,9 +332,10 @@ def execute_adaptation(run: TrainingRun, *, progress_callback=None) -> TrainingR
             "selection": fit.selection,
         }
 
+    curves = adapted_curves(tuned, fits, size, val, guard)
     after_pred, after = {}, predictor([m for _, _, m in tuned], size)
     for j, (name, (x, _)) in enumerate(judged.items()):
-        after_pred[name] = median_answers(after, x)
+        after_pred[name] = median_answers(after, x, [curves[name]["calibration"] for name, _, _ in tuned])
         progress("after", (j + 1) / len(judged), f"Adapted members on {name}")
     figures = {
         name: {
@@ -394,6 +389,7 @@ def execute_adaptation(run: TrainingRun, *, progress_callback=None) -> TrainingR
                 # The learned sigma keeps the calibration of the member it grew from.
                 **({"sigma_scale": version.metrics["sigma_scale"]} if "sigma_scale" in (version.metrics or {}) else {}),
                 "adapted_from": {"id": version.pk, "name": version.name},
+                **{k: v for k, v in curves[name].items() if v is not None},
                 "survey": survey.slug,
                 "fit": fits[name],
                 "per_set": {k: f["after"].get("rms") for k, f in figures.items()},

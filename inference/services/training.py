@@ -26,7 +26,7 @@ from inference import ensemble as ensemble_holder
 from inference import keras_training as training
 from inference import training_sets as synthetic_data
 from inference.models import ModelVersion, TrainingRun
-from inference.services import band_training
+from inference.services import band_training, curves
 from inference.services.predictions import model_input
 from labeling.models import ConsensusLabel
 
@@ -414,7 +414,14 @@ def execute(run: TrainingRun, *, progress_callback=None) -> TrainingResult:
 
     # Evaluation on the fixed test set (synthetic seed 303 + the labelled test split).
     progress("evaluate", 0.1, "Evaluating on the fixed test set")
-    member_preds = {name: np.clip(training.predict_array(m, test_x), 45, 90) for name, _, m, _ in trained}
+    # Judged as the site answers: 8 rotations/flips, through the curve each member now has.
+    member_curves = _retrained_curves(trained, size, val_x, val_y)
+    answers = curves.member_answers(
+        curves.predictor([m for _, _, m, _ in trained], size),
+        test_x,
+        [member_curves[name]["calibration"] for name, _, _, _ in trained],
+    )
+    member_preds = {name: answers[:, j] for j, (name, _, _, _) in enumerate(trained)}
     median = np.median(np.stack(list(member_preds.values())), axis=0)
     ensemble_metrics = metrics.regression_metrics(median, test_y)
     baseline = np.concatenate([synth["test"].baseline_prepared, [_baseline(x) for x in lab_x[reg_test_mask]]]).astype(
@@ -482,6 +489,7 @@ def execute(run: TrainingRun, *, progress_callback=None) -> TrainingResult:
                 "parameters": int(model.count_params()),
                 # A fine-tuned member with a learned sigma keeps the calibration of the one it started from.
                 **_inherited_sigma_scale(start),
+                **{k: v for k, v in member_curves[name].items() if v is not None},
             },
             plots=stored_plots,
             initialized_from=start.version.pk if start.version else None,
@@ -522,6 +530,24 @@ def execute(run: TrainingRun, *, progress_callback=None) -> TrainingResult:
         n_labels=n_labels,
         n_synthetic=int(config["n_synthetic"]),
     )
+
+
+def _retrained_curves(trained: list[tuple], size: int, val_x: np.ndarray, val_y: np.ndarray) -> dict[str, dict]:
+    """name -> {"calibration": the curve the new member answers through, "calibration_from": where it came from}.
+
+    Each member gets its own curve, fitted on the run's validation galaxies (`curves.fitted_curves`); where those
+    are too few, a fine-tuned member keeps the curve of the version it started from, and one trained from scratch
+    answers as it is.
+    """
+    fitted = curves.fitted_curves([m for _, _, m, _ in trained], size, val_x, val_y)
+    out = {}
+    for (name, _, _, start), curve in zip(trained, fitted, strict=True):
+        if curve is not None:
+            out[name] = {"calibration": curve, "calibration_from": f"fitted on {len(val_y)} validation galaxies"}
+            continue
+        kept = (start.version.metrics or {}).get("calibration") if start.version else None
+        out[name] = {"calibration": kept, "calibration_from": f"kept from {start.version.name}" if kept else None}
+    return out
 
 
 def _inherited_sigma_scale(start: StartingPoint) -> dict:
