@@ -14,6 +14,11 @@
    scaled too, a floor, a scale growing with the answer), each fitted as `shipped.calibrate_sigma_scale` fits
    the scale (the worst coverage deviation over sources, in units of the tolerance) on the validation and
    SIGMA_SETS galaxies, then scored on the test sets: does one sigma form serve both sources' error tails?
+   One more form adds the spread of each member's answers over the 8 rotations/flips (the views the site
+   averages), a sign of an image the members cannot read the same way round.
+5. Test-time shifts: each member's answer averaged over the 8 rotations/flips of the image moved by 2 px each way
+   as well (5 positions, 40 views) instead of the 8 views the site averages. A 3-px shift moves the answer by
+   0.25-0.34 deg (bench_robust), so averaging positions might remove part of the error, at 5 times the cost.
 """
 
 from __future__ import annotations
@@ -45,19 +50,26 @@ def _quartile_rows(label: str, values: dict[str, np.ndarray], errors: dict[str, 
 # The scales `shipped.calibrate_sigma_scale` tries (its grid, over the range that matters), so the first form's
 # row is the shipped fit.
 A_GRID = [a for a in np.geomspace(0.05, 20.0, 1200) if 0.3 <= a <= 2.0]
-# name: (sigma from (learned, spread, answer, a, b), the grid of b); a is the scale on the learned sigma.
+# name: (sigma from (learned, spread, answer, views' spread, a, b), the grid of b); a is the scale on the learned
+# sigma.
 SIGMA_FORMS = {
-    "learned x a, with the spread (shipped)": (lambda L, S, P, a, b: np.hypot(a * L, S), [0.0]),
-    "learned x a, spread x b": (lambda L, S, P, a, b: np.hypot(a * L, b * S), np.linspace(0.0, 4.0, 21)),
+    "learned x a, with the spread (shipped)": (lambda L, S, P, V, a, b: np.hypot(a * L, S), [0.0]),
+    "learned x a, spread x b": (lambda L, S, P, V, a, b: np.hypot(a * L, b * S), np.linspace(0.0, 4.0, 21)),
     "learned x a, spread, a floor of b deg": (
-        lambda L, S, P, a, b: np.sqrt((a * L) ** 2 + S**2 + b**2),
+        lambda L, S, P, V, a, b: np.sqrt((a * L) ** 2 + S**2 + b**2),
         np.linspace(0.0, 1.5, 16),
     ),
     "learned x a (1 + b (answer - 67.5) / 22.5), spread": (
-        lambda L, S, P, a, b: np.hypot(a * L * (1 + b * (P - 67.5) / 22.5), S),
+        lambda L, S, P, V, a, b: np.hypot(a * L * (1 + b * (P - 67.5) / 22.5), S),
         np.linspace(-0.5, 0.8, 14),
     ),
+    "learned x a, spread, the views' spread x b": (
+        lambda L, S, P, V, a, b: np.sqrt((a * L) ** 2 + S**2 + (b * V) ** 2),
+        np.linspace(0.0, 4.0, 17),
+    ),
 }
+# Test-time positions of section 5 (rows, columns in px), the site's own first.
+SHIFTS = ((0, 0), (2, 0), (-2, 0), (0, 2), (0, -2))
 
 
 def _coverage(error: np.ndarray, sigma: np.ndarray) -> list[float]:
@@ -67,13 +79,12 @@ def _coverage(error: np.ndarray, sigma: np.ndarray) -> list[float]:
 def _worst(groups: list[tuple], form, a: float, b: float) -> float:
     from inference.shipped import coverage_deviation
 
-    return max(
-        coverage_deviation(error, form(learned, spread, answer, a, b)) for error, learned, spread, answer in groups
-    )
+    return max(coverage_deviation(error, form(*inputs, a, b)) for error, *inputs in groups)
 
 
 def sigma_form_rows(fitted: dict, test: dict) -> list[str]:
-    """fitted / test: source -> (error, learned sigma rms, spread, answer) of the ensemble as it answers."""
+    """fitted / test: source -> (error, learned sigma rms, spread, answer, views' spread) of the ensemble as it
+    answers."""
     rows = [
         "| form | a | b | worst deviation where fitted (tolerances) | fitted ours 1/2 sigma | fitted galsim "
         "| test ours | test galsim |",
@@ -84,11 +95,32 @@ def sigma_form_rows(fitted: dict, test: dict) -> list[str]:
         worst, a, b = best
         cells = []
         for table in (fitted, test):
-            for error, learned, spread, answer in table.values():
-                one, two = _coverage(error, form(learned, spread, answer, a, b))
+            for error, *inputs in table.values():
+                one, two = _coverage(error, form(*inputs, a, b))
                 cells.append(f"{100 * one:.1f}% / {100 * two:.1f}%")
         rows.append(f"| {name} | {a:.3f} | {b:.2f} | {worst:.2f} | " + " | ".join(cells) + " |")
     return rows
+
+
+def view_answers(models: list, images: np.ndarray, shifts=((0, 0),)) -> np.ndarray:
+    """V x N x M x 2: each member's raw (answer, learned sigma) on every view, the 8 rotations/flips of each shifted
+    copy of the images (V = 8 x len(shifts)); their mean over the first 8 is what the site answers before curves."""
+    import tensorflow as tf
+
+    from inference.ensemble import compile_group
+
+    function = compile_group(models, images.shape[1], test_time_augmentation=False)
+    views = []
+    for shift in shifts:
+        moved = np.roll(images, shift, axis=(1, 2)) if shift != (0, 0) else images
+        for turned in (moved, moved.transpose(0, 2, 1, 3)):
+            for flipped in (turned, turned[:, :, ::-1], turned[:, ::-1], turned[:, ::-1, ::-1]):
+                out = [
+                    function(tf.constant(flipped[i : i + 256].astype(np.float32) / 255.0)).numpy()
+                    for i in range(0, len(flipped), 256)
+                ]
+                views.append(np.concatenate(out).astype(np.float64))
+    return np.stack(views)
 
 
 def main() -> None:
@@ -102,12 +134,21 @@ def main() -> None:
     tests = shipped._sets(shipped.TEST_SETS, list(sources))
     vals = shipped._sets(shipped.VAL_SETS, list(sources))
     sigma_sets = shipped._sets(shipped.SIGMA_SETS, list(sources))
-    # Raw answers (no curve, no clip), from which every combination below is built.
-    raw = {}
+    # Raw answers (no curve, no clip), from which every combination below is built: the members' mean over the 8
+    # views as the site computes it, their learned sigma (root mean square over the views), the truth, and the
+    # spread of each member's answer over the views. The test sets are seen at every SHIFTS position too.
+    raw, shifted = {}, {}
     for part, sets in (("test", tests), ("val", vals), ("sigma", sigma_sets)):
         for source, data in sets.items():
-            p = shipped.predict(models, data.images, clip=False)
-            raw[part, source] = (p.members, p.member_sigma, data.inclination.astype(np.float64))
+            views = view_answers(models, data.images, SHIFTS if part == "test" else ((0, 0),))
+            site = views[:8]
+            raw[part, source] = (
+                site[..., 0].mean(axis=0),
+                np.sqrt(np.mean(site[..., 1] ** 2, axis=0)),
+                data.inclination.astype(np.float64),
+                site[..., 0].std(axis=0),
+            )
+            shifted[part, source] = views[..., 0].mean(axis=0)
 
     def through_curves(members, sigma):
         out, out_sigma = np.array(members), np.array(sigma)
@@ -120,16 +161,16 @@ def main() -> None:
 
     def sigma_inputs(parts, source):
         """(error, learned sigma rms, spread, answer) of the ensemble as it answers, over several sets."""
-        members = np.concatenate([raw[p, source][0] for p in parts])
-        sigma = np.concatenate([raw[p, source][1] for p in parts])
-        true = np.concatenate([raw[p, source][2] for p in parts])
+        members, sigma, true, view_spread = (np.concatenate([raw[p, source][k] for p in parts]) for k in range(4))
         answers, member_sigma = through_curves(members, sigma)
+        view_spread = through_curves(members, view_spread)[1]  # stretched by the curve's slope, as sigma is
         mean = answers.mean(axis=1)
-        return mean - true, np.sqrt(np.mean(member_sigma**2, axis=1)), answers.std(axis=1), mean
+        views = np.sqrt(np.mean(view_spread**2, axis=1))
+        return mean - true, np.sqrt(np.mean(member_sigma**2, axis=1)), answers.std(axis=1), mean, views
 
     errors, draws = {}, {}
     for source in sources:
-        members, sigma, true = raw["test", source]
+        members, sigma, true, _ = raw["test", source]
         errors[source] = shipped_answer(members, sigma).mean(axis=1) - true
         seed = shipped.TEST_SETS[source][1]
         draws[source] = [training_sets.source_draw(seed, i)[1] for i in range(len(true))]
@@ -160,7 +201,7 @@ def main() -> None:
     member_rows = ["| source | " + " | ".join(m["name"] for m in manifest["members"]) + " | ensemble |"]
     member_rows.append("|---|" + "---|" * (len(models) + 1))
     for s in sources:
-        members, sigma, true = raw["test", s]
+        members, sigma, true, _ = raw["test", s]
         answers = shipped_answer(members, sigma)
         alone = [f"{_rms(answers[:, j] - true):.2f}" for j in range(len(models))]
         member_rows.append(f"| {s} | " + " | ".join(alone) + f" | {_rms(errors[s]):.2f} |")
@@ -189,6 +230,17 @@ def main() -> None:
         {s: sigma_inputs(("val", "sigma"), s) for s in sources}, {s: sigma_inputs(("test",), s) for s in sources}
     )
 
+    shift_rows = ["| test-time views | ours | galsim |", "|---|---|---|"]
+    for label, answers_of in (
+        ("8 rotations/flips (shipped)", lambda s: raw["test", s][0]),
+        (f"8 rotations/flips x {len(SHIFTS)} positions (+/- 2 px)", lambda s: shifted["test", s]),
+    ):
+        cells = [
+            f"{_rms(shipped_answer(answers_of(s), raw['test', s][1]).mean(axis=1) - raw['test', s][2]):.3f}"
+            for s in sources
+        ]
+        shift_rows.append(f"| {label} | " + " | ".join(cells) + " |")
+
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     print("- Command: `.venv/bin/python -m bench.bench_error_sources`")
     print(
@@ -207,6 +259,8 @@ def main() -> None:
         "scale a), coverage within 1 / 2 sigma (targets 68% +/- 5, 95% +/- 3):\n"
     )
     print("\n".join(form_rows))
+    print("\nTest-time shifts, RMS (deg) on the test sets, each member through its curve, clipped, then the mean:\n")
+    print("\n".join(shift_rows))
 
 
 if __name__ == "__main__":
