@@ -31,6 +31,11 @@ class Architecture:
     # halving the resolution makes every later layer 4x cheaper (what makes 2-core training feasible).
     stem_pool: int = 2
     dropout: float = 0.2
+    # "pool": the stem averages each 2 x 2 block and drops the rest. "haar": a 2 x 2 stride-2 convolution that
+    # starts as the Haar transform, the average plus three differences per colour (HAAR_PATTERNS), so the
+    # halved image keeps every detail of the full one: a thick disk seen edge-on is only a few pixels high
+    # in a small stamp, and its inclination lies in exactly the detail that averaging throws away.
+    stem: str = "pool"
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -39,6 +44,11 @@ ARCHITECTURES: dict[str, Architecture] = {
     "vgg_c": Architecture("vgg_c", ((24, 1), (48, 1), (72, 1), (96, 1)), dense=96, dropout=0.3),
     # The shipped rejection classifier: junk vs galaxies needs far less capacity than the inclination.
     "vgg_s": Architecture("vgg_s", ((8, 1), (16, 1), (32, 1), (48, 1)), dense=32),
+    # The three above with the Haar stem: `with_haar_stem` turns a trained member into one of these that answers
+    # exactly as it did, and fine-tuning then teaches it to read the detail.
+    "vgg_a_haar": Architecture("vgg_a_haar", ((16, 1), (32, 1), (64, 2), (96, 1)), dense=64, stem="haar"),
+    "vgg_b_haar": Architecture("vgg_b_haar", ((16, 1), (32, 2), (64, 1), (128, 1)), dense=48, stem="haar"),
+    "vgg_c_haar": Architecture("vgg_c_haar", ((24, 1), (48, 1), (72, 1), (96, 1)), dense=96, dropout=0.3, stem="haar"),
     # For tests: a few thousand parameters, trains in a second.
     "tiny": Architecture("tiny", ((4, 1), (8, 1)), dense=8, stem_pool=1, dropout=0.0),
 }
@@ -83,9 +93,35 @@ def _input_stage(inputs, input_mode: str):
     return AsinhScaling(name="asinh_scaling")(inputs) if input_mode == "flux" else inputs
 
 
+# Rows, columns of the 2 x 2 block: the average, then the left-right, top-bottom and diagonal differences.
+HAAR_PATTERNS = (((1, 1), (1, 1)), ((1, -1), (1, -1)), ((1, 1), (-1, -1)), ((1, -1), (-1, 1)))
+
+
+def haar_kernel(channels: int = 3):
+    """2 x 2 x channels x 4 channels: output k x channels + c is pattern k of input channel c, divided by 4 (so
+    the first `channels` outputs are exactly the 2 x 2 average pooling of the "pool" stem)."""
+    import numpy as np
+
+    kernel = np.zeros((2, 2, channels, len(HAAR_PATTERNS) * channels), np.float32)
+    for k, pattern in enumerate(HAAR_PATTERNS):
+        for c in range(channels):
+            kernel[:, :, c, k * channels + c] = np.asarray(pattern, np.float32) / 4.0
+    return kernel
+
+
 def _backbone(arch: Architecture, inputs):
     x = inputs
-    if arch.stem_pool > 1:
+    if arch.stem == "haar":
+        channels = inputs.shape[-1]
+        x = layers.Conv2D(
+            len(HAAR_PATTERNS) * channels,
+            2,
+            strides=2,
+            use_bias=False,
+            kernel_initializer=keras.initializers.Constant(haar_kernel(channels)),
+            name="stem_haar",
+        )(x)
+    elif arch.stem_pool > 1:
         x = layers.AveragePooling2D(arch.stem_pool, name="stem_pool")(x)
     for b, (filters, convs) in enumerate(arch.blocks):
         for c in range(convs):
@@ -137,6 +173,26 @@ def build_sigma_regression_model(
     sigma = layers.Rescaling(SIGMA_SCALE, offset=SIGMA_FLOOR, name="sigma_deg")(sigma)
     outputs = layers.Concatenate(name="inclination_sigma")([mu, sigma])
     return keras.Model(inputs, outputs, name=name or f"sigma_regression_{architecture}")
+
+
+def with_haar_stem(model: keras.Model, architecture: str, *, name: str | None = None) -> keras.Model:
+    """A sigma-regression member of a "pool" architecture rebuilt as `architecture` (its "haar" twin) that
+    answers exactly as `model` does: every layer keeps its weights, and the first convolution reads the Haar
+    stem's average channels with its old kernel and the new detail channels with zeros."""
+    import numpy as np
+
+    wide = build_sigma_regression_model(architecture, input_size=model.input_shape[1], name=name or model.name)
+    old_layers = {layer.name: layer for layer in model.layers}
+    for layer in wide.layers:
+        if layer.name == "stem_haar" or not layer.weights:
+            continue
+        weights = old_layers[layer.name].get_weights()
+        if layer.name == "block0_conv0":
+            kernel = np.zeros(layer.get_weights()[0].shape, np.float32)
+            kernel[:, :, : weights[0].shape[2]] = weights[0]  # the average channels come first
+            weights = [kernel]
+        layer.set_weights(weights)
+    return wide
 
 
 def build_rejection_model(
