@@ -262,7 +262,7 @@ def measure(run, survey, shipped_versions, adapted_versions, stamps, truth, star
     from inference import shipped
     from inference import training_sets as synthetic_data
     from inference.ensemble import load_from_storage
-    from inference.services.curves import calibrations_of, median_answers, predictor
+    from inference.services.curves import calibrations_of, fitted_curves, median_answers, predictor
 
     n = ARGS.labelled
     held_x = prepared(stamps[n : n + ARGS.held_out])
@@ -310,7 +310,15 @@ def measure(run, survey, shipped_versions, adapted_versions, stamps, truth, star
             print(f"scratch member {architecture}: {fit.epochs} epochs in {fit.seconds:.0f} s", flush=True)
             scratch.append(model)
         results["scratch_seconds"] = time.time() - scratch_started
-        results["survey_scratch"] = rms(median_answers(predictor(scratch, 128), held_x), held_y)
+        # Through curves of its own, fitted on the images the adapted members' curves are fitted on.
+        held = slice(data.mix["guard_reference_labels"], None)
+        scratch_curves = fitted_curves(
+            scratch,
+            128,
+            np.concatenate([val.images, data.guard.images[held]]),
+            np.concatenate([val.target, data.guard.target[held]]),
+        )
+        results["survey_scratch"] = rms(median_answers(predictor(scratch, 128), held_x, scratch_curves), held_y)
         results["scratch_members"] = len(scratch)
     load = os.getloadavg()
     results["load"] = [round(x, 1) for x in load]

@@ -129,3 +129,30 @@ def test_a_fine_tuned_member_gets_its_own_curve_from_enough_validation_galaxies(
 
     few = np.concatenate([np.flatnonzero(truth < 85.0), np.flatnonzero(truth >= 85.0)[: curves.CURVE_MIN_PER_BIN - 1]])
     assert curves.fitted_curves([model], size, images[few], truth[few]) == [None]
+
+
+@pytest.mark.django_db
+def test_a_retrained_member_gets_the_curve_fitted_for_it_and_the_run_judges_it_through_that_curve(monkeypatch):
+    """Where the run's validation galaxies fill every bin, each new member gets its own curve, and the run's test
+    figures are its answers through that curve. The fit is replaced by a curve that sends every answer 1,000 deg
+    down, so the members answer the 45-deg floor whatever their weights; without the curve they answer near 60."""
+    from inference.services import curves
+
+    down = {"answer": [0.0, 1000.0], "true": [-1000.0, 0.0]}
+    fitted = []
+    monkeypatch.setattr(
+        curves, "fitted_curves", lambda models, size, images, truth: fitted.append(len(truth)) or [down] * len(models)
+    )
+    inference_fixtures.make_ensemble(inclinations=(55.0, 65.0), rejection=0.1)
+
+    run = train()
+
+    assert run.status == "succeeded" and fitted
+    regression = list(ModelVersion.objects.filter(training_run=run, kind="regression"))
+    assert regression
+    for version in regression:
+        assert version.metrics["calibration"] == down
+        assert version.metrics["calibration_from"] == f"fitted on {fitted[0]} validation galaxies"
+        assert version.metrics["bias"] == pytest.approx(-version.metrics["mae"])  # every answer at 45 deg
+    ensemble = run.metrics["ensemble"]
+    assert ensemble["bias"] == pytest.approx(-ensemble["mae"])

@@ -237,14 +237,14 @@ def _members() -> tuple[list[ModelVersion], list[int]]:
     return tuned, [v.pk for v in active if v not in tuned]
 
 
-def adapted_curves(tuned: list[tuple], fits: dict, size: int, val: keras_training.Split, guard: keras_training.Split):
+def adapted_curves(tuned: list[tuple], fits: dict, size: int, *held_out: keras_training.Split):
     """name -> {"calibration": the curve the adapted member answers through, "calibration_from": where it came from}.
 
     A member given back with its starting weights keeps its curve, so it answers exactly as before. The others get
-    their own, fitted on the survey's and the reference's validation images (`fitted_curves`), or keep the curve
-    they started from where those are too few.
+    their own, fitted on the `held_out` validation images (`fitted_curves`), or keep the curve they started from
+    where those are too few.
     """
-    x, y = np.concatenate([val.images, guard.images]), np.concatenate([val.target, guard.target])
+    x, y = np.concatenate([h.images for h in held_out]), np.concatenate([h.target for h in held_out])
     changed = [(name, model) for name, _, model in tuned if (fits[name].get("selection") or {}).get("epoch") != 0]
     fitted = {}
     if changed:
@@ -332,7 +332,12 @@ def execute_adaptation(run: TrainingRun, *, progress_callback=None) -> TrainingR
             "selection": fit.selection,
         }
 
-    curves = adapted_curves(tuned, fits, size, val, guard)
+    # The reference survey's val labels lead the guard set; the gate judges that survey on them, so the curves are
+    # fitted on the rest of the guard (synthetic SDSS-look galaxies) beside the adapted survey's own val set.
+    synthetic_guard = slice(data.mix["guard_reference_labels"], None)
+    curves = adapted_curves(
+        tuned, fits, size, keras_training.Split(guard.images[synthetic_guard], guard.target[synthetic_guard]), val
+    )
     after_pred, after = {}, predictor([m for _, _, m in tuned], size)
     for j, (name, (x, _)) in enumerate(judged.items()):
         after_pred[name] = median_answers(after, x, [curves[name]["calibration"] for name, _, _ in tuned])

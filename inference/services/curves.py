@@ -59,7 +59,7 @@ def _raw_answers(function, images: np.ndarray) -> np.ndarray:
     """N x M: each member's mean answer over the 8 rotations/flips, before any curve."""
     import tensorflow as tf
 
-    if len(images) == 0:
+    if len(images) == 0:  # (a compiled group cannot run an empty batch: its batch norm's shapes do not match)
         return np.zeros((0, 0))
     out = [
         function(tf.constant(images[start : start + 64].astype(np.float32) / 255.0)).numpy()[..., 0]
@@ -70,7 +70,7 @@ def _raw_answers(function, images: np.ndarray) -> np.ndarray:
 
 def _through_curves(answers: np.ndarray, calibrations: list[dict | None] | None) -> np.ndarray:
     answers = answers.copy()
-    for j, calibration in enumerate(calibrations or []):
+    for j, calibration in enumerate((calibrations or []) if len(answers) else []):
         answers[:, j] = metrics.apply_calibration(answers[:, j], np.zeros(len(answers)), calibration)[0]  # no sigma
     return answers
 

@@ -39,7 +39,8 @@ PROFILES = {
         # The shipped classifier's architecture, so a retraining fine-tunes it.
         "rejection": "vgg_s",
         "n_synthetic": 2500,
-        "n_val": 300,
+        # 450: every 5-deg bin then holds the 30 galaxies (curves.CURVE_MIN_PER_BIN) a member's own curve needs.
+        "n_val": 450,
         "n_test": 400,
         "n_face_on": 600,
         "epochs": 30,
