@@ -377,14 +377,15 @@ def train_member(
         started = time.time()
         recorded = {"started": started, "until": until, "init": init, "learning_rate": learning_rate}
         if init == "shipped":
-            previous = {m["name"]: m for m in load_manifest()["members"]}[HAAR_FROM.get(name, name)]
+            previous = {m["name"]: m for m in load_manifest()["members"]}[_shipped_start(name)]
             recorded["previous"] = {"sha256": previous["sha256"], "epochs": previous["epochs"]}
         state.write_text(json.dumps(recorded))
     train = training_split(sources)
     val = _split(_sets(VAL_SETS, sources).values())
     if init == "shipped":
-        model = load_keras_file(str(SHIPPED_DIR / f"{HAAR_FROM.get(name, name)}.keras"))
-        if name in HAAR_FROM:  # the shipped member, answering as it did, with the detail its stem dropped
+        start = _shipped_start(name)
+        model = load_keras_file(str(SHIPPED_DIR / f"{start}.keras"))
+        if start != name:  # its pooled twin, answering as it did, with the detail its stem dropped
             model = with_haar_stem(model, architecture, name=name)
         learning_rate = learning_rate or 6e-4
     else:
@@ -407,6 +408,12 @@ def train_member(
     history = {k: previous.get(k, []) + v for k, v in history.items()}
     (work / "history.json").write_text(json.dumps(history))
     return out
+
+
+def _shipped_start(name: str) -> str:
+    """The shipped member `train --init shipped` starts `name` from: itself once it ships, else its pooled twin."""
+    shipped_names = {m["name"] for m in load_manifest()["members"]}
+    return name if name in shipped_names or name not in HAAR_FROM else HAAR_FROM[name]
 
 
 # ------------------------------------------------------------------------------------------------ manifest
