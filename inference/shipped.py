@@ -7,7 +7,7 @@ checksum does not match.
 
 Training (resumable: rerun the same command after an interruption):
 
-    nice .venv/bin/python -m inference.shipped train --member mixed_vgg_a --init shipped --until 18:35
+    nice .venv/bin/python -m inference.shipped train --member mixed_vgg_a_haar --init shipped --until 18:35
     # a fine-tuning of a few epochs: start the cosine lower than 6e-4 (--learning-rate 1.5e-4)
     .venv/bin/python -m inference.shipped finish    # debiasing, calibration curves, sigma scale, metrics, manifest
 
@@ -431,7 +431,7 @@ MEMBERS = {
     "ours_only_vgg_a": ("vgg_a", ["ours"], 21),
     "galsim_only_vgg_a": ("vgg_a", ["galsim"], 22),
 }
-SHIPPED_MEMBERS = ("mixed_vgg_a", "mixed_vgg_b", "mixed_vgg_c")
+SHIPPED_MEMBERS = ("mixed_vgg_a_haar", "mixed_vgg_b_haar", "mixed_vgg_c_haar")
 # `train --init shipped` of one of these starts from the named shipped member, rebuilt with the Haar stem.
 HAAR_FROM = {f"{name}_haar": name for name in ("mixed_vgg_a", "mixed_vgg_b", "mixed_vgg_c")}
 CROSS_SOURCE_MEMBERS = ("ours_only_vgg_a", "galsim_only_vgg_a")

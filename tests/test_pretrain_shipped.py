@@ -78,9 +78,9 @@ def test_pretrain_profile_shipped_runs_every_step_resumably_and_activates_the_re
 def test_a_member_is_fine_tuned_from_the_shipped_file_at_the_learning_rate_asked_and_the_manifest_says_so(
     tiny_recipe, monkeypatch
 ):
-    shipped_before = {m["name"]: m for m in shipped.load_manifest(tiny_recipe)["members"]}["mixed_vgg_a"]
+    shipped_before = {m["name"]: m for m in shipped.load_manifest(tiny_recipe)["members"]}["mixed_vgg_a_haar"]
     shipped.train_member(
-        name="mixed_vgg_a",
+        name="mixed_vgg_a_haar",
         architecture="tiny",
         sources=["ours", "galsim"],
         seed=11,
@@ -92,7 +92,7 @@ def test_a_member_is_fine_tuned_from_the_shipped_file_at_the_learning_rate_asked
     fitted_on = []
     calibrate = shipped.calibrate_sigma_scale
     monkeypatch.setattr(shipped, "calibrate_sigma_scale", lambda groups: fitted_on.append(groups) or calibrate(groups))
-    manifest = shipped.finish(members=("mixed_vgg_a",), directory=tiny_recipe)
+    manifest = shipped.finish(members=("mixed_vgg_a_haar",), directory=tiny_recipe)
     member = manifest["members"][0]
     # The sigma scale saw each source's validation galaxies and its SIGMA_SETS galaxies (6 + 6), recorded.
     assert [len(error) for error, _, _ in fitted_on[0]] == [12, 12]
@@ -102,7 +102,7 @@ def test_a_member_is_fine_tuned_from_the_shipped_file_at_the_learning_rate_asked
     assert member["parameters"] == shipped_before["parameters"]
     assert member["fine_tuned_from"]["sha256"] == shipped_before["sha256"]
     assert member["sha256"] != shipped_before["sha256"]
-    expected = "train --member mixed_vgg_a --init shipped --learning-rate 0.0001 --until HH:MM"
+    expected = "train --member mixed_vgg_a_haar --init shipped --learning-rate 0.0001 --until HH:MM"
     assert any(c.endswith(expected) for c in manifest["command"])
 
 

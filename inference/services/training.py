@@ -35,7 +35,8 @@ logger = logging.getLogger(__name__)
 PROFILES = {
     # Retraining on labels plus synthetic galaxies (about half an hour on 2 cores).
     "standard": {
-        "members": ["vgg_a", "vgg_b", "vgg_c"],
+        # The shipped members' architectures, so a retraining fine-tunes them.
+        "members": ["vgg_a_haar", "vgg_b_haar", "vgg_c_haar"],
         # The shipped classifier's architecture, so a retraining fine-tunes it.
         "rejection": "vgg_s",
         "n_synthetic": 2500,
@@ -56,7 +57,8 @@ PROFILES = {
     },
     # A fresh site's first ensemble in a few minutes (manage.py pretrain_ensemble).
     "quick": {
-        "members": ["vgg_a", "vgg_b", "vgg_c"],
+        # The shipped members' architectures, so a retraining fine-tunes them.
+        "members": ["vgg_a_haar", "vgg_b_haar", "vgg_c_haar"],
         "rejection": "vgg_s",
         "n_synthetic": 1000,
         "n_val": 150,
