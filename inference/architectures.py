@@ -53,6 +53,9 @@ ARCHITECTURES: dict[str, Architecture] = {
     "tiny": Architecture("tiny", ((4, 1), (8, 1)), dense=8, stem_pool=1, dropout=0.0),
 }
 
+# A Haar architecture -> the pooled one `with_haar_stem` rebuilds into it.
+POOLED_TWIN = {name: name.removesuffix("_haar") for name, arch in ARCHITECTURES.items() if arch.stem == "haar"}
+
 DEFAULT_REGRESSION_MEMBERS = ("vgg_a", "vgg_b", "vgg_c")
 DEFAULT_REJECTION_ARCHITECTURE = "vgg_a"
 
@@ -176,12 +179,14 @@ def build_sigma_regression_model(
 
 
 def with_haar_stem(model: keras.Model, architecture: str, *, name: str | None = None) -> keras.Model:
-    """A sigma-regression member of a "pool" architecture rebuilt as `architecture` (its "haar" twin) that
+    """A colour regression member (with or without a sigma head) of a "pool" architecture rebuilt as
+    `architecture` (its "haar" twin, POOLED_TWIN) that
     answers exactly as `model` does: every layer keeps its weights, and the first convolution reads the Haar
     stem's average channels with its old kernel and the new detail channels with zeros."""
     import numpy as np
 
-    wide = build_sigma_regression_model(architecture, input_size=model.input_shape[1], name=name or model.name)
+    build = build_sigma_regression_model if model.output_shape[-1] == 2 else build_regression_model
+    wide = build(architecture, input_size=model.input_shape[1], name=name or model.name)
     old_layers = {layer.name: layer for layer in model.layers}
     for layer in wide.layers:
         if layer.name == "stem_haar" or not layer.weights:

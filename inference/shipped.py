@@ -377,8 +377,11 @@ def train_member(
         started = time.time()
         recorded = {"started": started, "until": until, "init": init, "learning_rate": learning_rate}
         if init == "shipped":
-            previous = {m["name"]: m for m in load_manifest()["members"]}[_shipped_start(name)]
-            recorded["previous"] = {"sha256": previous["sha256"], "epochs": previous["epochs"]}
+            start = _shipped_start(name)
+            previous = {m["name"]: m for m in load_manifest()["members"]}[start]
+            recorded["previous"] = {"name": start, "sha256": previous["sha256"], "epochs": previous["epochs"]}
+            if start != name:
+                recorded["previous"]["rebuilt"] = "architectures.with_haar_stem"
         state.write_text(json.dumps(recorded))
     train = training_split(sources)
     val = _split(_sets(VAL_SETS, sources).values())

@@ -156,3 +156,32 @@ def test_a_retrained_member_gets_the_curve_fitted_for_it_and_the_run_judges_it_t
         assert version.metrics["bias"] == pytest.approx(-version.metrics["mae"])  # every answer at 45 deg
     ensemble = run.metrics["ensemble"]
     assert ensemble["bias"] == pytest.approx(-ensemble["mae"])
+
+
+@pytest.mark.django_db
+def test_a_site_whose_active_members_predate_the_haar_stem_fine_tunes_them_rebuilt_rather_than_from_scratch(
+    monkeypatch,
+):
+    """The profiles train Haar-stem members; an active pooled member of the twin architecture is rebuilt with the
+    stem (answering as it did) and fine-tuned, so an upgraded site keeps what its members learned."""
+    from inference.architectures import build_regression_model
+    from inference.services import training
+
+    monkeypatch.setitem(training.PROFILES["tiny"], "members", ["vgg_a_haar"])
+    pooled = ModelVersionFactory(
+        name="pooled", architecture="vgg_a", keras_model=build_regression_model("vgg_a", input_size=32)
+    )
+    ModelVersionFactory(name="rej", kind="rejection", answer=0.1)
+
+    run = train()
+
+    assert run.status == "succeeded"
+    (member,) = ModelVersion.objects.filter(training_run=run, kind="regression")
+    assert member.architecture == "vgg_a_haar" and member.initialized_from_id == pooled.pk
+    assert run.metrics["initialization"][member.name]["reason"] == (
+        "fine-tuned from the active member, rebuilt with the Haar stem"
+    )
+    model = load_from_storage(member.file.name)
+    assert model.get_layer("stem_haar").kernel.shape == (2, 2, 3, 12)
+    # The pooled member's first kernel, moved by one epoch at the fine-tuning rate, reads the average channels.
+    assert np.abs(first_kernel(member)[:, :, :3] - first_kernel(pooled)).max() < 0.02

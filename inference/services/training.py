@@ -25,6 +25,7 @@ from inference import architectures, baseline, imaging, metrics, plots
 from inference import ensemble as ensemble_holder
 from inference import keras_training as training
 from inference import training_sets as synthetic_data
+from inference.architectures import POOLED_TWIN, with_haar_stem
 from inference.models import ModelVersion, TrainingRun
 from inference.services import band_training, curves
 from inference.services.predictions import model_input
@@ -139,6 +140,8 @@ class StartingPoint:
 
     version: ModelVersion | None
     reason: str
+    # The Haar architecture a pooled version is rebuilt as before fine-tuning (architectures.with_haar_stem).
+    rebuild_as: str | None = None
 
     def describe(self) -> dict:
         if self.version is None:
@@ -169,8 +172,13 @@ def starting_points(*, kind: str, architectures: list[str], size: int, mode: str
         candidates = by_arch.get(arch, [])
         k = seen.get(arch, 0)
         seen[arch] = k + 1
+        # A site whose active members predate the Haar stem: their pooled twins, rebuilt, rather than scratch.
+        twins = by_arch.get(POOLED_TWIN.get(arch, ""), []) if not candidates else []
         if candidates:
             out.append(StartingPoint(candidates[k % len(candidates)], "fine-tuned from the active member"))
+        elif twins:
+            reason = "fine-tuned from the active member, rebuilt with the Haar stem"
+            out.append(StartingPoint(twins[k % len(twins)], reason, rebuild_as=arch))
         else:
             out.append(
                 StartingPoint(
@@ -193,6 +201,8 @@ def _initial_model(start: StartingPoint, build, *, size: int):
         return build(), StartingPoint(None, f"from scratch: {start.version.name} could not be loaded ({exc})")
     if tuple(model.input_shape[1:]) != (size, size, 3):
         return build(), StartingPoint(None, f"from scratch: {start.version.name} takes another input shape")
+    if start.rebuild_as:
+        model = with_haar_stem(model, start.rebuild_as)
     return model, start
 
 
