@@ -399,16 +399,18 @@ class TestAdaptation:
             selection = fit["selection"]
             assert selection["epoch"] == 0, selection
             assert selection["guard_limit"] == selection["start"]["guard_rms"]
-            # Every epoch that forgot the reference was refused. A wreck can collapse back onto the constant it
-            # started from: an epoch whose guard RMS ties the limit exactly is no worse, so it is not refused, and
-            # no better on the survey, so it is not kept either.
-            guard_per_epoch = run.history[name]["guard_rms"]
-            assert len(guard_per_epoch) == fit["epochs"] >= 1
+            # Every epoch that forgot the reference was refused. A wreck can also land, by chance, on an epoch
+            # no worse on the reference (or tie with the constant it started from): that one is not refused, and
+            # is not kept either, since it is no better on the survey than the starting weights.
+            history = run.history[name]
+            assert len(history["guard_rms"]) == fit["epochs"] >= 1
             assert selection["refused"], selection
-            for epoch, guard_rms in enumerate(guard_per_epoch, start=1):
+            for epoch, (guard_rms, val_rms) in enumerate(
+                zip(history["guard_rms"], history["val_rms"], strict=True), start=1
+            ):
                 refused = guard_rms > selection["guard_limit"]
                 assert (epoch in selection["refused"]) == refused, (epoch, guard_rms, selection)
-                assert refused or guard_rms == selection["guard_limit"], (epoch, guard_rms, selection)
+                assert refused or val_rms >= selection["start"]["val_rms"], (epoch, val_rms, selection)
         assert run.metrics["promotion"]["promote"] is False
         assert set(ModelVersion.objects.filter(status="active").values_list("pk", flat=True)) == {m.pk for m in members}
         assert f"  {survey.slug}: " in out.getvalue() and "  sdss: " in out.getvalue()  # the gate's numbers per set
